@@ -1,0 +1,27 @@
+// Package directory defines what Warden needs of a user directory. The LDAP
+// implementation (OpenLDAP and Active Directory) lives in directory/ldap, the
+// dev-mode in-process directory in directory/embedded, and the behaviour suite
+// that every implementation passes in directory/directorytest.
+package directory
+
+import (
+	"context"
+
+	"github.com/wardenidp/warden/internal/identity"
+)
+
+// Directory checks passwords and looks users up.
+//
+// Authenticate returns the user on success. A rejection is one of the
+// identity sentinels (ErrInvalidCredentials for a wrong password, an unknown
+// user and an empty password alike; ErrAccountLocked, ErrPasswordExpired, ...).
+// Any other failure wraps identity.ErrDirectoryUnavailable.
+type Directory interface {
+	Authenticate(ctx context.Context, username, password string) (identity.User, error)
+	// Lookup finds a user without a password (for "who gets what" and for
+	// re-evaluating grants): identity.ErrUserNotFound when there is none.
+	Lookup(ctx context.Context, username string) (identity.User, error)
+	// Ping succeeds when at least one server answers a service-bound query.
+	Ping(ctx context.Context) error
+	Close() error
+}
