@@ -1,0 +1,65 @@
+// Package testenv tells tests where the real test servers are. The servers are
+// started by deploy/testenv/up.sh (make test does it), which exports their
+// addresses as environment variables. A test whose server is absent skips
+// with a message saying how to start it, except under CI=true, where it fails:
+// CI must never pass by skipping.
+package testenv
+
+import (
+	"os"
+	"testing"
+)
+
+// Require returns the values of the named environment variables, or skips
+// (fails under CI=true) when any is unset.
+func Require(t testing.TB, names ...string) map[string]string {
+	t.Helper()
+	out := make(map[string]string, len(names))
+	var missing []string
+	for _, n := range names {
+		v, ok := os.LookupEnv(n)
+		if !ok || v == "" {
+			missing = append(missing, n)
+			continue
+		}
+		out[n] = v
+	}
+	if len(missing) > 0 {
+		msg := "test server not configured: " + join(missing) +
+			" unset; run `make test`, or `eval $(deploy/testenv/up.sh)` then go test"
+		if os.Getenv("CI") == "true" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	return out
+}
+
+// Binary returns the path of a program the test needs (redis-server,
+// xmlsec1, chromium), or skips (fails under CI=true) when it is not installed.
+func Binary(t testing.TB, name string) string {
+	t.Helper()
+	for _, dir := range []string{"/usr/bin", "/usr/sbin", "/usr/local/bin"} {
+		p := dir + "/" + name
+		if st, err := os.Stat(p); err == nil && !st.IsDir() {
+			return p
+		}
+	}
+	msg := name + " not installed; run `make deps` (apt-get) or `make test`"
+	if os.Getenv("CI") == "true" {
+		t.Fatal(msg)
+	}
+	t.Skip(msg)
+	return ""
+}
+
+func join(s []string) string {
+	out := ""
+	for i, v := range s {
+		if i > 0 {
+			out += ", "
+		}
+		out += v
+	}
+	return out
+}
