@@ -1,0 +1,175 @@
+package store
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"golang.org/x/text/cases"
+	"golang.org/x/text/unicode/norm"
+)
+
+// Decision is the limiter's answer before a sign-in attempt.
+type Decision struct {
+	Allowed bool
+	// RetryAfter is how long until the exceeded window ends (the counter
+	// key's PTTL); zero when Allowed. HTTP Retry-After takes whole seconds:
+	// round up.
+	RetryAfter time.Duration
+}
+
+// Limiter counts failed sign-ins per username and per client IP in fixed
+// windows of LimitConfig.Window, aligned on the injected clock (window n
+// covers [n·Window, (n+1)·Window) since the Unix epoch).
+//
+// Keys: prefix+"limit:user:"+hex(SHA-256(normalized username))+":"+n and
+// prefix+"limit:ip:"+IP bucket+":"+n, each expiring at the end of its
+// window. Usernames are hashed so that Redis holds no typed usernames (a
+// failed sign-in is often a password typed into the username field); the
+// hash is unkeyed, so a dictionary of likely usernames can still be tested
+// against it. The limiter never asks the directory, so an unknown username
+// is counted exactly like a known one.
+//
+// Check and Fail are separate calls, so concurrent attempts that all pass
+// Check before any Fail can exceed the limit by the number of such
+// concurrent attempts.
+type Limiter struct {
+	store *Store
+	cfg   LimitConfig
+	now   func() time.Time
+}
+
+// incrScript counts one failure and, if the key has no expiry yet, sets it
+// to end with the window (atomically, so a counter never outlives it).
+var incrScript = redis.NewScript(`
+local n = redis.call('INCR', KEYS[1])
+if redis.call('PTTL', KEYS[1]) < 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+end
+return n`)
+
+// NewLimiter returns the limiter; now is the clock (nil: time.Now).
+func NewLimiter(st *Store, cfg LimitConfig, now func() time.Time) (*Limiter, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("store: login limits config: %w", err)
+	}
+	if now == nil {
+		now = time.Now
+	}
+	return &Limiter{store: st, cfg: cfg, now: now}, nil
+}
+
+// NormalizeUsername folds the ways of writing one login name into one: it
+// applies Unicode NFKC and case folding and collapses white space, roughly
+// as LDAP's caseIgnoreMatch (RFC 4518 string preparation) compares values.
+// Two spellings the directory takes for the same account thus share one
+// counter; merging a few distinct names only makes the limit stricter.
+func NormalizeUsername(username string) string {
+	s := norm.NFKC.String(username)
+	s = cases.Fold().String(s)
+	s = strings.Join(strings.Fields(s), " ")
+	return norm.NFKC.String(s)
+}
+
+// IPBucket returns the counter bucket of a client IP: the address for
+// IPv4 (IPv4-mapped IPv6 included), the /64 prefix for IPv6 (one host
+// usually holds a whole /64), and "invalid" for anything unparseable.
+func IPBucket(ip string) string {
+	a, err := netip.ParseAddr(strings.TrimSpace(ip))
+	if err != nil {
+		return "invalid"
+	}
+	a = a.WithZone("").Unmap()
+	if a.Is4() {
+		return a.String()
+	}
+	p, _ := a.Prefix(64)
+	return p.String()
+}
+
+// keys returns the user and IP counter keys of the current window and the
+// time left in it by the clock.
+func (l *Limiter) keys(username, ip string) (userKey, ipKey string, left time.Duration) {
+	now := l.now()
+	w := l.cfg.Window.Nanoseconds()
+	n := now.UnixNano() / w
+	left = time.Duration((n+1)*w - now.UnixNano())
+	sum := sha256.Sum256([]byte(NormalizeUsername(username)))
+	suffix := ":" + strconv.FormatInt(n, 10)
+	return l.store.Key("limit:user:" + hex.EncodeToString(sum[:]) + suffix),
+		l.store.Key("limit:ip:" + IPBucket(ip) + suffix), left
+}
+
+// Check tells whether a sign-in attempt for username from ip may go ahead:
+// not if the username or the IP has MaxFailures… failures in this window.
+func (l *Limiter) Check(ctx context.Context, username, ip string) (Decision, error) {
+	userKey, ipKey, left := l.keys(username, ip)
+	ctx, cancel := l.store.op(ctx)
+	defer cancel()
+	// Plain pipeline: the two keys are in different slots.
+	pipe := l.store.client.Pipeline()
+	uc, ut := pipe.Get(ctx, userKey), pipe.PTTL(ctx, userKey)
+	ic, it := pipe.Get(ctx, ipKey), pipe.PTTL(ctx, ipKey)
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return Decision{}, Unavailable("store: check login limits", err)
+	}
+	var d Decision
+	d.Allowed = true
+	for _, c := range []struct {
+		count *redis.StringCmd
+		ttl   *redis.DurationCmd
+		max   int
+	}{{uc, ut, l.cfg.MaxFailuresPerUser}, {ic, it, l.cfg.MaxFailuresPerIP}} {
+		n, err := c.count.Int()
+		if errors.Is(err, redis.Nil) {
+			continue
+		}
+		if err != nil {
+			return Decision{}, Unavailable("store: check login limits", err)
+		}
+		if n < c.max {
+			continue
+		}
+		d.Allowed = false
+		wait := c.ttl.Val()
+		if wait <= 0 { // -1 no expiry, -2 gone meanwhile: trust the clock
+			wait = left
+		}
+		d.RetryAfter = max(d.RetryAfter, wait)
+	}
+	return d, nil
+}
+
+// Fail counts one failed sign-in for username and for ip.
+func (l *Limiter) Fail(ctx context.Context, username, ip string) error {
+	userKey, ipKey, left := l.keys(username, ip)
+	ctx, cancel := l.store.op(ctx)
+	defer cancel()
+	ms := max(left.Milliseconds(), 1)
+	// Plain pipeline of two scripts: the keys are in different slots, and
+	// each script is atomic on its own key.
+	pipe := l.store.client.Pipeline()
+	incrScript.Eval(ctx, pipe, []string{userKey}, ms)
+	incrScript.Eval(ctx, pipe, []string{ipKey}, ms)
+	if _, err := pipe.Exec(ctx); err != nil {
+		return Unavailable("store: count failed sign-in", err)
+	}
+	return nil
+}
+
+// Succeed resets the username's counter after a successful sign-in. The
+// IP counter is kept: one good password must not wipe out an IP's failures
+// against other accounts.
+func (l *Limiter) Succeed(ctx context.Context, username string) error {
+	userKey, _, _ := l.keys(username, "")
+	ctx, cancel := l.store.op(ctx)
+	defer cancel()
+	return Unavailable("store: reset login limit", l.store.client.Del(ctx, userKey).Err())
+}
