@@ -1,0 +1,280 @@
+package ldap
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	goldap "github.com/go-ldap/ldap/v3"
+
+	"github.com/wardenidp/warden/internal/identity"
+)
+
+// inChainRule is LDAP_MATCHING_RULE_IN_CHAIN (MS-ADTS 3.1.1.3.4.4.3): it
+// walks the member links transitively on the server.
+const inChainRule = "1.2.840.113556.1.4.1941"
+
+// orBatch bounds how many member clauses one nested-group search ORs
+// together.
+const orBatch = 64
+
+// groupSet collects groups, deduplicated by normalized DN.
+type groupSet struct {
+	byKey map[string]*identity.Group
+}
+
+func newGroupSet() *groupSet { return &groupSet{byKey: map[string]*identity.Group{}} }
+
+// add records dn and reports whether it is new. A group seen as direct stays
+// direct.
+func (s *groupSet) add(dn string, direct bool) bool {
+	key, name := normDN(dn)
+	if g, ok := s.byKey[key]; ok {
+		g.Direct = g.Direct || direct
+		return false
+	}
+	s.byKey[key] = &identity.Group{DN: dn, Name: name, Direct: direct}
+	return true
+}
+
+func (s *groupSet) has(dn string) bool {
+	key, _ := normDN(dn)
+	_, ok := s.byKey[key]
+	return ok
+}
+
+// sorted returns the groups sorted by normalized DN.
+func (s *groupSet) sorted() []identity.Group {
+	if len(s.byKey) == 0 {
+		return nil
+	}
+	keys := make([]string, 0, len(s.byKey))
+	for k := range s.byKey {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	out := make([]identity.Group, len(keys))
+	for i, k := range keys {
+		out[i] = *s.byKey[k]
+	}
+	return out
+}
+
+// normDN returns a comparison key for dn (RFC 4514 parsed, attribute types
+// and values lowercased, spaces and escapes normalized) and the value of its
+// first RDN (the group's name). A DN that does not parse is compared as
+// lowercased text.
+func normDN(dn string) (key, name string) {
+	p, err := goldap.ParseDN(dn)
+	if err != nil || len(p.RDNs) == 0 || len(p.RDNs[0].Attributes) == 0 {
+		return strings.ToLower(strings.TrimSpace(dn)), dn
+	}
+	return strings.ToLower(p.String()), p.RDNs[0].Attributes[0].Value
+}
+
+// groups resolves the user's groups according to Config.GroupSource.
+func (d *Directory) groups(ctx context.Context, e *goldap.Entry, typed string) ([]identity.Group, error) {
+	var (
+		set *groupSet
+		err error
+	)
+	switch d.cfg.GroupSource {
+	case GroupSourceMemberOf:
+		set, err = d.groupsMemberOf(ctx, e)
+	case GroupSourceSearch:
+		set, err = d.groupsSearch(ctx, e, typed)
+	case GroupSourceInChain:
+		set, err = d.groupsInChain(ctx, e)
+	default:
+		err = fmt.Errorf("unknown group_source %q", d.cfg.GroupSource)
+	}
+	if err != nil {
+		return nil, unavailable("groups", err)
+	}
+	return set.sorted(), nil
+}
+
+// groupsMemberOf reads memberOf of the user (already in the entry), then of
+// each group, level by level, up to MaxNesting levels above the direct
+// groups. The OpenLDAP memberof overlay stores direct membership only, so
+// this walk finds the nested groups; where memberOf is computed
+// transitively (dynlist, AD) the walk finds nothing new and every group is
+// marked direct (the server cannot tell). A group seen before is not read
+// again, so membership cycles end.
+func (d *Directory) groupsMemberOf(ctx context.Context, e *goldap.Entry) (*groupSet, error) {
+	set := newGroupSet()
+	var frontier []string
+	for _, g := range e.GetEqualFoldAttributeValues("memberOf") {
+		if set.add(g, true) {
+			frontier = append(frontier, g)
+		}
+	}
+	if len(frontier) == 0 {
+		return set, nil
+	}
+	err := d.do(ctx, kindSearch, "groups", func(c *conn, srv string) error {
+		front := frontier
+		for level := 0; level < d.cfg.MaxNesting && len(front) > 0; level++ {
+			parents, err := d.readMemberOf(c, srv, front)
+			if err != nil {
+				return err
+			}
+			var next []string
+			for _, p := range parents {
+				if set.add(p, false) {
+					next = append(next, p)
+				}
+			}
+			front = next
+		}
+		return nil
+	})
+	return set, err
+}
+
+// readMemberOf reads memberOf of each group with a base search. The
+// searches are sent together on the one connection (LDAP allows several
+// outstanding requests, RFC 4511 section 4.1.1) and answered together, so a
+// level of nesting costs one round trip, not one per group. A group that no
+// longer exists is skipped.
+func (d *Directory) readMemberOf(c *conn, srv string, groups []string) ([]string, error) {
+	results := make([][]string, len(groups))
+	errs := make([]error, len(groups))
+	read := func(i int) {
+		start := time.Now()
+		req := goldap.NewSearchRequest(groups[i], goldap.ScopeBaseObject, goldap.NeverDerefAliases,
+			1, 0, false, "(objectClass=*)", []string{"memberOf"}, nil)
+		res, err := c.l.Search(req)
+		d.observe("search", srv, time.Since(start), err)
+		switch {
+		case goldap.IsErrorWithCode(err, goldap.LDAPResultNoSuchObject):
+		case err != nil:
+			errs[i] = fmt.Errorf("read memberOf of %s: %w", groups[i], err)
+		case len(res.Entries) == 1:
+			results[i] = res.Entries[0].GetEqualFoldAttributeValues("memberOf")
+		}
+	}
+	if len(groups) == 1 {
+		read(0)
+	} else {
+		var wg sync.WaitGroup
+		for i := range groups {
+			wg.Go(func() { read(i) })
+		}
+		wg.Wait()
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, r := range results {
+		out = append(out, r...)
+	}
+	return out, nil
+}
+
+// groupsSearch searches groups with GroupFilter: first by the user's DN (and
+// name), then level by level by the DNs of the groups found, up to
+// MaxNesting levels. Nesting is followed only when the template has {dn}
+// and not {username} (a memberUid-style filter names users, not groups).
+func (d *Directory) groupsSearch(ctx context.Context, e *goldap.Entry, typed string) (*groupSet, error) {
+	set := newGroupSet()
+	tmpl := d.cfg.GroupFilter
+	nest := strings.Contains(tmpl, "{dn}") && !strings.Contains(tmpl, "{username}")
+	username := e.GetEqualFoldAttributeValue(d.cfg.Attributes.Username)
+	if username == "" {
+		username = typed
+	}
+	err := d.do(ctx, kindSearch, "groups", func(c *conn, srv string) error {
+		// The user's DN and name are escaped here, once, where the filter is
+		// built.
+		first := expandTemplate(tmpl, goldap.EscapeFilter(username), goldap.EscapeFilter(e.DN))
+		dns, err := d.searchGroups(c, srv, first)
+		if err != nil {
+			return err
+		}
+		var front []string
+		for _, g := range dns {
+			if set.add(g, true) {
+				front = append(front, g)
+			}
+		}
+		for level := 0; nest && level < d.cfg.MaxNesting && len(front) > 0; level++ {
+			var next []string
+			for start := 0; start < len(front); start += orBatch {
+				batch := front[start:min(start+orBatch, len(front))]
+				var f strings.Builder
+				f.WriteString("(|")
+				for _, g := range batch {
+					f.WriteString(expandTemplate(tmpl, "", goldap.EscapeFilter(g)))
+				}
+				f.WriteString(")")
+				dns, err := d.searchGroups(c, srv, f.String())
+				if err != nil {
+					return err
+				}
+				for _, g := range dns {
+					if set.add(g, false) {
+						next = append(next, g)
+					}
+				}
+			}
+			front = next
+		}
+		return nil
+	})
+	return set, err
+}
+
+// groupsInChain asks Active Directory for every group the user is in,
+// transitively, in one search. A group is direct when it is in the user's
+// own memberOf.
+func (d *Directory) groupsInChain(ctx context.Context, e *goldap.Entry) (*groupSet, error) {
+	direct := newGroupSet()
+	for _, g := range e.GetEqualFoldAttributeValues("memberOf") {
+		direct.add(g, true)
+	}
+	set := newGroupSet()
+	err := d.do(ctx, kindSearch, "groups", func(c *conn, srv string) error {
+		// The user's DN is escaped here, once, where the filter is built.
+		dns, err := d.searchGroups(c, srv, "(member:"+inChainRule+":="+goldap.EscapeFilter(e.DN)+")")
+		if err != nil {
+			return err
+		}
+		for _, g := range dns {
+			set.add(g, direct.has(g))
+		}
+		return nil
+	})
+	return set, err
+}
+
+// searchGroups runs a subtree search under GroupBaseDN and returns the DNs
+// found, paged when PageSize > 0. Referrals are ignored.
+func (d *Directory) searchGroups(c *conn, srv, filter string) ([]string, error) {
+	req := goldap.NewSearchRequest(d.cfg.GroupBaseDN, goldap.ScopeWholeSubtree, goldap.NeverDerefAliases,
+		0, 0, false, filter, []string{"1.1"}, nil)
+	start := time.Now()
+	var (
+		res *goldap.SearchResult
+		err error
+	)
+	if d.cfg.PageSize > 0 {
+		res, err = c.l.SearchWithPaging(req, uint32(d.cfg.PageSize))
+	} else {
+		res, err = c.l.Search(req)
+	}
+	d.observe("search", srv, time.Since(start), err)
+	if err != nil {
+		return nil, fmt.Errorf("search groups: %w", err)
+	}
+	out := make([]string, 0, len(res.Entries))
+	for _, e := range res.Entries {
+		out = append(out, e.DN)
+	}
+	return out, nil
+}

@@ -1,0 +1,488 @@
+// Package ldap implements directory.Directory for OpenLDAP, Active Directory
+// and other RFC 4511 servers with go-ldap/v3.
+//
+// One sign-in costs one service-bound search (the user's entry, memberOf
+// included) and one user bind, each on a pooled connection; nested groups
+// cost more searches only where the server cannot compute them (group_source
+// memberof against the OpenLDAP memberof overlay, or search).
+//
+// Security invariants, each in one place:
+//   - the login name is escaped once, with ldap.EscapeFilter, where the
+//     filter is built from the template (findUser); group filters escape the
+//     DN the same way (groups.go);
+//   - names that are empty, longer than 256 bytes, not UTF-8 or carry NUL,
+//     and empty passwords, are refused before any LDAP traffic (an empty
+//     password would be an unauthenticated bind, RFC 4513 section 5.1.2);
+//   - an unknown user costs a bind too (against a DN that does not exist),
+//     and reads exactly like a wrong password;
+//   - a search that finds more than one entry is an error, never a choice;
+//   - an outage is identity.ErrDirectoryUnavailable, never a rejection;
+//   - passwords are never logged; bind failures are logged at debug with the
+//     result code only.
+package ldap
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	goldap "github.com/go-ldap/ldap/v3"
+
+	"github.com/wardenidp/warden/internal/directory"
+	"github.com/wardenidp/warden/internal/identity"
+)
+
+// MaxUsernameLen is the longest login name (in bytes) sent to the directory.
+const MaxUsernameLen = 256
+
+// Observer receives one call per LDAP operation, so that the caller can
+// export metrics without this package importing a metrics library.
+//
+// op is one of "dial", "service_bind", "search", "bind" (a user bind),
+// "dummy_bind" (the bind for an unknown user), "health". server is the URL.
+// For "bind", err is nil on success, an identity rejection sentinel, or an
+// error wrapping identity.ErrDirectoryUnavailable; for the others it is the
+// raw error. Implementations must be safe for concurrent use and fast.
+type Observer interface {
+	ObserveOp(op, server string, d time.Duration, err error)
+}
+
+// Option configures a Directory.
+type Option func(*Directory)
+
+// WithLogger sets the logger (default: slog.Default()'s handler is not used;
+// logs are discarded).
+func WithLogger(l *slog.Logger) Option {
+	return func(d *Directory) {
+		if l != nil {
+			d.log = l
+		}
+	}
+}
+
+// WithClock sets the clock used for backoff and idle ages (default
+// time.Now). Network deadlines always use the real time.
+func WithClock(now func() time.Time) Option {
+	return func(d *Directory) {
+		if now != nil {
+			d.now = now
+		}
+	}
+}
+
+// WithObserver sets the metrics hook.
+func WithObserver(o Observer) Option {
+	return func(d *Directory) { d.obs = o }
+}
+
+// Directory is an LDAP directory.Directory. It is safe for concurrent use.
+type Directory struct {
+	cfg       Config
+	log       *slog.Logger
+	now       func() time.Time
+	obs       Observer
+	servers   []*server
+	userAttrs []string
+	dummyDN   string
+	idIsGUID  bool
+	ppolicy   bool
+
+	closed atomic.Bool
+	stop   chan struct{}
+	wg     sync.WaitGroup
+}
+
+var _ directory.Directory = (*Directory)(nil)
+
+// The outward errors of Authenticate for a wrong password, an unknown user,
+// an unusable name and an empty password: one value, so they read alike.
+var errInvalid = fmt.Errorf("ldap: authenticate: %w", identity.ErrInvalidCredentials)
+
+// errNoSuchUser is internal: findUser found no entry.
+var errNoSuchUser = errors.New("no such user")
+
+// New validates cfg (call ApplyPreset and SetDefaults first) and returns a
+// Directory. It does not connect: connections are opened on first use, so a
+// directory that is down at start-up does not stop the caller from starting.
+func New(cfg Config, opts ...Option) (*Directory, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("ldap: config: %w", err)
+	}
+	if cfg.UserBaseDN == "" {
+		cfg.UserBaseDN = cfg.BaseDN
+	}
+	if cfg.GroupBaseDN == "" {
+		cfg.GroupBaseDN = cfg.BaseDN
+	}
+	d := &Directory{
+		cfg:  cfg,
+		log:  slog.New(slog.DiscardHandler),
+		now:  time.Now,
+		stop: make(chan struct{}),
+	}
+	for _, o := range opts {
+		o(d)
+	}
+	tc := &tls.Config{
+		MinVersion:         tls.VersionTLS12,
+		ServerName:         cfg.ServerName,
+		InsecureSkipVerify: cfg.InsecureSkipVerify, //nolint:gosec // operator's explicit choice; check-config warns
+	}
+	if cfg.CAFile != "" {
+		pem, err := os.ReadFile(cfg.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("ldap: ca_file: %w", err)
+		}
+		tc.RootCAs = x509.NewCertPool()
+		if !tc.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("ldap: ca_file: no PEM certificate in %s", cfg.CAFile)
+		}
+	}
+	for _, u := range cfg.URLs {
+		s, err := newServer(d, u, tc)
+		if err != nil {
+			return nil, fmt.Errorf("ldap: %s: %w", u, err)
+		}
+		d.servers = append(d.servers, s)
+	}
+	d.idIsGUID = strings.EqualFold(cfg.Attributes.ID, "objectGUID")
+	d.ppolicy = cfg.Type != TypeActiveDirectory
+	// A DN under the user base that names nobody: the dummy bind for unknown
+	// users goes there, so that they cost a bind like everyone else.
+	d.dummyDN = "cn=warden-no-such-user-7f3a9c," + cfg.UserBaseDN
+	d.userAttrs = d.buildUserAttrs()
+
+	d.wg.Add(1)
+	go d.healthLoop()
+	return d, nil
+}
+
+func (d *Directory) buildUserAttrs() []string {
+	a := d.cfg.Attributes
+	var out []string
+	seen := map[string]bool{}
+	add := func(s string) {
+		if s != "" && !seen[strings.ToLower(s)] {
+			seen[strings.ToLower(s)] = true
+			out = append(out, s)
+		}
+	}
+	add(a.Username)
+	add(a.DisplayName)
+	add("cn")
+	add(a.Email)
+	add(a.ID)
+	if d.cfg.GroupSource != GroupSourceSearch {
+		// memberOf comes with the user's entry: no extra round trip for the
+		// direct groups (memberof), or for telling direct ones (in_chain).
+		add("memberOf")
+	}
+	for _, e := range a.Extra {
+		add(e)
+	}
+	return out
+}
+
+func (d *Directory) observe(op, server string, dur time.Duration, err error) {
+	if d.obs != nil {
+		d.obs.ObserveOp(op, server, dur, err)
+	}
+}
+
+// usernameProblem says why a login name must not be sent to the directory,
+// or "" when it may.
+func usernameProblem(username string) string {
+	switch {
+	case username == "":
+		return "empty username"
+	case len(username) > MaxUsernameLen:
+		return "username too long"
+	case !utf8.ValidString(username):
+		return "username not UTF-8"
+	case strings.IndexByte(username, 0) >= 0:
+		return "username contains NUL"
+	}
+	return ""
+}
+
+// Authenticate implements directory.Directory.
+func (d *Directory) Authenticate(ctx context.Context, username, password string) (identity.User, error) {
+	if p := usernameProblem(username); p != "" {
+		d.log.DebugContext(ctx, "ldap authenticate refused before any request", "reason", p)
+		return identity.User{}, errInvalid
+	}
+	if password == "" {
+		// RFC 4513 section 5.1.2: a simple bind with a name and an empty
+		// password is an unauthenticated bind, which many servers answer
+		// with success. Never send one.
+		d.log.DebugContext(ctx, "ldap authenticate refused before any request", "reason", "empty password")
+		return identity.User{}, errInvalid
+	}
+	entry, err := d.findUser(ctx, username)
+	if errors.Is(err, errNoSuchUser) {
+		d.dummyBind(ctx, password)
+		return identity.User{}, errInvalid
+	}
+	if err != nil {
+		return identity.User{}, err
+	}
+	if err := d.userBind(ctx, entry.DN, password); err != nil {
+		return identity.User{}, err
+	}
+	return d.buildUser(ctx, entry, username)
+}
+
+// Lookup implements directory.Directory.
+func (d *Directory) Lookup(ctx context.Context, username string) (identity.User, error) {
+	if usernameProblem(username) != "" {
+		return identity.User{}, fmt.Errorf("ldap: lookup: %w", identity.ErrUserNotFound)
+	}
+	entry, err := d.findUser(ctx, username)
+	if errors.Is(err, errNoSuchUser) {
+		return identity.User{}, fmt.Errorf("ldap: lookup: %w", identity.ErrUserNotFound)
+	}
+	if err != nil {
+		return identity.User{}, err
+	}
+	return d.buildUser(ctx, entry, username)
+}
+
+// Ping implements directory.Directory: a service-bound read of the root DSE
+// on any server.
+func (d *Directory) Ping(ctx context.Context) error {
+	return d.do(ctx, kindSearch, "ping", func(c *conn, srv string) error {
+		start := time.Now()
+		_, err := c.l.Search(rootDSERequest())
+		d.observe("search", srv, time.Since(start), err)
+		return err
+	})
+}
+
+// Close closes every pooled connection and stops the health checks.
+func (d *Directory) Close() error {
+	if d.closed.Swap(true) {
+		return nil
+	}
+	close(d.stop)
+	d.wg.Wait()
+	for _, s := range d.servers {
+		for _, p := range s.pools {
+			p.closeAll()
+		}
+	}
+	return nil
+}
+
+// do runs fn on a connection of the given kind, trying the servers in order:
+// first those not backing off, then (only if none of those could answer) the
+// ones that are. An LDAP answer, good or bad, ends the loop; a server failure
+// moves on to the next server. When no server answered, the error wraps
+// identity.ErrDirectoryUnavailable and says what each server did.
+func (d *Directory) do(ctx context.Context, kind poolKind, op string, fn func(c *conn, server string) error) error {
+	if d.closed.Load() {
+		return unavailable(op, errors.New("directory closed"))
+	}
+	var errs []error
+	now := d.now()
+	for pass := 0; pass < 2; pass++ {
+		for _, s := range d.servers {
+			if s.backingOff(now) != (pass == 1) {
+				continue
+			}
+			if ctx.Err() != nil {
+				errs = append(errs, ctx.Err())
+				return unavailable(op, errors.Join(errs...))
+			}
+			err := s.pools[kind].run(ctx, func(c *conn) error { return fn(c, s.url) })
+			if err == nil || !isServerFailure(err) {
+				s.markUp()
+				return err
+			}
+			if ctx.Err() == nil {
+				// The caller's own deadline is not the server's fault.
+				b := s.markDown(d.now())
+				d.log.WarnContext(ctx, "ldap server failed", "server", s.url, "op", op,
+					"backoff", b.String(), "error", err.Error())
+			}
+			errs = append(errs, err)
+		}
+	}
+	return unavailable(op, errors.Join(errs...))
+}
+
+// findUser runs the service-bound search for the user. It returns
+// errNoSuchUser for no entry, and an ErrDirectoryUnavailable error for more
+// than one (an ambiguous filter is a configuration problem, and picking one
+// entry could sign in the wrong person).
+func (d *Directory) findUser(ctx context.Context, username string) (*goldap.Entry, error) {
+	// The one place the login name enters a filter: escaped here, once.
+	filter := expandTemplate(d.cfg.UserFilter, goldap.EscapeFilter(username), "")
+	req := goldap.NewSearchRequest(d.cfg.UserBaseDN, goldap.ScopeWholeSubtree, goldap.NeverDerefAliases,
+		2, 0, false, filter, d.userAttrs, nil)
+	var entries []*goldap.Entry
+	err := d.do(ctx, kindSearch, "search user", func(c *conn, srv string) error {
+		start := time.Now()
+		res, err := c.l.Search(req)
+		d.observe("search", srv, time.Since(start), err)
+		if err != nil && goldap.IsErrorWithCode(err, goldap.LDAPResultSizeLimitExceeded) && res != nil {
+			err = nil // two entries and a size limit: ambiguous, reported below
+		}
+		if err != nil {
+			return err
+		}
+		// Referrals (Samba AD returns one for CN=Configuration) were not
+		// asked for and are ignored; only entries count.
+		entries = res.Entries
+		return nil
+	})
+	if err != nil {
+		return nil, unavailable("search user", err)
+	}
+	switch len(entries) {
+	case 0:
+		return nil, errNoSuchUser
+	case 1:
+		return entries[0], nil
+	default:
+		return nil, unavailable("search user", fmt.Errorf("ambiguous: the user filter matches %d or more entries", len(entries)))
+	}
+}
+
+// userBind checks the password with a bind as dn on a connection of the
+// bind pool, asking for the password policy response control (OpenLDAP
+// ppolicy, draft-behera-ldap-password-policy-10).
+func (d *Directory) userBind(ctx context.Context, dn, password string) error {
+	var outcome error
+	err := d.do(ctx, kindBind, "bind", func(c *conn, srv string) error {
+		req := &goldap.SimpleBindRequest{Username: dn, Password: password}
+		if d.ppolicy {
+			req.Controls = []goldap.Control{goldap.NewControlBeheraPasswordPolicy()}
+		}
+		start := time.Now()
+		res, err := c.l.SimpleBind(req)
+		if err != nil && isConnError(err) {
+			d.observe("bind", srv, time.Since(start), err)
+			return err // let do() try the next server
+		}
+		var code int
+		var sub string
+		outcome, code, sub = bindOutcome(res, err)
+		d.observe("bind", srv, time.Since(start), outcome)
+		if outcome != nil {
+			d.log.DebugContext(ctx, "ldap bind rejected", "server", srv, "result", code, "detail", sub)
+		}
+		return nil
+	})
+	if err != nil {
+		return unavailable("bind", err)
+	}
+	switch {
+	case outcome == nil:
+		return nil
+	case errors.Is(outcome, identity.ErrInvalidCredentials):
+		return errInvalid
+	case identity.IsRejection(outcome):
+		return fmt.Errorf("ldap: authenticate: %w", outcome)
+	default:
+		return outcome
+	}
+}
+
+// dummyBind binds as a DN that does not exist, with the password given, so
+// that an unknown user takes as long as a wrong password. Its result is
+// ignored.
+func (d *Directory) dummyBind(ctx context.Context, password string) {
+	_ = d.do(ctx, kindBind, "dummy bind", func(c *conn, srv string) error {
+		req := &goldap.SimpleBindRequest{Username: d.dummyDN, Password: password}
+		if d.ppolicy {
+			req.Controls = []goldap.Control{goldap.NewControlBeheraPasswordPolicy()}
+		}
+		start := time.Now()
+		_, err := c.l.SimpleBind(req)
+		d.observe("dummy_bind", srv, time.Since(start), err)
+		if isConnError(err) {
+			return err
+		}
+		return nil
+	})
+}
+
+// buildUser turns the user's entry into an identity.User, groups included.
+func (d *Directory) buildUser(ctx context.Context, e *goldap.Entry, typed string) (identity.User, error) {
+	a := d.cfg.Attributes
+	u := identity.User{
+		DN:       e.DN,
+		Username: e.GetEqualFoldAttributeValue(a.Username),
+		Email:    e.GetEqualFoldAttributeValue(a.Email),
+	}
+	if u.Username == "" {
+		u.Username = typed
+	}
+	if a.DisplayName != "" {
+		u.DisplayName = e.GetEqualFoldAttributeValue(a.DisplayName)
+	}
+	if u.DisplayName == "" {
+		u.DisplayName = e.GetEqualFoldAttributeValue("cn")
+	}
+	if d.idIsGUID {
+		raw := e.GetEqualFoldRawAttributeValue(a.ID)
+		id, err := guidString(raw)
+		if err != nil {
+			return identity.User{}, unavailable("user id", fmt.Errorf("%s of %s: %w", a.ID, e.DN, err))
+		}
+		u.ID = id
+	} else {
+		u.ID = e.GetEqualFoldAttributeValue(a.ID)
+	}
+	if u.ID == "" {
+		return identity.User{}, unavailable("user id", fmt.Errorf("%s has no %s (the stable ID attribute)", e.DN, a.ID))
+	}
+	if len(a.Extra) > 0 {
+		u.Attributes = make(map[string][]string, len(a.Extra))
+		for _, x := range a.Extra {
+			if v := e.GetEqualFoldAttributeValues(x); len(v) > 0 {
+				u.Attributes[strings.ToLower(x)] = v
+			}
+		}
+	}
+	groups, err := d.groups(ctx, e, typed)
+	if err != nil {
+		return identity.User{}, err
+	}
+	u.Groups = groups
+	return u, nil
+}
+
+// healthLoop checks idle connections every HealthCheckInterval.
+func (d *Directory) healthLoop() {
+	defer d.wg.Done()
+	t := time.NewTicker(d.cfg.HealthCheckInterval)
+	defer t.Stop()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		<-d.stop
+		cancel()
+	}()
+	for {
+		select {
+		case <-d.stop:
+			return
+		case <-t.C:
+			for _, s := range d.servers {
+				for _, p := range s.pools {
+					p.healthCheck(ctx, d.cfg.HealthCheckInterval)
+				}
+			}
+		}
+	}
+}

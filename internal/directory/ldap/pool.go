@@ -1,0 +1,437 @@
+package ldap
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	goldap "github.com/go-ldap/ldap/v3"
+)
+
+// poolKind tells the two pools of a server apart.
+type poolKind int
+
+const (
+	// kindSearch connections are bound as the service account once, when
+	// they are dialled, and only ever search.
+	kindSearch poolKind = iota
+	// kindBind connections carry user binds. A bind changes the identity of
+	// the connection, so they never search for anyone (the health check's
+	// root DSE read excepted). Keeping them apart from the search pool costs
+	// no extra round trip per sign-in, where re-binding as the service
+	// account after every user bind would cost one.
+	kindBind
+)
+
+func (k poolKind) String() string {
+	if k == kindSearch {
+		return "search"
+	}
+	return "bind"
+}
+
+// Backoff after a server failed: 1s, 2s, 4s, ... up to 30s. While a server
+// is backing off, requests go to the next URL; when every server is backing
+// off, they are all tried anyway (in order), so recovery needs no timer.
+const (
+	backoffMin = time.Second
+	backoffMax = 30 * time.Second
+)
+
+// longAgo is a deadline in the past: it makes every blocked read or write
+// on a connection return at once.
+var longAgo = time.Unix(1, 0)
+
+// serverError marks a failure of the server rather than an answer from it
+// (dial, TLS, service bind): the request moves on to the next URL.
+type serverError struct{ err error }
+
+func (e *serverError) Error() string { return e.err.Error() }
+func (e *serverError) Unwrap() error { return e.err }
+
+// isServerFailure reports whether err says the server (or the path to it)
+// failed, as opposed to an LDAP answer.
+func isServerFailure(err error) bool {
+	var se *serverError
+	return errors.As(err, &se) || isConnError(err)
+}
+
+// server is one of Config.URLs with its two pools and its backoff state.
+type server struct {
+	url      string
+	hostport string
+	ldaps    bool
+	startTLS bool
+	tls      *tls.Config
+	pools    [2]*pool
+
+	failures atomic.Int32
+	mu       sync.Mutex
+	retryAt  time.Time
+}
+
+func newServer(d *Directory, raw string, base *tls.Config) (*server, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, err
+	}
+	s := &server{url: raw, ldaps: u.Scheme == "ldaps", startTLS: u.Scheme == "ldap" && d.cfg.StartTLS}
+	port := u.Port()
+	if port == "" {
+		port = "389"
+		if s.ldaps {
+			port = "636"
+		}
+	}
+	s.hostport = net.JoinHostPort(u.Hostname(), port)
+	if s.ldaps || s.startTLS {
+		s.tls = base.Clone()
+		if s.tls.ServerName == "" {
+			s.tls.ServerName = u.Hostname()
+		}
+	}
+	for k := range s.pools {
+		s.pools[k] = &pool{d: d, srv: s, kind: poolKind(k), sem: make(chan struct{}, d.cfg.PoolSize)}
+	}
+	return s, nil
+}
+
+// backingOff reports whether the server failed recently and should be
+// skipped while another server may answer.
+func (s *server) backingOff(now time.Time) bool {
+	if s.failures.Load() == 0 {
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return now.Before(s.retryAt)
+}
+
+func (s *server) markUp() {
+	if s.failures.Load() == 0 {
+		return
+	}
+	s.mu.Lock()
+	s.failures.Store(0)
+	s.retryAt = time.Time{}
+	s.mu.Unlock()
+}
+
+func (s *server) markDown(now time.Time) time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := s.failures.Add(1)
+	b := backoffMin
+	for i := int32(1); i < n && b < backoffMax; i++ {
+		b *= 2
+	}
+	b = min(b, backoffMax)
+	s.retryAt = now.Add(b)
+	return b
+}
+
+// conn is one pooled LDAP connection.
+type conn struct {
+	l         *goldap.Conn
+	nc        net.Conn // the transport, for deadlines (the TLS conn for ldaps://, TCP otherwise)
+	idleSince time.Time
+	dead      bool // a deadline or cancellation may have cut it: never reuse
+}
+
+func (c *conn) close() {
+	_ = c.l.Close()
+}
+
+// run calls fn with the connection under a deadline: the earlier of now +
+// timeout and the context's deadline. Cancelling ctx cuts the connection
+// short (its deadline is moved to the past), so a blocked read returns.
+func (c *conn) run(ctx context.Context, timeout time.Duration, fn func(*conn) error) error {
+	deadline := time.Now().Add(timeout)
+	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
+		deadline = dl
+	}
+	_ = c.nc.SetDeadline(deadline)
+	var stop func() bool
+	if ctx.Done() != nil {
+		stop = context.AfterFunc(ctx, func() { _ = c.nc.SetDeadline(longAgo) })
+	}
+	err := fn(c)
+	if stop != nil && !stop() {
+		c.dead = true
+	}
+	if err != nil && ctx.Err() != nil {
+		err = fmt.Errorf("%w: %w", ctx.Err(), err)
+	}
+	if !c.dead {
+		_ = c.nc.SetDeadline(time.Time{})
+	}
+	return err
+}
+
+// pool holds up to Config.PoolSize connections to one server. A slot in sem
+// is held while a connection is in use; idle connections wait in a LIFO
+// stack, so the hot ones stay hot and the rest age towards the health check.
+type pool struct {
+	d    *Directory
+	srv  *server
+	kind poolKind
+	sem  chan struct{}
+
+	mu   sync.Mutex
+	idle []*conn
+	open atomic.Int64
+
+	dials, dialErrors, waits atomic.Uint64
+}
+
+// acquire takes a slot, waiting at most Config.Timeout (and ctx).
+func (p *pool) acquire(ctx context.Context) error {
+	select {
+	case p.sem <- struct{}{}:
+		return nil
+	default:
+	}
+	p.waits.Add(1)
+	t := time.NewTimer(p.d.cfg.Timeout)
+	defer t.Stop()
+	select {
+	case p.sem <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return &serverError{fmt.Errorf("waiting for a %s connection to %s: %w", p.kind, p.srv.url, ctx.Err())}
+	case <-t.C:
+		return &serverError{fmt.Errorf("waiting for a %s connection to %s: all %d in use for %s",
+			p.kind, p.srv.url, cap(p.sem), p.d.cfg.Timeout)}
+	}
+}
+
+func (p *pool) release() { <-p.sem }
+
+func (p *pool) popIdle() *conn {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for n := len(p.idle); n > 0; n = len(p.idle) {
+		c := p.idle[n-1]
+		p.idle[n-1] = nil
+		p.idle = p.idle[:n-1]
+		if !c.l.IsClosing() {
+			return c
+		}
+		p.open.Add(-1)
+		go c.close()
+	}
+	return nil
+}
+
+func (p *pool) pushIdle(c *conn) {
+	if c.dead || c.l.IsClosing() || p.d.closed.Load() {
+		p.discard(c)
+		return
+	}
+	c.idleSince = p.d.now()
+	p.mu.Lock()
+	p.idle = append(p.idle, c)
+	p.mu.Unlock()
+}
+
+func (p *pool) discard(c *conn) {
+	p.open.Add(-1)
+	c.close()
+}
+
+// run runs fn on a connection of this pool. A pooled connection that fails
+// at the connection level (stale after a server restart or an idle timeout)
+// is replaced by a fresh one and fn is tried once more; a fresh connection
+// that fails is the server's failure.
+func (p *pool) run(ctx context.Context, fn func(*conn) error) error {
+	if err := p.acquire(ctx); err != nil {
+		return err
+	}
+	defer p.release()
+	c := p.popIdle()
+	reused := c != nil
+	if c == nil {
+		var err error
+		if c, err = p.dial(ctx); err != nil {
+			return err
+		}
+	}
+	err := c.run(ctx, p.d.cfg.Timeout, fn)
+	if err != nil && isConnError(err) {
+		p.discard(c)
+		if !reused || ctx.Err() != nil {
+			return err
+		}
+		if c, err = p.dial(ctx); err != nil {
+			return err
+		}
+		if err = c.run(ctx, p.d.cfg.Timeout, fn); err != nil && isConnError(err) {
+			p.discard(c)
+			return err
+		}
+	}
+	p.pushIdle(c)
+	return err
+}
+
+// dial opens a connection: TCP within DialTimeout, TLS (ldaps:// or
+// StartTLS), and for the search pool the service bind.
+func (p *pool) dial(ctx context.Context) (*conn, error) {
+	d, s := p.d, p.srv
+	start := time.Now()
+	p.dials.Add(1)
+	c, err := p.dialConn(ctx)
+	d.observe("dial", s.url, time.Since(start), err)
+	if err != nil {
+		p.dialErrors.Add(1)
+		return nil, &serverError{err}
+	}
+	if p.kind == kindSearch {
+		start = time.Now()
+		err = c.run(ctx, d.cfg.Timeout, func(c *conn) error {
+			_, err := c.l.SimpleBind(&goldap.SimpleBindRequest{Username: d.cfg.BindDN, Password: d.cfg.BindPassword})
+			return err
+		})
+		d.observe("service_bind", s.url, time.Since(start), err)
+		if err != nil {
+			c.close()
+			if !isConnError(err) {
+				// An answer, but the wrong one: the service account is
+				// misconfigured, locked or expired. Operators must see it.
+				d.log.Error("ldap service bind refused", "server", s.url, "bind_dn", d.cfg.BindDN,
+					"result", resultCode(err), "error", err.Error())
+			}
+			return nil, &serverError{fmt.Errorf("service bind to %s as %s: %w", s.url, d.cfg.BindDN, err)}
+		}
+	}
+	p.open.Add(1)
+	return c, nil
+}
+
+func (p *pool) dialConn(ctx context.Context) (*conn, error) {
+	d, s := p.d, p.srv
+	dctx, cancel := context.WithTimeout(ctx, d.cfg.DialTimeout)
+	defer cancel()
+	var nd net.Dialer
+	raw, err := nd.DialContext(dctx, "tcp", s.hostport)
+	if err != nil {
+		return nil, fmt.Errorf("dial %s: %w", s.url, err)
+	}
+	nc := raw
+	if s.ldaps {
+		tc := tls.Client(raw, s.tls)
+		if err := tc.HandshakeContext(dctx); err != nil {
+			_ = raw.Close()
+			return nil, fmt.Errorf("tls handshake with %s: %w", s.url, err)
+		}
+		nc = tc
+	}
+	l := goldap.NewConn(nc, s.ldaps)
+	l.Start()
+	c := &conn{l: l, nc: nc}
+	if s.startTLS {
+		// StartTLS (RFC 4511 section 4.14) before any bind. go-ldap runs the
+		// handshake on the same socket, so the TCP deadline bounds it too.
+		dl, _ := dctx.Deadline()
+		_ = raw.SetDeadline(dl)
+		if err := l.StartTLS(s.tls); err != nil {
+			_ = l.Close()
+			return nil, fmt.Errorf("starttls with %s: %w", s.url, err)
+		}
+		_ = raw.SetDeadline(time.Time{})
+	}
+	return c, nil
+}
+
+// healthCheck reads the root DSE on every idle connection that has been idle
+// for at least the check interval, and closes those that do not answer. It
+// skips a pool that has no free slot (its connections are busy, hence alive).
+func (p *pool) healthCheck(ctx context.Context, interval time.Duration) {
+	now := p.d.now()
+	p.mu.Lock()
+	var check []*conn
+	keep := p.idle[:0]
+	for _, c := range p.idle {
+		if now.Sub(c.idleSince) >= interval {
+			check = append(check, c)
+		} else {
+			keep = append(keep, c)
+		}
+	}
+	clear(p.idle[len(keep):])
+	p.idle = keep
+	p.mu.Unlock()
+	for _, c := range check {
+		start := time.Now()
+		err := c.run(ctx, p.d.cfg.Timeout, func(c *conn) error {
+			_, err := c.l.Search(rootDSERequest())
+			return err
+		})
+		p.d.observe("health", p.srv.url, time.Since(start), err)
+		if err != nil {
+			p.d.log.Debug("ldap idle connection failed its health check", "server", p.srv.url,
+				"pool", p.kind.String(), "error", err.Error())
+			p.discard(c)
+			continue
+		}
+		p.pushIdle(c)
+	}
+}
+
+func (p *pool) closeAll() {
+	p.mu.Lock()
+	idle := p.idle
+	p.idle = nil
+	p.mu.Unlock()
+	for _, c := range idle {
+		p.discard(c)
+	}
+}
+
+func rootDSERequest() *goldap.SearchRequest {
+	return goldap.NewSearchRequest("", goldap.ScopeBaseObject, goldap.NeverDerefAliases, 1, 0, false,
+		"(objectClass=*)", []string{"1.1"}, nil)
+}
+
+// PoolStats describes one connection pool, for metrics.
+type PoolStats struct {
+	Server string // the URL
+	Pool   string // "search" (service-bound) or "bind" (user binds)
+	Max    int    // Config.PoolSize
+	Open   int    // connections open (in use + idle)
+	Idle   int
+	InUse  int
+	// Up is false while the server is backing off after a failure.
+	Up bool
+	// Counters since New.
+	Dials      uint64
+	DialErrors uint64
+	Waits      uint64 // requests that found every connection in use and waited
+}
+
+// PoolStats returns a snapshot of every pool, in URL order, search pool
+// first.
+func (d *Directory) PoolStats() []PoolStats {
+	now := d.now()
+	out := make([]PoolStats, 0, 2*len(d.servers))
+	for _, s := range d.servers {
+		for _, p := range s.pools {
+			p.mu.Lock()
+			idle := len(p.idle)
+			p.mu.Unlock()
+			out = append(out, PoolStats{
+				Server: s.url, Pool: p.kind.String(), Max: cap(p.sem),
+				Open: int(p.open.Load()), Idle: idle, InUse: len(p.sem),
+				Up:    !s.backingOff(now),
+				Dials: p.dials.Load(), DialErrors: p.dialErrors.Load(), Waits: p.waits.Load(),
+			})
+		}
+	}
+	return out
+}
