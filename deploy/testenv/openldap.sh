@@ -140,7 +140,7 @@ LDIF
 
 do_start() {
   local t0; t0=$(now)
-  if running_pid >/dev/null; then log "already running"; cat "$DIR/env"; return 0; fi
+  if running_pid >/dev/null; then log "already running (stop first for a fresh instance)"; return 0; fi
   command -v "$SLAPD" >/dev/null || die "$SLAPD not found: run deploy/testenv/install-deps.sh"
   [[ -f $SEED ]] || die "seed $SEED not found"
   rm -rf "$DIR"

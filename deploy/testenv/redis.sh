@@ -28,7 +28,7 @@ do_stop() {
 
 do_start() {
   local t0; t0=$(now)
-  if running_pid >/dev/null; then log "already running"; cat "$DIR/env"; return 0; fi
+  if running_pid >/dev/null; then log "already running (stop first for a fresh instance)"; return 0; fi
   [[ -x $REDIS_SERVER ]] || die "$REDIS_SERVER not found: run deploy/testenv/install-deps.sh"
   rm -rf "$DIR"; mkdir -p "$DIR"
   PORT=${PORT:-$(free_port)}

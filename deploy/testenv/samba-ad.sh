@@ -11,7 +11,8 @@
 #
 # Everything lives in $DIR (default $TESTENV_DIR/samba): the instance in
 # $INST ($DIR/dc: smb.conf, private/, state/, run/, log/, tls/), the template
-# in $DIR/template-<hash of this script>.tar (a changed seed rebuilds it).
+# in $DIR/template-<hash of the seed code and passwords>.tar (a changed
+# seed rebuilds it).
 # Not systemd, not the Debian samba-ad-dc service.
 #
 # Samba's ports are NOT configurable: it listens on 127.0.0.1:389 (LDAP,
@@ -53,8 +54,6 @@ START_TIMEOUT=${START_TIMEOUT:-30}
 realm_lc=${REALM,,}
 BASE_DN=$(echo "$realm_lc" | sed 's/^/DC=/; s/\./,DC=/g')
 CONF=$INST/etc/smb.conf
-script_hash=$(cat "${BASH_SOURCE[0]}" | sha256sum | cut -c1-12)
-TEMPLATE=${TEMPLATE:-$DIR/template-$REALM-$script_hash.tar}
 
 running_pid() { pid_alive "$INST/run/samba.pid" samba; }
 
@@ -216,12 +215,15 @@ check_ports() {
 
 do_start() {
   local t0; t0=$(now)
-  if running_pid >/dev/null; then log "already running"; cat "$INST/env"; return 0; fi
+  if running_pid >/dev/null; then log "already running (stop first for a fresh instance)"; return 0; fi
   command -v samba >/dev/null || die "samba not found: run deploy/testenv/install-deps.sh"
   check_ports
   mkdir -p "$DIR"
+  # the template is keyed by what goes into it: a changed seed or password rebuilds it
+  local key; key=$( { declare -f provision_and_populate write_conf; echo "$REALM $DOMAIN $USER_PW $ADMIN_PW"; } | sha256sum | cut -c1-12)
+  TEMPLATE=${TEMPLATE:-$DIR/template-$key.tar}
   if [[ ${FRESH:-0} == 1 || ! -f $TEMPLATE ]]; then
-    log "no template $TEMPLATE yet: provisioning (once, ~15 s)"
+    log "no template $TEMPLATE yet: provisioning (once, ~10-15 s)"
     provision_and_populate
   fi
   rm -rf "$INST"; mkdir -p "$INST"
