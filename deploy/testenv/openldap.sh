@@ -20,6 +20,7 @@
 #
 # Knobs: TESTENV_DIR, DIR, PORT, TLS_PORT (random free ports if unset),
 #   LISTEN_HOST, ADMIN_PW, USER_PW, BIND_PW (svc-idp, default USER_PW),
+#   ADMIN_PW_FILE, BIND_PW_FILE (the same, read from a file),
 #   MEMBEROF (overlay|dynlist), DEBUG (slapd -d level, default 0), SEED.
 set -euo pipefail
 LOG_TAG=openldap
@@ -28,6 +29,9 @@ LOG_TAG=openldap
 DIR=${DIR:-$TESTENV_DIR/openldap}
 SUFFIX=dc=example,dc=org            # fixed: the seed is written for it
 ADMIN_DN="cn=admin,$SUFFIX"
+# *_FILE: read the secret from a file (docker-compose secrets)
+[[ -n ${ADMIN_PW_FILE:-} ]] && ADMIN_PW=$(<"$ADMIN_PW_FILE")
+[[ -n ${BIND_PW_FILE:-} ]] && BIND_PW=$(<"$BIND_PW_FILE")
 ADMIN_PW=${ADMIN_PW:-admin-secret}
 USER_PW=${USER_PW:-Passw0rd!}
 BIND_PW=${BIND_PW:-$USER_PW}
@@ -204,7 +208,7 @@ do_start() {
     "LDAP_ADMIN_PW=$ADMIN_PW" \
     "LDAP_MEMBEROF=$MEMBEROF" \
     "LDAP_PID=$(cat "$DIR/slapd.pid")"
-  log "ready on 127.0.0.1:$PORT (ldaps :$TLS_PORT) in $(since "$t0")s, pid $(cat "$DIR/slapd.pid")"
+  log "ready on $LISTEN_HOST:$PORT (ldaps :$TLS_PORT) in $(since "$t0")s, pid $(cat "$DIR/slapd.pid")"
 }
 
 do_run() { # foreground for containers: start, then wait for slapd; TERM stops it
