@@ -207,7 +207,7 @@ check_ports() {
   for p in 389 636 3268 3269 88 464; do port_busy "$p" && busy+=("$p"); done
   [[ ${#busy[@]} == 0 ]] && return 0
   log "error: Samba AD needs 127.0.0.1 ports 389, 636, 3268, 3269, 88, 464 (not configurable), but these are in use: ${busy[*]}"
-  for p in "${busy[@]}"; do log "  :$p $(who_listens "$p")"; done
+  log "  :${busy[0]} $(who_listens "${busy[0]}" | head -1)"
   log "stop that server (another samba-ad.sh? deploy/testenv/down.sh), or run in a network namespace:"
   log "  ip netns add adtest; ip netns exec adtest ip link set lo up; ip netns exec adtest $0 start"
   return 1
