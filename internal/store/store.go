@@ -326,3 +326,13 @@ func (s *Store) SharedSecret(ctx context.Context, name string, size int) ([]byte
 	}
 	return v, nil
 }
+
+// RedisLog adapts a slog.Logger to go-redis's logger, which is a package
+// global of go-redis (it prints pool dial failures and the like to stderr by
+// default). Only main should install it, once: redis.SetLogger(store.RedisLog{L: logger}).
+type RedisLog struct{ L *slog.Logger }
+
+// Printf logs one go-redis message as a warning.
+func (r RedisLog) Printf(_ context.Context, format string, v ...any) {
+	r.L.Warn(fmt.Sprintf(format, v...), "component", "go-redis")
+}
