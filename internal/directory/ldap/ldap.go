@@ -96,6 +96,10 @@ type Directory struct {
 	idIsGUID  bool
 	ppolicy   bool
 
+	// bindCost is a moving average (nanoseconds) of user binds rejected as
+	// invalid credentials; an unknown user's dummy bind is padded up to it.
+	bindCost atomic.Int64
+
 	closed atomic.Bool
 	stop   chan struct{}
 	wg     sync.WaitGroup
@@ -373,10 +377,14 @@ func (d *Directory) userBind(ctx context.Context, dn, password string) error {
 			d.observe("bind", srv, time.Since(start), err)
 			return err // let do() try the next server
 		}
+		took := time.Since(start)
 		var code int
 		var sub string
 		outcome, code, sub = bindOutcome(res, err)
-		d.observe("bind", srv, time.Since(start), outcome)
+		d.observe("bind", srv, took, outcome)
+		if errors.Is(outcome, identity.ErrInvalidCredentials) {
+			d.recordBindCost(took)
+		}
 		if outcome != nil {
 			d.log.DebugContext(ctx, "ldap bind rejected", "server", srv, "result", code, "detail", sub)
 		}
@@ -397,10 +405,50 @@ func (d *Directory) userBind(ctx context.Context, dn, password string) error {
 	}
 }
 
+// minPad: shorter gaps are below the network's noise and below what a
+// timer sleeps accurately (a sleep of 50 µs takes about 1 ms here).
+const minPad = time.Millisecond
+
+// recordBindCost folds one rejected user bind into the moving average
+// (weight 1/8).
+func (d *Directory) recordBindCost(took time.Duration) {
+	for {
+		old := d.bindCost.Load()
+		nw := int64(took)
+		if old != 0 {
+			nw = old - old/8 + int64(took)/8
+		}
+		if d.bindCost.CompareAndSwap(old, nw) {
+			return
+		}
+	}
+}
+
 // dummyBind binds as a DN that does not exist, with the password given, so
 // that an unknown user takes as long as a wrong password. Its result is
 // ignored.
+//
+// A bind to a missing DN can be much cheaper than a real one: Samba AD
+// answers it in about 0.2 ms where a wrong password costs about 4 ms (hash
+// check, bad-password count update). So the dummy bind is padded with a
+// sleep up to the moving average of binds rejected as invalid credentials
+// (bindCost; successful binds are slower on Samba and do not count), capped
+// at Timeout, which makes an unknown user and a wrong password take alike
+// long on every server once the first wrong password has been seen.
 func (d *Directory) dummyBind(ctx context.Context, password string) {
+	start := time.Now()
+	defer func() {
+		pad := min(time.Duration(d.bindCost.Load()), d.cfg.Timeout) - time.Since(start)
+		if pad < minPad {
+			return
+		}
+		t := time.NewTimer(pad)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+		}
+	}()
 	_ = d.do(ctx, kindBind, "dummy bind", func(c *conn, srv string) error {
 		req := &goldap.SimpleBindRequest{Username: d.dummyDN, Password: password}
 		if d.ppolicy {

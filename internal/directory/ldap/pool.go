@@ -36,11 +36,11 @@ func (k poolKind) String() string {
 	return "bind"
 }
 
-// Backoff after a server failed: 1s, 2s, 4s, ... up to 30s. While a server
+// Backoff after a server failed: 2s, 4s, 8s, ... up to 30s. While a server
 // is backing off, requests go to the next URL; when every server is backing
 // off, they are all tried anyway (in order), so recovery needs no timer.
 const (
-	backoffMin = time.Second
+	backoffMin = 2 * time.Second
 	backoffMax = 30 * time.Second
 )
 
