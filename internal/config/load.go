@@ -254,6 +254,9 @@ func (p *parser) decode(n *yaml.Node, v reflect.Value, path string, secret bool)
 			p.typeError(n, "a list", path, secret)
 			return
 		}
+		if len(n.Content) == 0 {
+			return // [] is the same as not set: nil, so defaults apply
+		}
 		s := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
 		for i, c := range n.Content {
 			p.decode(c, s.Index(i), path+"["+strconv.Itoa(i)+"]", secret)
