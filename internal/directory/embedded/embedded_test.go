@@ -1,0 +1,102 @@
+package embedded_test
+
+import (
+	"context"
+	"path/filepath"
+	"runtime"
+	"testing"
+
+	"github.com/wardenidp/warden/internal/directory"
+	"github.com/wardenidp/warden/internal/directory/directorytest"
+	"github.com/wardenidp/warden/internal/directory/embedded"
+	"github.com/wardenidp/warden/internal/directory/ldap"
+	"github.com/wardenidp/warden/internal/identity"
+)
+
+// devLDIF is config/dev-directory.ldif, the file dev mode serves.
+func devLDIF(t testing.TB) string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..", "..", "config", "dev-directory.ldif")
+}
+
+func start(t testing.TB, opts ...embedded.Option) *embedded.Server {
+	t.Helper()
+	s, err := embedded.Start(context.Background(), devLDIF(t), nil, opts...)
+	if err != nil {
+		t.Fatalf("embedded.Start: %v", err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+func newDir(t *testing.T, cfg ldap.Config, rec *directorytest.Recorder) directory.Directory {
+	t.Helper()
+	var opts []ldap.Option
+	if rec != nil {
+		opts = append(opts, ldap.WithObserver(rec))
+	}
+	d, err := ldap.New(cfg, opts...)
+	if err != nil {
+		t.Fatalf("ldap.New: %v", err)
+	}
+	t.Cleanup(func() { _ = d.Close() })
+	return d
+}
+
+func users() map[string]directorytest.WantUser {
+	nested := []directorytest.WantGroup{{Name: "developers", Direct: true}, {Name: "engineering"}, {Name: "staff"}, {Name: "company"}}
+	return map[string]directorytest.WantUser{
+		"alice": {Username: "alice", DisplayName: "Alice Anderson", Email: "alice@example.org",
+			Groups: []directorytest.WantGroup{{Name: "admins", Direct: true}, {Name: "engineering"}, {Name: "staff"}, {Name: "company"}}},
+		"bob":   {Username: "bob", DisplayName: "Bob Brown", Email: "bob@example.org", Groups: nested},
+		"carol": {Username: "carol", DisplayName: "Carol Clark", Email: "carol@example.org", Groups: nested},
+		"dave": {Username: "dave", DisplayName: "Dave Davis", Email: "dave@example.org",
+			Groups: []directorytest.WantGroup{{Name: "engineering", Direct: true}, {Name: "staff"}, {Name: "company"}}},
+		"erin": {Username: "erin", DisplayName: "Erin Evans", Email: "erin@example.org",
+			Groups: []directorytest.WantGroup{{Name: "staff", Direct: true}, {Name: "company"}}},
+		"frank": {Username: "frank", DisplayName: "Frank Fischer", Email: "frank@example.org",
+			Groups: []directorytest.WantGroup{{Name: "loop-a", Direct: true}, {Name: "loop-b"}}},
+		"jürgen": {Username: "jürgen", DisplayName: "Jürgen Müller", Email: "juergen@example.org", Groups: nested},
+		"pat":    {Username: "pat", DisplayName: "Pat O'Connor, Jr. (ext*)", Email: "pat@example.org", Groups: nested},
+	}
+}
+
+func TestEmbedded(t *testing.T) {
+	srv := start(t)
+	cfg := srv.Config()
+	directorytest.Run(t, directorytest.Fixture{
+		New:      func(t *testing.T, rec *directorytest.Recorder) directory.Directory { return newDir(t, cfg, rec) },
+		Password: "warden-dev",
+		Users:    users(),
+		States: map[string]error{
+			"locked":     identity.ErrAccountLocked,
+			"mustchange": identity.ErrMustChangePassword,
+			"pwexpired":  identity.ErrPasswordExpired,
+		},
+		DirectKnown: true,
+		Failover: func(t *testing.T, rec *directorytest.Recorder, dead string) directory.Directory {
+			c := cfg
+			c.URLs = []string{dead, srv.URL()}
+			return newDir(t, c, rec)
+		},
+		Outage: func(t *testing.T) (directory.Directory, func(), func()) {
+			s := start(t)
+			d := newDir(t, s.Config(), nil)
+			addr := s.Addr()
+			return d, func() { _ = s.Close() }, func() { start(t, embedded.WithAddr(addr)) }
+		},
+	})
+}
+
+// TestEmbeddedGroupSearch: group_source search against the embedded server.
+func TestEmbeddedGroupSearch(t *testing.T) {
+	srv := start(t)
+	cfg := srv.Config()
+	cfg.GroupSource = ldap.GroupSourceSearch
+	directorytest.Run(t, directorytest.Fixture{
+		New:         func(t *testing.T, rec *directorytest.Recorder) directory.Directory { return newDir(t, cfg, rec) },
+		Password:    "warden-dev",
+		Users:       users(),
+		DirectKnown: true,
+	})
+}
