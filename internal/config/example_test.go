@@ -18,6 +18,8 @@ import (
 	"time"
 
 	yaml "go.yaml.in/yaml/v3"
+
+	"github.com/wardenidp/warden/internal/testenv"
 )
 
 const (
@@ -272,5 +274,44 @@ func TestEveryKeyInDocs(t *testing.T) {
 		if !strings.Contains(text, "`"+s+"`") {
 			t.Errorf("secret %s not documented", s)
 		}
+	}
+}
+
+// TestDevExampleIsValid: config/dev.yaml works with the variables that
+// deploy/testenv exports.
+func TestDevExampleIsValid(t *testing.T) {
+	env := map[string]string{
+		"LDAP_URL":       "ldap://127.0.0.1:3389",
+		"LDAP_BIND_DN":   "cn=svc-idp,ou=people,dc=example,dc=org",
+		"LDAP_BIND_PW":   "pw",
+		"LDAP_BASE_DN":   "dc=example,dc=org",
+		"LDAP_USERS_DN":  "ou=people,dc=example,dc=org",
+		"LDAP_GROUPS_DN": "ou=groups,dc=example,dc=org",
+		"REDIS_ADDR":     "127.0.0.1:6380",
+	}
+	c, err := Load("../../config/dev.yaml", envMap(env))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatalf("config/dev.yaml:\n%v", err)
+	}
+	if w := c.Warnings(); len(w) != 0 {
+		t.Errorf("warnings: %q", w)
+	}
+	delete(env, "REDIS_ADDR")
+	if _, err := Load("../../config/dev.yaml", envMap(env)); err == nil || !strings.Contains(err.Error(), "redis.addrs[0]: environment variable REDIS_ADDR is not set") {
+		t.Errorf("without REDIS_ADDR: %v", err)
+	}
+}
+
+// TestDevExampleAgainstTestenv loads config/dev.yaml with the environment
+// that deploy/testenv/up.sh exports; validation reads nothing the servers
+// must answer, but the values are the real ones.
+func TestDevExampleAgainstTestenv(t *testing.T) {
+	testenv.Require(t, "LDAP_URL", "LDAP_BIND_DN", "LDAP_BIND_PW", "LDAP_BASE_DN", "LDAP_USERS_DN", "LDAP_GROUPS_DN", "REDIS_ADDR")
+	var out strings.Builder
+	if code := CheckConfig("../../config/dev.yaml", nil, &out); code != CheckOK {
+		t.Fatalf("check-config exit %d:\n%s", code, out.String())
 	}
 }
