@@ -6,9 +6,10 @@ set -uo pipefail
 LOG_TAG=testenv
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-rc=0
-for s in samba-ad redis openldap; do
-  "$TESTENV_SRC/$s.sh" stop || rc=1
+rc=0 pids=()
+for s in samba-ad redis openldap; do   # in parallel: each waits for its own server
+  "$TESTENV_SRC/$s.sh" stop & pids+=($!)
 done
+for p in "${pids[@]}"; do wait "$p" || rc=1; done
 rm -f "$TESTENV_DIR/env"
 exit $rc
