@@ -1,11 +1,15 @@
 package ldap_test
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"net/url"
 	"os"
 	"strings"
 	"testing"
 	"time"
+
+	goldap "github.com/go-ldap/ldap/v3"
 
 	"github.com/wardenidp/warden/internal/directory"
 	"github.com/wardenidp/warden/internal/directory/directorytest"
@@ -187,4 +191,44 @@ func TestActiveDirectory(t *testing.T) {
 			return newDir(t, c, nil), p.Stop, p.Start
 		},
 	})
+}
+
+// TestActiveDirectoryGUID checks the objectGUID rendering against the
+// server's own: the extended-DN control (1.2.840.113556.1.4.529, value
+// SEQUENCE { INTEGER 1 } for the string form) makes AD prefix each DN with
+// <GUID=xxxxxxxx-xxxx-...>.
+func TestActiveDirectoryGUID(t *testing.T) {
+	cfg, env := adConfig(t)
+	d := newDir(t, cfg, nil)
+	u, err := d.Lookup(t.Context(), "bob")
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := goldap.DialURL(env["AD_LDAPS_URL"], goldap.DialWithTLSConfig(tlsConfig(t, env["AD_CA_CERT"])))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if err := conn.Bind(env["AD_BIND_UPN"], env["AD_BIND_PW"]); err != nil {
+		t.Fatal(err)
+	}
+	ext := &goldap.ControlString{ControlType: "1.2.840.113556.1.4.529", ControlValue: "\x30\x03\x02\x01\x01"}
+	res, err := conn.Search(goldap.NewSearchRequest(u.DN, goldap.ScopeBaseObject, goldap.NeverDerefAliases, 1, 0, false,
+		"(objectClass=*)", []string{"1.1"}, []goldap.Control{ext}))
+	if err != nil || len(res.Entries) != 1 {
+		t.Fatalf("extended DN search: %v", err)
+	}
+	if want := strings.ToLower("<GUID=" + u.ID + ">"); !strings.HasPrefix(strings.ToLower(res.Entries[0].DN), want) {
+		t.Fatalf("server says %s, we say ID %s", res.Entries[0].DN, u.ID)
+	}
+}
+
+func tlsConfig(t testing.TB, caFile string) *tls.Config {
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	return &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 }
