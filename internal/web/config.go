@@ -1,8 +1,17 @@
 package web
 
-import "time"
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+)
 
-// Config is the HTTP side of wardend.
+// Config is the HTTP side of wardend (the `server` block of the config file).
 type Config struct {
 	// Listen is the address to serve on (127.0.0.1:8080).
 	Listen string `yaml:"listen"`
@@ -27,4 +36,157 @@ type Config struct {
 	// LoginMinDuration pads every failed sign-in to at least this long, so
 	// an unknown user and a wrong password take alike long.
 	LoginMinDuration time.Duration `yaml:"login_min_duration"`
+}
+
+// Defaults. DefaultLoginMinDuration covers a service bind, a search and a
+// user bind against a directory a few network hops away (typically 5-100 ms;
+// Samba AD on loopback about 5 ms) with a wide margin. Only failed sign-ins
+// wait, on a timer, so it costs a parked goroutine, not CPU or throughput.
+const (
+	DefaultListen            = "127.0.0.1:8080"
+	DefaultCookieName        = "warden_session"
+	DefaultReadHeaderTimeout = 10 * time.Second
+	DefaultReadTimeout       = 30 * time.Second
+	DefaultWriteTimeout      = 30 * time.Second
+	DefaultIdleTimeout       = 120 * time.Second
+	DefaultShutdownTimeout   = 15 * time.Second
+	DefaultLoginMinDuration  = 300 * time.Millisecond
+)
+
+// maxLoginMinDuration keeps a typo (300s for 300ms) from hanging every failed sign-in.
+const maxLoginMinDuration = 10 * time.Second
+
+// SetDefaults fills every unset field. PublicURL has no default: it decides
+// whether cookies are Secure, so it must be said.
+func (c *Config) SetDefaults() {
+	if c.Listen == "" {
+		c.Listen = DefaultListen
+	}
+	if c.CookieName == "" {
+		c.CookieName = DefaultCookieName
+	}
+	setDur := func(d *time.Duration, def time.Duration) {
+		if *d == 0 {
+			*d = def
+		}
+	}
+	setDur(&c.ReadHeaderTimeout, DefaultReadHeaderTimeout)
+	setDur(&c.ReadTimeout, DefaultReadTimeout)
+	setDur(&c.WriteTimeout, DefaultWriteTimeout)
+	setDur(&c.IdleTimeout, DefaultIdleTimeout)
+	setDur(&c.ShutdownTimeout, DefaultShutdownTimeout)
+	setDur(&c.LoginMinDuration, DefaultLoginMinDuration)
+}
+
+// Validate reports every problem at once, each as "key.path: message" with
+// the path relative to the server block. The result is an errors.Join of
+// the individual errors (nil when all is well).
+func (c *Config) Validate() error {
+	var errs []error
+	add := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
+	}
+
+	if c.Listen == "" {
+		add("listen", "required")
+	} else if _, port, err := net.SplitHostPort(c.Listen); err != nil || port == "" {
+		add("listen", "must be host:port (127.0.0.1:8080, :8443)")
+	}
+
+	https := false
+	if c.PublicURL == "" {
+		add("public_url", "required (the URL users reach Warden at, e.g. https://sso.example.com)")
+	} else if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
+		add("public_url", "must be an absolute http(s) URL")
+	} else {
+		https = u.Scheme == "https"
+		if (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
+			add("public_url", "must not have a path, query or fragment (Warden is served at the root)")
+		}
+	}
+
+	cert, key := c.TLS.CertFile, c.TLS.KeyFile
+	switch {
+	case cert != "" && key == "":
+		add("tls.key_file", "required with tls.cert_file")
+	case key != "" && cert == "":
+		add("tls.cert_file", "required with tls.key_file")
+	}
+	for _, f := range []struct{ key, path string }{{"tls.cert_file", cert}, {"tls.key_file", key}} {
+		if f.path == "" {
+			continue
+		}
+		if st, err := os.Stat(f.path); err != nil {
+			add(f.key, "cannot read %q", f.path)
+		} else if st.IsDir() {
+			add(f.key, "%q is a directory", f.path)
+		}
+	}
+	if cert != "" && key != "" && c.PublicURL != "" && !https && strings.HasPrefix(c.PublicURL, "http://") {
+		add("public_url", "must be https when tls is set (cookies would not be Secure)")
+	}
+
+	for i, p := range c.TrustedProxies {
+		if _, err := parseProxy(p); err != nil {
+			add(fmt.Sprintf("trusted_proxies[%d]", i), "not a CIDR (10.0.0.0/8) or IP address")
+		}
+	}
+
+	if c.CookieName == "" {
+		add("cookie_name", "required")
+	} else if !isCookieToken(c.CookieName) {
+		add("cookie_name", "only letters, digits and !#$%%&'*+-.^_`|~ are allowed")
+	} else if strings.HasPrefix(strings.ToLower(c.CookieName), "__host-") || strings.HasPrefix(strings.ToLower(c.CookieName), "__secure-") {
+		add("cookie_name", "must not carry a __Host-/__Secure- prefix (added under https)")
+	}
+
+	for _, d := range []struct {
+		key string
+		v   time.Duration
+	}{
+		{"read_header_timeout", c.ReadHeaderTimeout}, {"read_timeout", c.ReadTimeout},
+		{"write_timeout", c.WriteTimeout}, {"idle_timeout", c.IdleTimeout},
+		{"shutdown_timeout", c.ShutdownTimeout},
+	} {
+		if d.v <= 0 {
+			add(d.key, "must be positive")
+		}
+	}
+	if c.LoginMinDuration < 0 || c.LoginMinDuration > maxLoginMinDuration {
+		add("login_min_duration", "must be between 0 and %s", maxLoginMinDuration)
+	}
+	return errors.Join(errs...)
+}
+
+// https reports whether the public URL is https (Secure cookies, HSTS, __Host-).
+func (c *Config) https() bool {
+	return strings.HasPrefix(strings.ToLower(c.PublicURL), "https://")
+}
+
+// parseProxy accepts a CIDR or a bare IP (taken as a single-address prefix).
+func parseProxy(s string) (netip.Prefix, error) {
+	s = strings.TrimSpace(s)
+	if p, err := netip.ParsePrefix(s); err == nil {
+		return p.Masked(), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("parse proxy %q: %w", s, err)
+	}
+	a = a.Unmap()
+	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
+// isCookieToken reports whether s is an RFC 6265 cookie-name (an RFC 7230 token).
+func isCookieToken(s string) bool {
+	for i := 0; i < len(s); i++ {
+		b := s[i]
+		switch {
+		case b >= 'a' && b <= 'z', b >= 'A' && b <= 'Z', b >= '0' && b <= '9':
+		case strings.IndexByte("!#$%&'*+-.^_`|~", b) >= 0:
+		default:
+			return false
+		}
+	}
+	return s != ""
 }

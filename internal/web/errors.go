@@ -1,0 +1,47 @@
+package web
+
+import (
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+)
+
+// publicText is the fixed text shown for a status: never an internal error.
+func publicText(status int) (heading, message string) {
+	switch status {
+	case http.StatusBadRequest:
+		return "Bad request", "The request could not be understood."
+	case http.StatusForbidden:
+		return "Not allowed", "You are not allowed to do this."
+	case http.StatusNotFound:
+		return "Page not found", "There is no page at this address."
+	case http.StatusMethodNotAllowed:
+		return "Method not allowed", "This page cannot be used this way."
+	case http.StatusRequestEntityTooLarge:
+		return "Request too large", "What was sent is larger than this server accepts."
+	case http.StatusTooManyRequests:
+		return "Too many attempts", "There were too many failed sign-in attempts. Please wait a while before you try again."
+	case http.StatusServiceUnavailable:
+		return "Service unavailable", "Sign-in is unavailable right now because a service it depends on does not answer. Please try again in a few minutes."
+	default:
+		return "Something went wrong", "An internal error occurred."
+	}
+}
+
+// renderError answers status with the fixed public text (HTML or JSON) and
+// aborts the handler chain.
+func (s *Server) renderError(c *gin.Context, status int) {
+	heading, message := publicText(status)
+	s.renderErrorPage(c, status, heading, message, "")
+}
+
+// renderErrorPage answers with the error template, or with
+// {"error": ..., "request_id": ...} for JSON clients and API paths.
+func (s *Server) renderErrorPage(c *gin.Context, status int, heading, message, retry string) {
+	defer c.Abort()
+	if wantsJSON(c.Request) {
+		c.JSON(status, gin.H{"error": message, "request_id": state(c).id})
+		return
+	}
+	s.render(c, status, "error.html", view{Heading: heading, Message: message, RetryLink: retry})
+}

@@ -1,0 +1,358 @@
+package web
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/wardenidp/warden/internal/audit"
+	"github.com/wardenidp/warden/internal/identity"
+	"github.com/wardenidp/warden/internal/store"
+)
+
+// Input bounds: longer input gets the generic answer without a directory call.
+const (
+	maxUsernameBytes  = 256
+	maxPasswordBytes  = 1024
+	maxUserAgentBytes = 256
+)
+
+// genericFailure is the one text for every sign-in the directory rejects,
+// unless the rejection proves that the password was right (accountStatePage).
+const genericFailure = "Wrong username or password."
+
+// loginInput is a parsed sign-in form with what is known about the request.
+type loginInput struct {
+	Username, Password string
+	Next               string // already sanitized
+	ClientIP           string
+	UserAgent          string
+	OldToken           string // the browser's previous session cookie, if any
+	Start              time.Time
+}
+
+// rateLimitedError is a refusal by the limiter.
+type rateLimitedError struct{ retryAfter time.Duration }
+
+func (e *rateLimitedError) Error() string { return "rate limited for " + e.retryAfter.String() }
+
+// errBadInput: empty, too long, not UTF-8 or control characters. It is
+// answered exactly like a wrong password.
+var errBadInput = fmt.Errorf("login: unacceptable input: %w", identity.ErrInvalidCredentials)
+
+// errSessionStore marks failures of the session store during sign-in
+// (whether or not they wrap store.ErrUnavailable): answered 503.
+var errSessionStore = errors.New("session store")
+
+// handleLoginForm shows the sign-in form.
+func (s *Server) handleLoginForm(c *gin.Context) {
+	token, err := s.ensureCSRF(c, "")
+	if err != nil {
+		s.fail(c, http.StatusInternalServerError, err)
+		return
+	}
+	v := view{CSRF: token, Next: safeNext(c.Query("next"))}
+	if c.Query("signed_out") == "1" {
+		v.Notice = "You have been signed out."
+	}
+	s.render(c, http.StatusOK, "login.html", v)
+}
+
+// handleLogin checks the form and signs the user in.
+func (s *Server) handleLogin(c *gin.Context) {
+	st := state(c)
+	if !s.parseForm(c) {
+		return
+	}
+	if err := s.checkCSRF(c, ""); err != nil {
+		s.metrics.observeLogin(outcomeCSRF, s.clock.Now().Sub(st.start))
+		s.csrfRejected(c, err, "/login")
+		return
+	}
+	form := c.Request.PostForm
+	in := loginInput{
+		Username:  form.Get("username"),
+		Password:  form.Get("password"),
+		Next:      safeNext(form.Get("next")),
+		ClientIP:  st.clientIP,
+		UserAgent: truncate(c.Request.UserAgent(), maxUserAgentBytes),
+		Start:     st.start,
+	}
+	if ck, err := c.Request.Cookie(s.sessionCookieName()); err == nil {
+		in.OldToken = ck.Value
+	}
+	token, sess, err := s.signIn(c.Request.Context(), in, st.id)
+	if err != nil {
+		s.renderLoginFailure(c, in, err)
+		return
+	}
+	s.setSessionCookie(c, token, sess.ExpiresAt)
+	c.Redirect(http.StatusSeeOther, in.Next)
+}
+
+// signIn runs one sign-in: input bounds, limiter, directory, session. It
+// records the outcome (metrics, audit, log) and pads rejections to
+// cfg.LoginMinDuration from the start of the request.
+func (s *Server) signIn(ctx context.Context, in loginInput, requestID string) (string, store.Session, error) {
+	token, sess, err := s.decide(ctx, in)
+	outcome := loginOutcome(err)
+	s.metrics.observeLogin(outcome, s.clock.Now().Sub(in.Start))
+
+	ev := audit.Event{Actor: auditName(in.Username), Action: "login", Result: outcome,
+		ClientIP: in.ClientIP, RequestID: requestID}
+	switch {
+	case err == nil:
+		ev.Actor, ev.Object = sess.User.Username, sess.Key
+	case outcome == outcomeDirectoryUnavailable || outcome == outcomeStoreUnavailable:
+		level := slog.LevelWarn
+		if !errors.Is(err, identity.ErrDirectoryUnavailable) && !errors.Is(err, store.ErrUnavailable) {
+			level = slog.LevelError // an error outside the contract: still a 503, but look at it
+		}
+		s.log.LogAttrs(ctx, level, "sign-in failed", slog.String("request_id", requestID),
+			slog.String("outcome", outcome), slog.String("err", err.Error()))
+	}
+	s.audit.Record(ctx, ev)
+
+	if identity.IsRejection(err) {
+		// Pad with a timer (no CPU) so that every rejection, whatever the
+		// directory did, takes at least LoginMinDuration.
+		s.clock.Sleep(ctx, s.cfg.LoginMinDuration-s.clock.Now().Sub(in.Start))
+	}
+	return token, sess, err
+}
+
+// decide is the sign-in decision proper; signIn wraps it with bookkeeping.
+func (s *Server) decide(ctx context.Context, in loginInput) (string, store.Session, error) {
+	if !acceptableInput(in.Username, in.Password) {
+		return "", store.Session{}, errBadInput
+	}
+	d, err := s.limiter.Check(ctx, in.Username, in.ClientIP)
+	if err != nil {
+		return "", store.Session{}, fmt.Errorf("login: limiter: %w: %w", errSessionStore, err)
+	}
+	if !d.Allowed {
+		return "", store.Session{}, &rateLimitedError{retryAfter: d.RetryAfter}
+	}
+	user, err := s.dir.Authenticate(ctx, in.Username, in.Password)
+	if err != nil {
+		if !identity.IsRejection(err) {
+			return "", store.Session{}, fmt.Errorf("login: directory: %w", err)
+		}
+		if ferr := s.limiter.Fail(ctx, in.Username, in.ClientIP); ferr != nil {
+			// The rejection stands; the next Check fails too if Redis is down.
+			s.log.LogAttrs(ctx, slog.LevelWarn, "limiter: count failure", slog.String("err", ferr.Error()))
+		}
+		return "", store.Session{}, fmt.Errorf("login: %w", err)
+	}
+	// A fresh session for every sign-in (no fixation): the browser's old
+	// session, if any, ends here.
+	if in.OldToken != "" {
+		if derr := s.sessions.Delete(ctx, in.OldToken); derr != nil && !errors.Is(derr, store.ErrNotFound) {
+			s.log.LogAttrs(ctx, slog.LevelWarn, "delete previous session", slog.String("err", derr.Error()))
+		}
+	}
+	token, sess, err := s.sessions.Create(ctx, user, store.SessionMeta{ClientIP: in.ClientIP, UserAgent: in.UserAgent})
+	if err != nil {
+		return "", store.Session{}, fmt.Errorf("login: create session: %w: %w", errSessionStore, err)
+	}
+	if err := s.limiter.Succeed(ctx, user.Username); err != nil {
+		s.log.LogAttrs(ctx, slog.LevelWarn, "limiter: reset after success", slog.String("err", err.Error()))
+	}
+	return token, sess, nil
+}
+
+func acceptableInput(username, password string) bool {
+	if username == "" || password == "" || len(username) > maxUsernameBytes || len(password) > maxPasswordBytes {
+		return false
+	}
+	if !utf8.ValidString(username) {
+		return false
+	}
+	for _, r := range username {
+		if r < 0x20 || r == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// loginOutcome maps a sign-in error to its metric label.
+func loginOutcome(err error) string {
+	var rl *rateLimitedError
+	switch {
+	case err == nil:
+		return outcomeSuccess
+	case errors.As(err, &rl):
+		return outcomeRateLimited
+	case errors.Is(err, identity.ErrInvalidCredentials):
+		return outcomeInvalidCredentials
+	case errors.Is(err, identity.ErrAccountLocked):
+		return outcomeLocked
+	case errors.Is(err, identity.ErrPasswordExpired):
+		return outcomePasswordExpired
+	case errors.Is(err, identity.ErrMustChangePassword):
+		return outcomeMustChange
+	case errors.Is(err, identity.ErrAccountDisabled):
+		return outcomeDisabled
+	case errors.Is(err, identity.ErrAccountExpired):
+		return outcomeAccountExpired
+	case errors.Is(err, errSessionStore), errors.Is(err, store.ErrUnavailable):
+		return outcomeStoreUnavailable
+	default: // identity.ErrDirectoryUnavailable and anything unexpected from the directory
+		return outcomeDirectoryUnavailable
+	}
+}
+
+// accountState is the page for a rejection that tells the user what to do.
+type accountState struct{ heading, message, advice string }
+
+// accountStatePage returns the page for rejections that are shown as such.
+//
+// Which account states may be revealed: only those the directory reports
+// after it has verified the password; otherwise an anonymous caller could
+// learn that a username exists (and its state) by trying any password.
+// Checked against Samba AD 4.17 (the test DC, users with a wrong password):
+//   - data 775 (locked) comes back for a wrong password as well, so
+//     ErrAccountLocked proves nothing and gets the generic answer (whose
+//     hint mentions lock-outs, for everyone alike);
+//   - data 532 (password expired), 773 (must change), 533 (disabled) and
+//     701 (account expired) come back only with the right password; a wrong
+//     one gives 52e, like an unknown user.
+//
+// OpenLDAP's ppolicy reports password expiry and pwdReset only on a bind
+// with the right password, too. Directory implementations must keep this
+// contract: never return these four sentinels for an unverified password.
+func accountStatePage(err error) (accountState, bool) {
+	switch {
+	case errors.Is(err, identity.ErrPasswordExpired):
+		return accountState{"Your password has expired",
+			"Your password is correct, but it has expired.",
+			"Change your password at the company password portal, or ask your IT helpdesk, then sign in again."}, true
+	case errors.Is(err, identity.ErrMustChangePassword):
+		return accountState{"Change your password first",
+			"Your password is correct, but it must be changed before you can sign in.",
+			"Change your password at the company password portal, or ask your IT helpdesk, then sign in again."}, true
+	case errors.Is(err, identity.ErrAccountDisabled):
+		return accountState{"Your account is disabled",
+			"Your account has been disabled, so you cannot sign in.",
+			"If you think this is a mistake, contact your IT helpdesk."}, true
+	case errors.Is(err, identity.ErrAccountExpired):
+		return accountState{"Your account has expired",
+			"Your account has reached its expiry date, so you cannot sign in.",
+			"Ask your IT helpdesk or your manager to extend it."}, true
+	}
+	return accountState{}, false
+}
+
+// renderLoginFailure answers a sign-in that did not succeed.
+func (s *Server) renderLoginFailure(c *gin.Context, in loginInput, err error) {
+	var rl *rateLimitedError
+	if errors.As(err, &rl) {
+		secs := int((rl.retryAfter + time.Second - 1) / time.Second)
+		c.Header("Retry-After", strconv.Itoa(max(secs, 1)))
+		s.renderError(c, http.StatusTooManyRequests)
+		return
+	}
+	if page, ok := accountStatePage(err); ok {
+		s.render(c, http.StatusForbidden, "account_state.html",
+			view{Heading: page.heading, Message: page.message, Advice: page.advice})
+		return
+	}
+	if identity.IsRejection(err) {
+		token, terr := s.ensureCSRF(c, "")
+		if terr != nil {
+			s.fail(c, http.StatusInternalServerError, terr)
+			return
+		}
+		// Same page, same status, for an unknown user, a wrong password,
+		// a locked account and unacceptable input.
+		s.render(c, http.StatusOK, "login.html", view{CSRF: token, Next: in.Next,
+			Username: displayedUsername(in.Username), Error: genericFailure})
+		return
+	}
+	s.renderError(c, http.StatusServiceUnavailable)
+}
+
+// displayedUsername is what the form shows again after a failure: what the
+// user typed, unless it was unacceptable (then nothing).
+func displayedUsername(u string) string {
+	if !acceptableInput(u, "x") {
+		return ""
+	}
+	return u
+}
+
+// auditName is the typed username, bounded, for audit events of failures.
+func auditName(u string) string {
+	if u == "" {
+		return "anonymous"
+	}
+	u = truncate(u, maxUsernameBytes)
+	if !utf8.ValidString(u) {
+		return strconv.QuoteToASCII(u)
+	}
+	return u
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}
+
+// parseForm parses a urlencoded POST body; a body over the limit is 413,
+// a malformed one 400. It reports whether the handler may go on.
+func (s *Server) parseForm(c *gin.Context) bool {
+	err := c.Request.ParseForm()
+	if err == nil {
+		return true
+	}
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		s.renderError(c, http.StatusRequestEntityTooLarge)
+		return false
+	}
+	s.renderError(c, http.StatusBadRequest)
+	return false
+}
+
+// csrfRejected answers a POST that failed the CSRF checks: 403, "your form
+// expired", counted and audited. A fresh CSRF cookie is set when the browser
+// has none, so that "try again" works.
+func (s *Server) csrfRejected(c *gin.Context, err error, retry string) {
+	st := state(c)
+	route := c.FullPath()
+	s.metrics.csrf.WithLabelValues(route).Inc()
+	s.log.LogAttrs(c.Request.Context(), slog.LevelWarn, "csrf check failed",
+		slog.String("request_id", st.id), slog.String("route", route), slog.String("err", err.Error()))
+	s.audit.Record(c.Request.Context(), audit.Event{Actor: "anonymous", Action: "csrf.reject", Object: route,
+		Result: "rejected", ClientIP: st.clientIP, RequestID: st.id})
+	if _, err := s.ensureCSRF(c, ""); err != nil {
+		s.log.LogAttrs(c.Request.Context(), slog.LevelError, "csrf cookie", slog.String("err", err.Error()))
+	}
+	s.renderErrorPage(c, http.StatusForbidden, "Your form expired",
+		"Your form expired, please try again.", retry)
+}
+
+// fail logs an internal error with the request ID and answers status.
+func (s *Server) fail(c *gin.Context, status int, err error) {
+	s.log.LogAttrs(c.Request.Context(), slog.LevelError, "request failed",
+		slog.String("request_id", state(c).id), slog.String("err", err.Error()))
+	s.renderError(c, status)
+}
+
+// loginURL is the sign-in page that returns to next afterwards.
+func loginURL(next string) string {
+	// next is already safe; '/' needs no escaping in a query (RFC 3986 3.4).
+	return "/login?next=" + strings.ReplaceAll(url.QueryEscape(safeNext(next)), "%2F", "/")
+}

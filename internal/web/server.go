@@ -1,0 +1,337 @@
+// Package web is Warden's HTTP front: the gin engine and its middleware
+// (request ID, access log, metrics, security headers, client IP, body limit,
+// CSRF), the sign-in, sign-out and "who am I" pages, health and readiness
+// probes, Prometheus metrics and the embedded static files.
+//
+// Handlers are thin: they parse the request, call one function that returns
+// an error, and render. Every route is registered in routes() below.
+//
+// Errors users see are fixed public texts with the request ID (error.go);
+// the private detail goes to the log under the same request ID.
+package web
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/wardenidp/warden/internal/audit"
+	"github.com/wardenidp/warden/internal/identity"
+	"github.com/wardenidp/warden/internal/store"
+)
+
+// Authenticator checks a username and password (directory.Directory is one).
+// A rejection is an identity sentinel (ErrInvalidCredentials, ErrAccountLocked,
+// ...); any other failure wraps identity.ErrDirectoryUnavailable.
+type Authenticator interface {
+	Authenticate(ctx context.Context, username, password string) (identity.User, error)
+}
+
+// Sessions is what the web layer needs of the session store (store.Sessions).
+// Get returns store.ErrNotFound for an absent or ended session; every Redis
+// failure wraps store.ErrUnavailable.
+type Sessions interface {
+	Create(ctx context.Context, user identity.User, meta store.SessionMeta) (string, store.Session, error)
+	Get(ctx context.Context, token string) (store.Session, error)
+	Delete(ctx context.Context, token string) error
+}
+
+// Limiter counts failed sign-ins per username and client IP (store.Limiter).
+type Limiter interface {
+	Check(ctx context.Context, username, ip string) (store.Decision, error)
+	Fail(ctx context.Context, username, ip string) error
+	Succeed(ctx context.Context, username string) error
+}
+
+// HealthCheck is one dependency that /readyz asks. Name is public (it is
+// shown in the /readyz answer); the error text is only logged.
+type HealthCheck struct {
+	Name  string
+	Check func(ctx context.Context) error
+}
+
+// Clock gives the time and waits. Sleep returns early when ctx ends.
+type Clock interface {
+	Now() time.Time
+	Sleep(ctx context.Context, d time.Duration)
+}
+
+// SystemClock is the real clock; its Sleep is a timer, not a busy loop.
+type SystemClock struct{}
+
+// Now implements Clock.
+func (SystemClock) Now() time.Time { return time.Now() }
+
+// Sleep implements Clock.
+func (SystemClock) Sleep(ctx context.Context, d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}
+
+// Deps are the collaborators of the web server.
+type Deps struct {
+	Directory Authenticator // required
+	Sessions  Sessions      // required
+	Limiter   Limiter       // required
+	// CSRFKey signs CSRF tokens; at least 32 bytes, the same on every replica
+	// (store.SharedSecret(ctx, "csrf", 32)). Required.
+	CSRFKey []byte
+	Health  []HealthCheck
+	Logger  *slog.Logger // nil: discard
+	// Registry receives the metrics (nil: a private registry). Gatherer is
+	// what /metrics serves; when nil, Registry is used if it is a Gatherer.
+	Registry prometheus.Registerer
+	Gatherer prometheus.Gatherer
+	Clock    Clock        // nil: SystemClock
+	Audit    audit.Logger // nil: audit.Discard
+	Rand     io.Reader    // nil: crypto/rand.Reader (tokens, request IDs)
+}
+
+// Server is the HTTP front of wardend.
+type Server struct {
+	cfg      Config
+	https    bool
+	origin   string // scheme://host of PublicURL
+	dir      Authenticator
+	sessions Sessions
+	limiter  Limiter
+	health   []HealthCheck
+	log      *slog.Logger
+	clock    Clock
+	audit    audit.Logger
+	rand     io.Reader
+	csrfKey  []byte
+	proxies  []netip.Prefix
+	cop      *http.CrossOriginProtection
+	metrics  *metrics
+	gatherer prometheus.Gatherer
+	views    *views
+	assets   *assets
+	engine   *gin.Engine
+	handler  http.Handler
+}
+
+// maxBody bounds every request body (sign-in forms are a few hundred bytes).
+const maxBody = 64 << 10
+
+// New builds the server: it validates cfg (after defaults), parses the
+// templates, hashes the static files and registers the metrics.
+func New(cfg Config, deps Deps) (*Server, error) {
+	cfg.SetDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("web: config: %w", err)
+	}
+	switch {
+	case deps.Directory == nil:
+		return nil, errors.New("web: Deps.Directory is required")
+	case deps.Sessions == nil:
+		return nil, errors.New("web: Deps.Sessions is required")
+	case deps.Limiter == nil:
+		return nil, errors.New("web: Deps.Limiter is required")
+	case len(deps.CSRFKey) < 32:
+		return nil, errors.New("web: Deps.CSRFKey must have at least 32 bytes")
+	}
+	for i, h := range deps.Health {
+		if h.Name == "" || h.Check == nil {
+			return nil, fmt.Errorf("web: Deps.Health[%d]: name and check are required", i)
+		}
+	}
+	s := &Server{
+		cfg:      cfg,
+		https:    cfg.https(),
+		dir:      deps.Directory,
+		sessions: deps.Sessions,
+		limiter:  deps.Limiter,
+		health:   deps.Health,
+		log:      deps.Logger,
+		clock:    deps.Clock,
+		audit:    deps.Audit,
+		rand:     deps.Rand,
+		csrfKey:  append([]byte(nil), deps.CSRFKey...),
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.clock == nil {
+		s.clock = SystemClock{}
+	}
+	if s.audit == nil {
+		s.audit = audit.Discard{}
+	}
+	if s.rand == nil {
+		s.rand = rand.Reader
+	}
+	u, _ := url.Parse(cfg.PublicURL) // validated above
+	s.origin = u.Scheme + "://" + u.Host
+	for _, p := range cfg.TrustedProxies {
+		prefix, _ := parseProxy(p) // validated above
+		s.proxies = append(s.proxies, prefix)
+	}
+	s.cop = http.NewCrossOriginProtection()
+	if err := s.cop.AddTrustedOrigin(s.origin); err != nil {
+		return nil, fmt.Errorf("web: trusted origin: %w", err)
+	}
+
+	reg := deps.Registry
+	s.gatherer = deps.Gatherer
+	if reg == nil {
+		r := prometheus.NewRegistry()
+		reg, s.gatherer = r, r
+	}
+	if s.gatherer == nil {
+		g, ok := reg.(prometheus.Gatherer)
+		if !ok {
+			return nil, errors.New("web: Deps.Gatherer is required when Deps.Registry is not a Gatherer")
+		}
+		s.gatherer = g
+	}
+	var err error
+	if s.metrics, err = newMetrics(reg); err != nil {
+		return nil, err
+	}
+	if s.assets, err = loadAssets(); err != nil {
+		return nil, err
+	}
+	if s.views, err = parseViews(s.assets); err != nil {
+		return nil, err
+	}
+	s.engine = s.newEngine()
+	s.handler = s.engine
+	return s, nil
+}
+
+// route is one entry of the routing table.
+type route struct {
+	method, path string
+	handler      gin.HandlerFunc
+}
+
+// routes is every route of the package, in one place.
+func (s *Server) routes() []route {
+	return []route{
+		{http.MethodGet, "/", s.handleHome},
+		{http.MethodGet, "/login", s.handleLoginForm},
+		{http.MethodPost, "/login", s.handleLogin},
+		{http.MethodGet, "/logout", s.handleLogoutConfirm}, // a GET never signs out
+		{http.MethodPost, "/logout", s.handleLogout},
+		{http.MethodGet, "/healthz", s.handleHealthz},
+		{http.MethodGet, "/readyz", s.handleReadyz},
+		{http.MethodGet, "/metrics", gin.WrapH(promhttp.HandlerFor(s.gatherer, promhttp.HandlerOpts{}))},
+		{http.MethodGet, "/static/:name", s.handleStatic},
+		{http.MethodHead, "/static/:name", s.handleStatic},
+	}
+}
+
+func (s *Server) newEngine() *gin.Engine {
+	// Release mode: gin prints no debug route table. The mode is gin's own
+	// global (stored atomically); Warden never wants debug mode.
+	gin.SetMode(gin.ReleaseMode)
+	e := gin.New()
+	e.HandleMethodNotAllowed = true
+	// No redirects invented by the router: gin builds them from the Host
+	// header and the decoded path. /login/ is simply not found.
+	e.RedirectTrailingSlash = false
+	e.RedirectFixedPath = false
+	e.ForwardedByClientIP = false // clientIP middleware decides, from trusted_proxies
+	_ = e.SetTrustedProxies(nil)
+	e.ContextWithFallback = true
+	// Order matters: the request ID first (everything logs it), then the
+	// access log and metrics (they see the final status, panics included),
+	// then recovery, then headers and limits for every response.
+	e.Use(s.requestContext, s.accessLog, s.recovery, s.securityHeaders, s.limitBody)
+	for _, r := range s.routes() {
+		e.Handle(r.method, r.path, r.handler)
+	}
+	e.NoRoute(func(c *gin.Context) { s.renderError(c, http.StatusNotFound) })
+	e.NoMethod(func(c *gin.Context) { s.renderError(c, http.StatusMethodNotAllowed) })
+	return e
+}
+
+// Handler returns the HTTP handler (for tests and for embedding).
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Run listens on cfg.Listen and serves until ctx ends, then shuts down
+// gracefully within cfg.ShutdownTimeout.
+func (s *Server) Run(ctx context.Context) error {
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", s.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("web: listen: %w", err)
+	}
+	return s.Serve(ctx, ln)
+}
+
+// Serve serves on ln (closed on return) until ctx ends. With tls.cert_file
+// and tls.key_file set it serves TLS 1.2 or later.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
+		ReadTimeout:       s.cfg.ReadTimeout,
+		WriteTimeout:      s.cfg.WriteTimeout,
+		IdleTimeout:       s.cfg.IdleTimeout,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	tlsOn := s.cfg.TLS.CertFile != ""
+	if tlsOn {
+		srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	}
+	errc := make(chan error, 1)
+	go func() {
+		if tlsOn {
+			errc <- srv.ServeTLS(ln, s.cfg.TLS.CertFile, s.cfg.TLS.KeyFile)
+		} else {
+			errc <- srv.Serve(ln)
+		}
+	}()
+	s.log.Info("http server listening", "addr", ln.Addr().String(), "tls", tlsOn, "public_url", s.cfg.PublicURL)
+	select {
+	case err := <-errc:
+		return fmt.Errorf("web: serve: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ShutdownTimeout)
+	defer cancel()
+	err := srv.Shutdown(sctx)
+	if serr := <-errc; serr != nil && !errors.Is(serr, http.ErrServerClosed) {
+		return fmt.Errorf("web: serve: %w", serr)
+	}
+	if err != nil {
+		return fmt.Errorf("web: shutdown: %w", err)
+	}
+	s.log.Info("http server stopped")
+	return nil
+}
+
+// wantsJSON: API paths and clients that ask for JSON but not HTML get JSON errors.
+func wantsJSON(r *http.Request) bool {
+	p := r.URL.Path
+	if strings.HasPrefix(p, "/api/") || strings.HasPrefix(p, "/admin/api/") {
+		return true
+	}
+	accept := r.Header.Get("Accept")
+	return strings.Contains(accept, "application/json") && !strings.Contains(accept, "text/html")
+}

@@ -1,0 +1,86 @@
+package web
+
+import (
+	"bytes"
+	"fmt"
+	"html/template"
+	"log/slog"
+	"net/http"
+	"sync"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/wardenidp/warden/internal/identity"
+	"github.com/wardenidp/warden/templates"
+)
+
+// view is the data every template gets. Fields a page does not use stay empty.
+type view struct {
+	RequestID string
+	CSRF      string
+	User      *identity.User
+	Wide      bool
+
+	// login
+	Next     string
+	Username string
+	Error    string
+	Notice   string
+
+	// error and account-state pages
+	Heading   string
+	Message   string
+	Advice    string
+	RetryLink string
+}
+
+// views holds the parsed pages; each page is layout.html plus its own file.
+type views struct {
+	pages map[string]*template.Template
+}
+
+var pageFiles = []string{"login.html", "home.html", "logout.html", "error.html", "account_state.html"}
+
+func parseViews(a *assets) (*views, error) {
+	funcs := template.FuncMap{"asset": a.url}
+	v := &views{pages: map[string]*template.Template{}}
+	for _, p := range pageFiles {
+		t, err := template.New(p).Funcs(funcs).ParseFS(templates.FS, "layout.html", p)
+		if err != nil {
+			return nil, fmt.Errorf("web: parse template %s: %w", p, err)
+		}
+		v.pages[p] = t
+	}
+	return v, nil
+}
+
+var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// render executes a page into a buffer first, so that a template error
+// never sends half a page: it becomes a logged 500.
+func (s *Server) render(c *gin.Context, status int, page string, v view) {
+	v.RequestID = state(c).id
+	buf := bufPool.Get().(*bytes.Buffer)
+	buf.Reset()
+	defer bufPool.Put(buf)
+	t, ok := s.views.pages[page]
+	var err error
+	if !ok {
+		err = fmt.Errorf("no page %q", page)
+	} else {
+		err = t.ExecuteTemplate(buf, "layout", v)
+	}
+	if err != nil {
+		s.log.LogAttrs(c.Request.Context(), slog.LevelError, "render page",
+			slog.String("request_id", v.RequestID), slog.String("page", page), slog.String("err", err.Error()))
+		if page != "error.html" {
+			s.renderError(c, http.StatusInternalServerError)
+			return
+		}
+		c.Data(http.StatusInternalServerError, "text/plain; charset=utf-8",
+			[]byte("Internal error. Request ID: "+v.RequestID+"\n"))
+		c.Abort()
+		return
+	}
+	c.Data(status, "text/html; charset=utf-8", buf.Bytes())
+}
