@@ -4,7 +4,9 @@ import (
 	"context"
 	"path/filepath"
 	"runtime"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/wardenidp/warden/internal/directory"
 	"github.com/wardenidp/warden/internal/directory/directorytest"
@@ -99,4 +101,54 @@ func TestEmbeddedGroupSearch(t *testing.T) {
 		Users:       users(),
 		DirectKnown: true,
 	})
+}
+
+// TestGroupCache: with group_source memberof, the nesting of groups is read
+// once per GroupCacheTTL (injected clock); direct groups are read at every
+// sign-in with the user's entry.
+func TestGroupCache(t *testing.T) {
+	srv := start(t)
+	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	var mu sync.Mutex
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	for _, tc := range []struct {
+		name       string
+		ttl        time.Duration
+		wantCached int // searches for the second sign-in
+	}{
+		{"cached", time.Minute, 1},
+		{"off", -1, 5},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := srv.Config()
+			cfg.GroupCacheTTL = tc.ttl
+			rec := &directorytest.Recorder{}
+			d, err := ldap.New(cfg, ldap.WithObserver(rec), ldap.WithClock(clock))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer d.Close()
+			auth := func() int {
+				rec.Reset()
+				u, err := d.Authenticate(t.Context(), "bob", "warden-dev")
+				if err != nil || len(u.Groups) != 4 {
+					t.Fatalf("bob: %v %v", u.Groups, err)
+				}
+				return rec.Count("search")
+			}
+			// user search + memberOf of developers, engineering, staff, company
+			if n := auth(); n != 5 {
+				t.Errorf("first sign-in: %d searches, want 5", n)
+			}
+			if n := auth(); n != tc.wantCached {
+				t.Errorf("second sign-in: %d searches, want %d", n, tc.wantCached)
+			}
+			mu.Lock()
+			now = now.Add(2 * time.Minute)
+			mu.Unlock()
+			if n := auth(); n != 5 {
+				t.Errorf("after the TTL: %d searches, want 5", n)
+			}
+		})
+	}
 }

@@ -482,4 +482,3 @@ func (s *Server) writeEntry(w *gldap.ResponseWriter, r *gldap.Request, e *entry,
 	}
 	_ = w.Write(resp)
 }
-

@@ -56,6 +56,13 @@ type Config struct {
 	GroupSource string `yaml:"group_source"`
 	// MaxNesting bounds how deep "search" and "memberof" follow nested groups.
 	MaxNesting int `yaml:"max_nesting"`
+	// GroupCacheTTL: with group_source memberof, the parents of a group (its
+	// own memberOf, i.e. the nesting) are cached this long, so a sign-in
+	// costs one search and one bind instead of one more search per level of
+	// nesting. A user's direct groups are read fresh at every sign-in; only
+	// changes to the nesting of groups take up to this long to show.
+	// 0 means the default (30s); a negative value turns the cache off.
+	GroupCacheTTL time.Duration `yaml:"group_cache_ttl"`
 
 	Attributes Attributes `yaml:"attributes"`
 
@@ -104,6 +111,7 @@ const (
 	DefaultPoolSize            = 8
 	DefaultHealthCheckInterval = 30 * time.Second
 	DefaultMaxNesting          = 10
+	DefaultGroupCacheTTL       = 30 * time.Second
 
 	// MaxPoolSize bounds PoolSize (per server and per pool).
 	MaxPoolSize = 1024
@@ -168,6 +176,9 @@ func (c *Config) SetDefaults() {
 	}
 	if c.MaxNesting == 0 {
 		c.MaxNesting = DefaultMaxNesting
+	}
+	if c.GroupCacheTTL == 0 {
+		c.GroupCacheTTL = DefaultGroupCacheTTL
 	}
 	if c.UserBaseDN == "" {
 		c.UserBaseDN = c.BaseDN

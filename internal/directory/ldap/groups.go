@@ -136,7 +136,43 @@ func (d *Directory) groupsMemberOf(ctx context.Context, e *goldap.Entry) (*group
 	return set, err
 }
 
-// readMemberOf reads memberOf of each group with a base search. The
+// maxCachedGroups bounds the group-parents cache; past it the cache starts
+// over.
+const maxCachedGroups = 10000
+
+// groupCache remembers the memberOf values of groups (the nesting edges) for
+// Config.GroupCacheTTL. Never users' memberships.
+type groupCache struct {
+	mu sync.RWMutex
+	m  map[string]cachedParents
+}
+
+type cachedParents struct {
+	parents []string
+	expires time.Time
+}
+
+func (gc *groupCache) get(key string, now time.Time) ([]string, bool) {
+	gc.mu.RLock()
+	defer gc.mu.RUnlock()
+	p, ok := gc.m[key]
+	if !ok || !now.Before(p.expires) {
+		return nil, false
+	}
+	return p.parents, true
+}
+
+func (gc *groupCache) put(key string, parents []string, expires time.Time) {
+	gc.mu.Lock()
+	defer gc.mu.Unlock()
+	if gc.m == nil || len(gc.m) >= maxCachedGroups {
+		gc.m = make(map[string]cachedParents)
+	}
+	gc.m[key] = cachedParents{parents: parents, expires: expires}
+}
+
+// readMemberOf returns memberOf of each group: from the cache when
+// GroupCacheTTL > 0 and fresh, otherwise with a base search. The
 // searches are sent together on the one connection (LDAP allows several
 // outstanding requests, RFC 4511 section 4.1.1) and answered together, so a
 // level of nesting costs one round trip, not one per group. A group that no
@@ -144,6 +180,23 @@ func (d *Directory) groupsMemberOf(ctx context.Context, e *goldap.Entry) (*group
 func (d *Directory) readMemberOf(c *conn, srv string, groups []string) ([]string, error) {
 	results := make([][]string, len(groups))
 	errs := make([]error, len(groups))
+	ttl := d.cfg.GroupCacheTTL
+	var out []string
+	var miss []int
+	now := d.now()
+	for i, g := range groups {
+		if ttl > 0 {
+			key, _ := normDN(g)
+			if p, ok := d.groupCache.get(key, now); ok {
+				out = append(out, p...)
+				continue
+			}
+		}
+		miss = append(miss, i)
+	}
+	if len(miss) == 0 {
+		return out, nil
+	}
 	read := func(i int) {
 		start := time.Now()
 		req := goldap.NewSearchRequest(groups[i], goldap.ScopeBaseObject, goldap.NeverDerefAliases,
@@ -157,12 +210,16 @@ func (d *Directory) readMemberOf(c *conn, srv string, groups []string) ([]string
 		case len(res.Entries) == 1:
 			results[i] = res.Entries[0].GetEqualFoldAttributeValues("memberOf")
 		}
+		if errs[i] == nil && ttl > 0 {
+			key, _ := normDN(groups[i])
+			d.groupCache.put(key, results[i], now.Add(ttl))
+		}
 	}
-	if len(groups) == 1 {
-		read(0)
+	if len(miss) == 1 {
+		read(miss[0])
 	} else {
 		var wg sync.WaitGroup
-		for i := range groups {
+		for _, i := range miss {
 			wg.Go(func() { read(i) })
 		}
 		wg.Wait()
@@ -170,9 +227,8 @@ func (d *Directory) readMemberOf(c *conn, srv string, groups []string) ([]string
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	var out []string
-	for _, r := range results {
-		out = append(out, r...)
+	for _, i := range miss {
+		out = append(out, results[i]...)
 	}
 	return out, nil
 }

@@ -100,6 +100,8 @@ type Directory struct {
 	// invalid credentials; an unknown user's dummy bind is padded up to it.
 	bindCost atomic.Int64
 
+	groupCache groupCache
+
 	closed atomic.Bool
 	stop   chan struct{}
 	wg     sync.WaitGroup
