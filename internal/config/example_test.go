@@ -55,7 +55,7 @@ func blockKeys() []string {
 }
 
 // writeTestCA writes a self-signed CA certificate (PEM) to path.
-func writeTestCA(t *testing.T, path string) {
+func writeTestCA(t testing.TB, path string) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -127,6 +127,7 @@ func TestExampleConfigIsValid(t *testing.T) {
 		{"server.shutdown_timeout", c.Server.ShutdownTimeout, d.Server.ShutdownTimeout},
 		{"server.login_min_duration", c.Server.LoginMinDuration, d.Server.LoginMinDuration},
 		{"directory.max_nesting", c.Directory.MaxNesting, d.Directory.MaxNesting},
+		{"directory.group_cache_ttl", c.Directory.GroupCacheTTL, d.Directory.GroupCacheTTL},
 		{"directory.dial_timeout", c.Directory.DialTimeout, d.Directory.DialTimeout},
 		{"directory.timeout", c.Directory.Timeout, d.Directory.Timeout},
 		{"directory.pool_size", c.Directory.PoolSize, d.Directory.PoolSize},
@@ -313,5 +314,29 @@ func TestDevExampleAgainstTestenv(t *testing.T) {
 	var out strings.Builder
 	if code := CheckConfig("../../config/dev.yaml", nil, &out); code != CheckOK {
 		t.Fatalf("check-config exit %d:\n%s", code, out.String())
+	}
+}
+
+func BenchmarkLoadAndValidateExample(b *testing.B) {
+	data, err := os.ReadFile(examplePath)
+	if err != nil {
+		b.Fatal(err)
+	}
+	dir := b.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "ldap-bind-password"), []byte("pw\n"), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	ca := filepath.Join(dir, "ca.pem")
+	writeTestCA(b, ca)
+	env := envMap(map[string]string{"WARDEN_SECRETS_DIR": dir, "WARDEN_LDAP_CA_FILE": ca, "WARDEN_REDIS_PASSWORD": "pw"})
+	b.ReportAllocs()
+	for b.Loop() {
+		c, err := Parse(data, env)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := c.Validate(); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
