@@ -152,3 +152,47 @@ func TestGroupCache(t *testing.T) {
 		})
 	}
 }
+
+// TestHealthCheck: idle pooled connections are checked every
+// HealthCheckInterval and dropped when the server is gone.
+func TestHealthCheck(t *testing.T) {
+	srv := start(t)
+	cfg := srv.Config()
+	cfg.HealthCheckInterval = 50 * time.Millisecond
+	rec := &directorytest.Recorder{}
+	d, err := ldap.New(cfg, ldap.WithObserver(rec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if _, err := d.Authenticate(t.Context(), "bob", "warden-dev"); err != nil {
+		t.Fatal(err)
+	}
+	open := func() int {
+		n := 0
+		for _, p := range d.PoolStats() {
+			n += p.Open
+		}
+		return n
+	}
+	if n := open(); n != 2 {
+		t.Fatalf("open connections after one sign-in: %d, want 2 (search + bind)", n)
+	}
+	waitFor(t, func() bool { return rec.Count("health") >= 2 }, "health checks of the idle connections")
+	if n := open(); n != 2 {
+		t.Errorf("healthy connections dropped: %d open", n)
+	}
+	_ = srv.Close()
+	waitFor(t, func() bool { return open() == 0 }, "dead connections dropped")
+}
+
+func waitFor(t *testing.T, cond func() bool, what string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
