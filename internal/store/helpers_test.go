@@ -47,6 +47,9 @@ func (c *fakeClock) Add(d time.Duration) {
 }
 
 func testLogger(t testing.TB) *slog.Logger {
+	if _, bench := t.(*testing.B); bench {
+		return slog.New(slog.DiscardHandler)
+	}
 	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
@@ -116,11 +119,18 @@ func allKeys(t testing.TB, st *store.Store) []string {
 
 func deletePrefix(t testing.TB, st *store.Store) {
 	ctx := context.Background()
-	for _, k := range allKeys(t, st) {
-		if err := st.Client().Del(ctx, k).Err(); err != nil {
+	keys := allKeys(t, st)
+	for len(keys) > 0 {
+		n := min(len(keys), 500)
+		pipe := st.Client().Pipeline()
+		for _, k := range keys[:n] {
+			pipe.Unlink(ctx, k)
+		}
+		if _, err := pipe.Exec(ctx); err != nil {
 			t.Logf("cleanup: %v", err)
 			return
 		}
+		keys = keys[n:]
 	}
 }
 

@@ -165,10 +165,20 @@ func (s *Sessions) Create(ctx context.Context, user identity.User, meta SessionM
 	pipe.SAdd(ctx, s.userKey(user.ID), hexKey)
 	pipe.PExpire(ctx, s.userKey(user.ID), s.cfg.AbsoluteLifetime)
 	set := pipe.SetArgs(ctx, s.sessionKey(hexKey), val, redis.SetArgs{Mode: "NX", TTL: min(s.cfg.IdleTimeout, s.cfg.AbsoluteLifetime)})
-	if _, err := pipe.Exec(ctx); err != nil {
-		if errors.Is(err, redis.Nil) && set.Err() != nil {
+	_, err = pipe.Exec(ctx)
+	if errors.Is(err, redis.Nil) && errors.Is(set.Err(), redis.Nil) {
+		// NX refused. go-redis retries a command whose reply was lost, so
+		// the key may hold our own write; anything else is a collision.
+		got, gerr := s.store.client.Get(ctx, s.sessionKey(hexKey)).Bytes()
+		if gerr != nil && !errors.Is(gerr, redis.Nil) {
+			return "", Session{}, Unavailable("store: create session", gerr)
+		}
+		if string(got) != string(val) {
 			return "", Session{}, errors.New("store: create session: key exists (random source broken?)")
 		}
+		err = nil
+	}
+	if err != nil {
 		return "", Session{}, Unavailable("store: create session", err)
 	}
 	return token, sess, nil

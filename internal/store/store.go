@@ -13,7 +13,13 @@
 // Errors: every failure to talk to Redis (refused, timed out, closed, an
 // error reply) is wrapped with ErrUnavailable, so that callers answer 503
 // and never mistake an outage for a rejection. ErrNotFound means Redis
-// answered and the thing is not there (or has ended).
+// answered and the thing is not there (or has ended). A caller's cancelled
+// or expired context also gives ErrUnavailable, with context.Canceled or
+// context.DeadlineExceeded in the chain too.
+//
+// go-redis retries a command whose reply was lost (up to twice), so a
+// counter may, rarely, count one failure twice; everything else here is
+// written to be safe to repeat.
 package store
 
 import (
