@@ -169,13 +169,19 @@ type redisServer struct {
 	dir  string
 	args []string
 	cmd  *exec.Cmd
+	// probe, when set, is how start checks readiness (TLS, passwords).
+	probe *redis.Options
 }
 
 func startRedis(t testing.TB, port int, extra ...string) *redisServer {
+	return startRedisProbe(t, port, nil, extra...)
+}
+
+func startRedisProbe(t testing.TB, port int, probe *redis.Options, extra ...string) *redisServer {
 	t.Helper()
 	s := &redisServer{
 		t: t, bin: testenv.Binary(t, "redis-server"), port: port, dir: t.TempDir(),
-		args: extra,
+		args: extra, probe: probe,
 	}
 	s.start()
 	t.Cleanup(s.stop)
@@ -194,7 +200,11 @@ func (s *redisServer) start() {
 	if err := s.cmd.Start(); err != nil {
 		s.t.Fatalf("start redis-server: %v", err)
 	}
-	c := redis.NewClient(&redis.Options{Addr: s.addr(), DialTimeout: 200 * time.Millisecond, MaxRetries: -1})
+	probe := &redis.Options{Addr: s.addr(), DialTimeout: 200 * time.Millisecond, MaxRetries: -1}
+	if s.probe != nil {
+		probe = s.probe
+	}
+	c := redis.NewClient(probe)
 	defer c.Close()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
