@@ -233,8 +233,8 @@ do_start() {
   local t1; t1=$(now)
   setsid samba --foreground --no-process-group -s "$CONF" >"$INST/log/samba.out" 2>&1 </dev/null &
   local spid=$! ok=0
-  local deadline; deadline=$(awk "BEGIN{print $(now) + $START_TIMEOUT}")
-  while awk "BEGIN{exit !($(now) < $deadline)}"; do
+  local deadline=$((SECONDS + START_TIMEOUT))   # integer seconds (awk's print would round to %.6g)
+  while ((SECONDS < deadline)); do
     if grep -q 'no network interfaces found' "$INST/log/samba.log" 2>/dev/null; then
       log "samba found no interface with address $ADDR (is lo up? ip link set lo up)"; break
     fi
