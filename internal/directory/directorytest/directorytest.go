@@ -292,9 +292,9 @@ func testWrongPassword(t *testing.T, f Fixture, d directory.Directory, rec *Reco
 	}
 	w, u := med("carol", f.Password+"x"), med("no-such-user-4711", f.Password+"x")
 	t.Logf("median: wrong password %v, unknown user %v", w, u)
-	// Where a bind costs enough to be measured over the network noise, an
+	// Where a bind costs enough to stand out of the noise (Samba: ~4-15 ms), an
 	// unknown user must not be markedly faster than a wrong password.
-	if w > time.Millisecond && u < w*6/10 {
+	if w > 3*time.Millisecond && u < w*6/10 {
 		t.Errorf("unknown user (%v) answers much faster than a wrong password (%v): user existence leaks by timing", u, w)
 	}
 	if _, err := d.Authenticate(ctx, "carol", f.Password); err != nil {
