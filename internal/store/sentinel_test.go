@@ -1,0 +1,91 @@
+package store_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/wardenidp/warden/internal/store"
+	"github.com/wardenidp/warden/internal/testenv"
+)
+
+// TestSentinel starts a master, a replica and one Sentinel, opens the store
+// in sentinel mode, kills the master and checks that the same Store follows
+// the failover to the promoted replica.
+func TestSentinel(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts three redis-server processes and waits for a failover")
+	}
+	ctx := context.Background()
+	master := startRedis(t, freePort(t, false))
+	replica := startRedis(t, freePort(t, false), "--replicaof", "127.0.0.1", strconv.Itoa(master.port))
+	waitFor(t, 10*time.Second, "replica in sync", func() bool {
+		c := redis.NewClient(&redis.Options{Addr: master.addr()})
+		defer c.Close()
+		info, err := c.Info(ctx, "replication").Result()
+		return err == nil && strings.Contains(info, "state=online")
+	})
+
+	sport := freePort(t, false)
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "sentinel.conf")
+	mustf(t, os.WriteFile(conf, fmt.Appendf(nil,
+		"port %d\nbind 127.0.0.1\ndir %s\nlogfile %s\n"+
+			"sentinel monitor wmaster 127.0.0.1 %d 1\n"+
+			"sentinel down-after-milliseconds wmaster 500\n"+
+			"sentinel failover-timeout wmaster 5000\n",
+		sport, dir, filepath.Join(dir, "sentinel.log"), master.port), 0o600), "write sentinel.conf")
+	cmd := exec.Command(testenv.Binary(t, "redis-server"), conf, "--sentinel")
+	mustf(t, cmd.Start(), "start sentinel")
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	saddr := "127.0.0.1:" + strconv.Itoa(sport)
+	waitFor(t, 10*time.Second, "sentinel knows the replica", func() bool {
+		s := redis.NewSentinelClient(&redis.Options{Addr: saddr})
+		defer s.Close()
+		reps, err := s.Replicas(ctx, "wmaster").Result()
+		return err == nil && len(reps) == 1
+	})
+
+	cfg := store.RedisConfig{Mode: store.ModeSentinel, Addrs: []string{saddr}, MasterName: "wmaster", KeyPrefix: uniquePrefix(),
+		DialTimeout: 500 * time.Millisecond, ReadTimeout: 500 * time.Millisecond, WriteTimeout: 500 * time.Millisecond}
+	st := openCfg(t, cfg)
+	s := newSessions(t, st, newClock())
+	tok, _, err := s.Create(ctx, user("u-sent", "alice"), store.SessionMeta{})
+	mustf(t, err, "create via sentinel")
+	// WAIT: the session reached the replica before the master dies.
+	mustf(t, st.Client().Do(ctx, "WAIT", 1, 2000).Err(), "wait for replication")
+
+	master.kill()
+	start := time.Now()
+	var lastErr error
+	waitFor(t, 30*time.Second, "failover", func() bool {
+		_, lastErr = s.Get(ctx, tok)
+		if lastErr != nil && !errors.Is(lastErr, store.ErrUnavailable) {
+			t.Fatalf("during failover: %v (want ErrUnavailable until it is over)", lastErr)
+		}
+		return lastErr == nil
+	})
+	t.Logf("session readable on the promoted replica %s after %v", replica.addr(), time.Since(start).Round(time.Millisecond))
+	_, _, err = s.Create(ctx, user("u-sent", "alice"), store.SessionMeta{})
+	mustf(t, err, "create after failover")
+}
+
+func waitFor(t *testing.T, d time.Duration, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
