@@ -39,7 +39,7 @@ func (s *Server) handleReadyz(c *gin.Context) {
 			checks[h.Name] = "fail"
 			failing = append(failing, h.Name)
 			s.log.LogAttrs(ctx, slog.LevelWarn, "readiness check failed",
-				slog.String("request_id", state(c).id), slog.String("check", h.Name), slog.String("err", errs[i].Error()))
+				slog.String("check", h.Name), slog.String("err", errs[i].Error()))
 			continue
 		}
 		checks[h.Name] = "ok"

@@ -117,7 +117,7 @@ func (s *Server) signIn(ctx context.Context, in loginInput, requestID string) (s
 		if !errors.Is(err, identity.ErrDirectoryUnavailable) && !errors.Is(err, store.ErrUnavailable) {
 			level = slog.LevelError // an error outside the contract: still a 503, but look at it
 		}
-		s.log.LogAttrs(ctx, level, "sign-in failed", slog.String("request_id", requestID),
+		s.log.LogAttrs(ctx, level, "sign-in failed",
 			slog.String("outcome", outcome), slog.String("err", err.Error()))
 	}
 	s.audit.Record(ctx, ev)
@@ -334,7 +334,7 @@ func (s *Server) csrfRejected(c *gin.Context, err error, retry string) {
 	route := c.FullPath()
 	s.metrics.csrf.WithLabelValues(route).Inc()
 	s.log.LogAttrs(c.Request.Context(), slog.LevelWarn, "csrf check failed",
-		slog.String("request_id", st.id), slog.String("route", route), slog.String("err", err.Error()))
+		slog.String("route", route), slog.String("err", err.Error()))
 	s.audit.Record(c.Request.Context(), audit.Event{Actor: "anonymous", Action: "csrf.reject", Object: route,
 		Result: "rejected", ClientIP: st.clientIP, RequestID: st.id})
 	if _, err := s.ensureCSRF(c, ""); err != nil {
@@ -347,7 +347,7 @@ func (s *Server) csrfRejected(c *gin.Context, err error, retry string) {
 // fail logs an internal error with the request ID and answers status.
 func (s *Server) fail(c *gin.Context, status int, err error) {
 	s.log.LogAttrs(c.Request.Context(), slog.LevelError, "request failed",
-		slog.String("request_id", state(c).id), slog.String("err", err.Error()))
+		slog.String("err", err.Error()))
 	s.renderError(c, status)
 }
 

@@ -51,6 +51,7 @@ func (s *Server) requestContext(c *gin.Context) {
 	}
 	st.clientIP = s.clientIP(peer, fromProxy, c.Request.Header.Values("X-Forwarded-For"))
 	c.Set(stateKey, st)
+	c.Request = c.Request.WithContext(withRequestID(c.Request.Context(), st.id))
 	c.Header("X-Request-ID", st.id)
 	c.Next()
 }
@@ -170,7 +171,6 @@ func (s *Server) accessLog(c *gin.Context) {
 		slog.Int("status", status),
 		slog.Float64("duration_ms", float64(d.Microseconds())/1000),
 		slog.Int("bytes", max(c.Writer.Size(), 0)),
-		slog.String("request_id", st.id),
 		slog.String("client_ip", st.clientIP),
 	)
 }
@@ -187,7 +187,6 @@ func (s *Server) recovery(c *gin.Context) {
 			panic(v) // net/http's way to abort a response silently
 		}
 		s.log.LogAttrs(c.Request.Context(), slog.LevelError, "panic in handler",
-			slog.String("request_id", state(c).id),
 			slog.String("route", c.FullPath()),
 			slog.String("panic", fmt.Sprint(v)),
 			slog.String("stack", string(debug.Stack())),

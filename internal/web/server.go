@@ -173,6 +173,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
+	s.log = slog.New(requestIDHandler{s.log.Handler()})
 	if s.clock == nil {
 		s.clock = SystemClock{}
 	}

@@ -67,7 +67,7 @@ func (s *Server) sessionFailure(c *gin.Context, err error) {
 
 func (s *Server) storeUnavailable(c *gin.Context, err error) {
 	s.log.LogAttrs(c.Request.Context(), slog.LevelWarn, "session store failed",
-		slog.String("request_id", state(c).id), slog.String("err", err.Error()))
+		slog.String("err", err.Error()))
 	s.renderError(c, http.StatusServiceUnavailable)
 }
 

@@ -72,7 +72,7 @@ func (s *Server) render(c *gin.Context, status int, page string, v view) {
 	}
 	if err != nil {
 		s.log.LogAttrs(c.Request.Context(), slog.LevelError, "render page",
-			slog.String("request_id", v.RequestID), slog.String("page", page), slog.String("err", err.Error()))
+			slog.String("page", page), slog.String("err", err.Error()))
 		if page != "error.html" {
 			s.renderError(c, http.StatusInternalServerError)
 			return
