@@ -32,6 +32,7 @@
 package embedded
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -105,8 +106,25 @@ func Start(ctx context.Context, ldifPath string, logger *slog.Logger, opts ...Op
 	if err != nil {
 		return nil, fmt.Errorf("embedded: %w", err)
 	}
-	recs, err := parseLDIF(f)
-	_ = f.Close()
+	defer f.Close()
+	return start(ctx, ldifPath, f, logger, o)
+}
+
+// StartLDIF is Start for LDIF content already in memory (the dev directory
+// built into wardend).
+func StartLDIF(ctx context.Context, ldif []byte, logger *slog.Logger, opts ...Option) (*Server, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	o := options{addr: "127.0.0.1:0", now: time.Now}
+	for _, f := range opts {
+		f(&o)
+	}
+	return start(ctx, "dev directory", bytes.NewReader(ldif), logger, o)
+}
+
+func start(ctx context.Context, ldifPath string, r io.Reader, logger *slog.Logger, o options) (*Server, error) {
+	recs, err := parseLDIF(r)
 	if err != nil {
 		return nil, fmt.Errorf("embedded: %s: %w", ldifPath, err)
 	}

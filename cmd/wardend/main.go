@@ -1,0 +1,139 @@
+// Command wardend is the Warden identity provider server.
+//
+//	wardend -config FILE            run with a configuration file
+//	wardend -dev [-listen ADDR]     run in dev mode (nothing else needed)
+//	wardend check-config -config FILE
+//	wardend version
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	devconfig "github.com/wardenidp/warden/config"
+	"github.com/wardenidp/warden/internal/app"
+	"github.com/wardenidp/warden/internal/config"
+	"github.com/wardenidp/warden/internal/version"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 {
+		switch args[0] {
+		case "check-config":
+			return checkConfig(args[1:], stdout, stderr)
+		case "version":
+			fmt.Fprintln(stdout, "wardend", version.Get().String())
+			return 0
+		}
+	}
+	fs := flag.NewFlagSet("wardend", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, `usage:
+  wardend -config FILE               run with a configuration file
+  wardend -dev [-listen ADDR]        dev mode: in-process directory and Redis, demo users
+  wardend check-config -config FILE  report every problem in a configuration file
+  wardend version
+
+flags:
+`)
+		fs.PrintDefaults()
+	}
+	cfgPath := fs.String("config", "", "configuration file (YAML); see docs/configuration.md")
+	dev := fs.Bool("dev", false, "dev mode: in-process LDAP directory (config/dev-directory.ldif) and Redis; never in production")
+	listen := fs.String("listen", "", "address to serve on (overrides server.listen; dev default 127.0.0.1:8080)")
+	devLDIF := fs.String("dev-ldif", "", "dev mode: serve this LDIF file instead of the built-in demo directory")
+	devRemote := fs.Bool("dev-allow-remote", false, "dev mode: allow a non-loopback listen address (demo users have known passwords)")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "wardend: unexpected argument %q\n", fs.Arg(0))
+		fs.Usage()
+		return 2
+	}
+
+	var cfg config.Config
+	switch {
+	case *dev && *cfgPath != "":
+		fmt.Fprintln(stderr, "wardend: -dev and -config do not go together: dev mode brings its own directory and Redis")
+		return 2
+	case *dev:
+		cfg = config.Dev(*listen)
+		cfg.Dev.AllowNonLoopback = *devRemote
+	case *cfgPath != "":
+		c, err := config.Load(*cfgPath, os.LookupEnv)
+		if err != nil {
+			fmt.Fprintf(stderr, "wardend: %s:\n%v\n", *cfgPath, err)
+			return 1
+		}
+		if *listen != "" {
+			c.Server.Listen = *listen
+		}
+		if err := c.Validate(); err != nil {
+			fmt.Fprintf(stderr, "wardend: %s:\n%v\n", *cfgPath, err)
+			return 1
+		}
+		cfg = *c
+	default:
+		fmt.Fprintln(stderr, "wardend: need -config FILE or -dev")
+		fs.Usage()
+		return 2
+	}
+
+	logger := slog.New(cfg.Log.Handler(stderr))
+	for _, w := range cfg.Warnings() {
+		logger.Warn("configuration", "warning", w)
+	}
+	opts := app.Options{
+		Server:      cfg.Server,
+		Directory:   cfg.Directory,
+		Redis:       cfg.Redis,
+		Session:     cfg.Session,
+		LoginLimits: cfg.LoginLimits,
+		DataDir:     cfg.DataDir,
+		Logger:      logger,
+		Banner:      stdout,
+	}
+	if *dev {
+		opts.Dev = &app.DevOptions{LDIF: devconfig.DevDirectoryLDIF, LDIFPath: *devLDIF, AllowNonLoopback: cfg.Dev.AllowNonLoopback}
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := app.Run(ctx, opts); err != nil {
+		logger.Error("wardend stopped", "err", err)
+		return 1
+	}
+	return 0
+}
+
+func checkConfig(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("wardend check-config", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "", "configuration file to check")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if *path == "" || fs.NArg() > 0 {
+		fmt.Fprintln(stderr, "usage: wardend check-config -config FILE")
+		return 2
+	}
+	return config.CheckConfig(*path, os.LookupEnv, stdout)
+}

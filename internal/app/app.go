@@ -1,0 +1,227 @@
+// Package app wires wardend together: it builds every component from its own
+// config, starts the HTTP server, and stops everything in order. Only
+// cmd/wardend calls it; it receives the component configs, not the config
+// file (DESIGN.md: nothing imports config but cmd/wardend).
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/wardenidp/warden/internal/audit"
+	"github.com/wardenidp/warden/internal/directory/ldap"
+	"github.com/wardenidp/warden/internal/keys"
+	"github.com/wardenidp/warden/internal/store"
+	"github.com/wardenidp/warden/internal/web"
+)
+
+// Options is everything Run needs. The component configs arrive defaulted
+// and validated (cmd/wardend does that with internal/config).
+type Options struct {
+	Server      web.Config
+	Directory   ldap.Config
+	Redis       store.RedisConfig
+	Session     store.SessionConfig
+	LoginLimits store.LimitConfig
+	// DataDir holds generated keys (DataDir/keys).
+	DataDir string
+	// Dev, when non-nil, runs dev mode: in-process directory and Redis; the
+	// Directory and Redis configs are ignored.
+	Dev *DevOptions
+	// Logger receives everything; nil discards.
+	Logger *slog.Logger
+	// Banner receives the human-readable start message (dev mode: URL and
+	// demo logins). Nil: os.Stdout.
+	Banner io.Writer
+	// Listener, when set, is served instead of listening on Server.Listen
+	// (tests and benchmarks).
+	Listener net.Listener
+	// Started, when set, is called once the server accepts connections,
+	// with its address.
+	Started func(addr net.Addr)
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// DevOptions configures dev mode.
+type DevOptions struct {
+	// LDIF is the dev directory's content (config/dev-directory.ldif, built
+	// into the binary); LDIFPath, when set, is read instead.
+	LDIF     []byte
+	LDIFPath string
+	// AllowNonLoopback lets dev mode serve on a non-loopback address.
+	AllowNonLoopback bool
+}
+
+// Run starts wardend and blocks until ctx is cancelled (graceful shutdown)
+// or a component fails.
+func Run(ctx context.Context, o Options) error {
+	start := time.Now()
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Banner == nil {
+		o.Banner = os.Stdout
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	log := o.Logger
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	var closers []func()
+	defer func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			closers[i]()
+		}
+	}()
+
+	var demo []DemoUser
+	var st *store.Store
+	if o.Dev != nil {
+		if err := checkDevListen(o); err != nil {
+			return err
+		}
+		log.Warn("DEV MODE: in-process directory with demo users and known passwords, in-process Redis that forgets everything on exit, generated keys; never use dev mode in production")
+		dd, err := startDevDirectory(ctx, o.Dev, log)
+		if err != nil {
+			return err
+		}
+		closers = append(closers, func() { _ = dd.close() })
+		o.Directory = dd.config
+		demo = dd.users
+		s, stop, err := store.OpenEmbedded(ctx, log)
+		if err != nil {
+			return fmt.Errorf("app: dev redis: %w", err)
+		}
+		closers = append(closers, stop)
+		st = s
+	} else {
+		s, err := store.Open(ctx, o.Redis, log)
+		if err != nil {
+			return fmt.Errorf("app: redis: %w", err)
+		}
+		closers = append(closers, func() { _ = s.Close() })
+		st = s
+	}
+
+	signer, created, err := keys.LoadOrGenerate(filepath.Join(o.DataDir, "keys"), keys.Options{Now: o.Now})
+	if err != nil {
+		return fmt.Errorf("app: %w", err)
+	}
+	log.Info("signing key", "fingerprint_sha256", signer.Fingerprint(), "generated", created, "dir", filepath.Join(o.DataDir, "keys"))
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m := newMetrics(reg)
+	st.Client().AddHook(m.redisHook())
+
+	dir, err := ldap.New(o.Directory, ldap.WithLogger(log), ldap.WithObserver(m), ldap.WithClock(o.Now))
+	if err != nil {
+		return fmt.Errorf("app: directory: %w", err)
+	}
+	closers = append(closers, func() { _ = dir.Close() })
+	m.watchPools(reg, dir)
+
+	sessions, err := store.NewSessions(st, o.Session, o.Now, nil)
+	if err != nil {
+		return fmt.Errorf("app: %w", err)
+	}
+	limiter, err := store.NewLimiter(st, o.LoginLimits, o.Now)
+	if err != nil {
+		return fmt.Errorf("app: %w", err)
+	}
+	csrfKey, err := sharedSecret(ctx, st, "csrf", log)
+	if err != nil {
+		return err
+	}
+
+	srv, err := web.New(o.Server, web.Deps{
+		Directory: dir,
+		Sessions:  sessions,
+		Limiter:   limiter,
+		CSRFKey:   csrfKey,
+		Health: []web.HealthCheck{
+			{Name: "redis", Check: st.Ping},
+			{Name: "directory", Check: dir.Ping},
+		},
+		Logger:   log,
+		Registry: reg,
+		Gatherer: reg,
+		Audit:    audit.NewSlog(log, nil),
+	})
+	if err != nil {
+		return fmt.Errorf("app: web: %w", err)
+	}
+
+	ln := o.Listener
+	if ln == nil {
+		var lc net.ListenConfig
+		ln, err = lc.Listen(ctx, "tcp", o.Server.Listen)
+		if err != nil {
+			return fmt.Errorf("app: listen on %s: %w", o.Server.Listen, err)
+		}
+	}
+	log.Info("wardend ready", "addr", ln.Addr().String(), "public_url", o.Server.PublicURL,
+		"dev", o.Dev != nil, "startup_ms", time.Since(start).Milliseconds())
+	if o.Dev != nil {
+		printDevBanner(o.Banner, o.Server.PublicURL, demo)
+	}
+	if o.Started != nil {
+		o.Started(ln.Addr())
+	}
+	if err := srv.Serve(ctx, ln); err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return nil
+}
+
+// sharedSecret fetches a secret every replica shares; a Redis that does not
+// answer at start is retried briefly so that wardend and Redis can start
+// together (docker compose, Kubernetes).
+func sharedSecret(ctx context.Context, st *store.Store, name string, log *slog.Logger) ([]byte, error) {
+	var last error
+	for i := 0; i < 5; i++ {
+		key, err := st.SharedSecret(ctx, name, 32)
+		if err == nil {
+			return key, nil
+		}
+		last = err
+		log.Warn("redis not ready, retrying", "err", err)
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(time.Duration(i+1) * 500 * time.Millisecond):
+		}
+	}
+	return nil, fmt.Errorf("app: %s secret: %w", name, last)
+}
+
+func checkDevListen(o Options) error {
+	if o.Dev.AllowNonLoopback || o.Listener != nil {
+		return nil
+	}
+	host, _, err := net.SplitHostPort(o.Server.Listen)
+	if err != nil {
+		return fmt.Errorf("app: listen address %q: %w", o.Server.Listen, err)
+	}
+	if host == "localhost" {
+		return nil
+	}
+	ip := net.ParseIP(host)
+	if ip == nil || !ip.IsLoopback() {
+		return fmt.Errorf("app: dev mode refuses to listen on %q: its demo users have known passwords; use a loopback address such as 127.0.0.1:8080, or set dev.allow_non_loopback (flag -dev-allow-remote) if you really mean it", o.Server.Listen)
+	}
+	return nil
+}
