@@ -5,10 +5,12 @@ import (
 	"testing"
 
 	"github.com/wardenidp/warden/internal/store"
+	"github.com/wardenidp/warden/internal/testenv"
 )
 
 // TestRedis runs the behaviour suite against the redis-server at REDIS_ADDR.
 func TestRedis(t *testing.T) {
+	testenv.Require(t, "REDIS_ADDR")
 	runSuite(t, openReal, true)
 }
 
