@@ -17,9 +17,12 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/redis/go-redis/v9"
+
 	devconfig "github.com/wardenidp/warden/config"
 	"github.com/wardenidp/warden/internal/app"
 	"github.com/wardenidp/warden/internal/config"
+	"github.com/wardenidp/warden/internal/store"
 	"github.com/wardenidp/warden/internal/version"
 )
 
@@ -96,6 +99,8 @@ flags:
 	}
 
 	logger := slog.New(cfg.Log.Handler(stderr))
+	// go-redis logs through a package global; route it to our log, once.
+	redis.SetLogger(store.RedisLog{L: logger})
 	for _, w := range cfg.Warnings() {
 		logger.Warn("configuration", "warning", w)
 	}
