@@ -1,0 +1,44 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestRunArguments(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.yaml")
+	os.WriteFile(bad, []byte("server:\n  listn: x\ndirectory:\n  type: nosuch\n"), 0o600)
+	for _, tc := range []struct {
+		name string
+		args []string
+		code int
+		out  string // expected in stdout+stderr
+	}{
+		{"no mode", nil, 2, "need -config FILE or -dev"},
+		{"dev and config", []string{"-dev", "-config", bad}, 2, "do not go together"},
+		{"stray argument", []string{"-dev", "extra"}, 2, "unexpected argument"},
+		{"unknown flag", []string{"-nosuch"}, 2, "flag provided but not defined"},
+		{"version", []string{"version"}, 0, "wardend "},
+		{"check-config without file", []string{"check-config"}, 2, "usage: wardend check-config"},
+		{"check-config missing file", []string{"check-config", "-config", filepath.Join(dir, "none.yaml")}, 2, "none.yaml"},
+		{"check-config problems", []string{"check-config", "-config", bad}, 1, "server.listn"},
+		{"bad config refuses to start", []string{"-config", bad}, 1, "server.listn"},
+		{"dev refuses a public address", []string{"-dev", "-listen", "0.0.0.0:0"}, 1, "dev mode refuses"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var out, errb bytes.Buffer
+			code := run(tc.args, &out, &errb)
+			all := out.String() + errb.String()
+			if code != tc.code {
+				t.Errorf("exit %d, want %d\n%s", code, tc.code, all)
+			}
+			if !strings.Contains(all, tc.out) {
+				t.Errorf("output lacks %q:\n%s", tc.out, all)
+			}
+		})
+	}
+}
