@@ -164,7 +164,7 @@ func (s *Server) decide(ctx context.Context, in loginInput) (string, store.Sessi
 	if err != nil {
 		return "", store.Session{}, fmt.Errorf("login: create session: %w: %w", errSessionStore, err)
 	}
-	if err := s.limiter.Succeed(ctx, user.Username); err != nil {
+	if err := s.limiter.Succeed(ctx, in.Username); err != nil { // the counter Fail increments
 		s.log.LogAttrs(ctx, slog.LevelWarn, "limiter: reset after success", slog.String("err", err.Error()))
 	}
 	return token, sess, nil
