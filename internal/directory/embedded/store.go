@@ -4,7 +4,6 @@ import (
 	"crypto/sha1" //nolint:gosec // SHA-1 is what {SSHA} and UUIDv5 are defined with
 	"crypto/subtle"
 	"encoding/base64"
-	"encoding/hex"
 	"fmt"
 	"strconv"
 	"strings"
@@ -12,6 +11,7 @@ import (
 
 	ber "github.com/go-asn1-ber/asn1-ber"
 	goldap "github.com/go-ldap/ldap/v3"
+	"github.com/google/uuid"
 )
 
 type attr struct {
@@ -88,23 +88,7 @@ var uuidNamespace = [16]byte{0x5c, 0x0e, 0x9a, 0x43, 0x1b, 0x7d, 0x4f, 0x2e, 0x9
 // uuidFromKey derives a stable UUIDv5 (RFC 9562 section 5.5) from a
 // normalized DN.
 func uuidFromKey(key string) string {
-	h := sha1.New() //nolint:gosec // UUIDv5 is defined with SHA-1
-	h.Write(uuidNamespace[:])
-	h.Write([]byte(key))
-	s := h.Sum(nil)
-	s[6] = (s[6] & 0x0f) | 0x50
-	s[8] = (s[8] & 0x3f) | 0x80
-	var b [36]byte
-	hex.Encode(b[0:8], s[0:4])
-	b[8] = '-'
-	hex.Encode(b[9:13], s[4:6])
-	b[13] = '-'
-	hex.Encode(b[14:18], s[6:8])
-	b[18] = '-'
-	hex.Encode(b[19:23], s[8:10])
-	b[23] = '-'
-	hex.Encode(b[24:36], s[10:16])
-	return string(b[:])
+	return uuid.NewSHA1(uuid.UUID(uuidNamespace), []byte(key)).String()
 }
 
 // newStore builds the directory from LDIF records: DNs normalized and

@@ -1,8 +1,9 @@
 package ldap
 
 import (
-	"encoding/hex"
 	"fmt"
+
+	"github.com/google/uuid"
 )
 
 // guidString renders an Active Directory objectGUID (16 raw bytes) as a
@@ -20,15 +21,5 @@ func guidString(b []byte) (string, error) {
 	u[4], u[5] = b[5], b[4]
 	u[6], u[7] = b[7], b[6]
 	copy(u[8:], b[8:])
-	var s [36]byte
-	hex.Encode(s[0:8], u[0:4])
-	s[8] = '-'
-	hex.Encode(s[9:13], u[4:6])
-	s[13] = '-'
-	hex.Encode(s[14:18], u[6:8])
-	s[18] = '-'
-	hex.Encode(s[19:23], u[8:10])
-	s[23] = '-'
-	hex.Encode(s[24:36], u[10:16])
-	return string(s[:]), nil
+	return uuid.UUID(u).String(), nil
 }
