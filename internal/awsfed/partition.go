@@ -1,0 +1,43 @@
+// Package awsfed holds the AWS knowledge shared by the server and the CLI:
+// partitions and their endpoints, the grammar of IAM role and SAML provider
+// ARNs, and the limits AWS STS puts on session tags and source identity.
+//
+// Everything here is pure: no I/O, no package state that changes. The rules
+// followed are listed in docs (aws-federation-rules.md, items 9–15 and 22)
+// and cite the IAM and STS references they come from.
+package awsfed
+
+// Partition describes one AWS partition: a separate set of regions with its
+// own ARN prefix, sign-in and console hosts.
+type Partition struct {
+	// ID is the partition as it appears in ARNs: "aws", "aws-us-gov", "aws-cn".
+	ID string
+	// SAMLAudience is the audience (and the ACS URL) that AWS sign-in
+	// expects in a SAML response for this partition.
+	SAMLAudience string
+	// SigninHost is the host of the AWS sign-in endpoint (SAML ACS and the
+	// federation endpoint for console sign-in URLs).
+	SigninHost string
+	// ConsoleHost is the host of the AWS Management Console.
+	ConsoleHost string
+}
+
+// LookupPartition returns the partition with the given ID ("aws",
+// "aws-us-gov" or "aws-cn"; exact, case-sensitive as in ARNs).
+func LookupPartition(id string) (Partition, bool) {
+	switch id {
+	case "aws":
+		return Partition{ID: "aws", SAMLAudience: "https://signin.aws.amazon.com/saml",
+			SigninHost: "signin.aws.amazon.com", ConsoleHost: "console.aws.amazon.com"}, true
+	case "aws-us-gov":
+		return Partition{ID: "aws-us-gov", SAMLAudience: "https://signin.amazonaws-us-gov.com/saml",
+			SigninHost: "signin.amazonaws-us-gov.com", ConsoleHost: "console.amazonaws-us-gov.com"}, true
+	case "aws-cn":
+		return Partition{ID: "aws-cn", SAMLAudience: "https://signin.amazonaws.cn/saml",
+			SigninHost: "signin.amazonaws.cn", ConsoleHost: "console.amazonaws.cn"}, true
+	}
+	return Partition{}, false
+}
+
+// PartitionIDs returns the IDs of the known partitions, in a fixed order.
+func PartitionIDs() []string { return []string{"aws", "aws-us-gov", "aws-cn"} }
