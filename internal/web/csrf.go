@@ -82,6 +82,12 @@ func (s *Server) csrfToken(cookieValue, binding string) string {
 // checkCSRF verifies a POST whose form has been parsed. binding must be the
 // same value the form's token was made with.
 func (s *Server) checkCSRF(c *gin.Context, binding string) error {
+	return s.checkCSRFToken(c, binding, c.Request.PostForm.Get(csrfField))
+}
+
+// checkCSRFToken verifies both layers for the token got (from a form field
+// or the X-Warden-CSRF header).
+func (s *Server) checkCSRFToken(c *gin.Context, binding, got string) error {
 	if err := s.cop.Check(c.Request); err != nil {
 		return fmt.Errorf("%w: %w", errCSRFCrossOrigin, err)
 	}
@@ -89,7 +95,6 @@ func (s *Server) checkCSRF(c *gin.Context, binding string) error {
 	if v == "" {
 		return errCSRFNoCookie
 	}
-	got := c.Request.PostForm.Get(csrfField)
 	want := s.csrfToken(v, binding)
 	if !hmac.Equal([]byte(got), []byte(want)) { // constant time
 		return errCSRFBadToken

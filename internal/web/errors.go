@@ -17,6 +17,10 @@ func publicText(status int) (heading, message string) {
 		return "Page not found", "There is no page at this address."
 	case http.StatusMethodNotAllowed:
 		return "Method not allowed", "This page cannot be used this way."
+	case http.StatusConflict:
+		return "Changed in the meantime", "Someone else changed this since you loaded it."
+	case http.StatusUnprocessableEntity:
+		return "Not saved", "What was sent has problems."
 	case http.StatusRequestEntityTooLarge:
 		return "Request too large", "What was sent is larger than this server accepts."
 	case http.StatusTooManyRequests:
@@ -39,7 +43,7 @@ func (s *Server) renderError(c *gin.Context, status int) {
 // {"error": ..., "request_id": ...} for JSON clients and API paths.
 func (s *Server) renderErrorPage(c *gin.Context, status int, heading, message, retry string) {
 	defer c.Abort()
-	if wantsJSON(c.Request) {
+	if wantsJSON(c.Request) || state(c).api {
 		c.JSON(status, gin.H{"error": message, "request_id": state(c).id})
 		return
 	}

@@ -335,7 +335,11 @@ func (s *Server) csrfRejected(c *gin.Context, err error, retry string) {
 	s.metrics.csrf.WithLabelValues(route).Inc()
 	s.log.LogAttrs(c.Request.Context(), slog.LevelWarn, "csrf check failed",
 		slog.String("route", route), slog.String("err", err.Error()))
-	s.audit.Record(c.Request.Context(), audit.Event{Actor: "anonymous", Action: "csrf.reject", Object: route,
+	actor := "anonymous"
+	if st.session != nil {
+		actor = st.session.User.Username
+	}
+	s.audit.Record(c.Request.Context(), audit.Event{Actor: actor, Action: "csrf.reject", Object: route,
 		Result: "rejected", ClientIP: st.clientIP, RequestID: st.id})
 	if _, err := s.ensureCSRF(c, ""); err != nil {
 		s.log.LogAttrs(c.Request.Context(), slog.LevelError, "csrf cookie", slog.String("err", err.Error()))

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+
+	"github.com/wardenidp/warden/internal/store"
 )
 
 // reqState is what the middleware learns about a request; handlers read it
@@ -23,6 +25,12 @@ type reqState struct {
 	id       string
 	clientIP string
 	start    time.Time
+	srv      *Server
+	// Mounted routes only (loadSession): the session, and the session
+	// cookie value that CSRF tokens are bound to.
+	session *store.Session
+	token   string
+	api     bool // a Mount's API route: errors are JSON
 }
 
 const stateKey = "warden.req"
@@ -41,7 +49,7 @@ func state(c *gin.Context) *reqState {
 // The request ID is random, unless the TCP peer is a trusted proxy that sent
 // a short, safe X-Request-ID (so that the proxy's and Warden's logs agree).
 func (s *Server) requestContext(c *gin.Context) {
-	st := &reqState{start: s.clock.Now()}
+	st := &reqState{start: s.clock.Now(), srv: s}
 	peer := peerAddr(c.Request.RemoteAddr)
 	fromProxy := peer.IsValid() && s.trusted(peer)
 	if id := c.Request.Header.Get("X-Request-ID"); fromProxy && safeRequestID(id) {
@@ -223,14 +231,23 @@ func (s *Server) securityHeaders(c *gin.Context) {
 // length says so, otherwise when reading passes the limit (form parsing then
 // fails with *http.MaxBytesError, answered 413 by the handler).
 func (s *Server) limitBody(c *gin.Context) {
-	if c.Request.ContentLength > maxBody {
+	limit := s.bodyLimit(c)
+	if c.Request.ContentLength > limit {
 		s.renderError(c, http.StatusRequestEntityTooLarge)
 		return
 	}
 	if c.Request.Body != nil && c.Request.Body != http.NoBody {
-		c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, maxBody)
+		c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, limit)
 	}
 	c.Next()
+}
+
+// bodyLimit is the body limit of the matched route (Route.MaxBody), else maxBody.
+func (s *Server) bodyLimit(c *gin.Context) int64 {
+	if l, ok := s.limits[c.Request.Method+" "+c.FullPath()]; ok {
+		return l
+	}
+	return maxBody
 }
 
 // methodLabel bounds the method label values of the metrics and the log.

@@ -106,6 +106,9 @@ type Deps struct {
 	Clock    Clock        // nil: SystemClock
 	Audit    audit.Logger // nil: audit.Discard
 	Rand     io.Reader    // nil: crypto/rand.Reader (tokens, request IDs)
+	// Mounts are sub-applications (the admin UI) served behind the same
+	// middleware; see mount.go.
+	Mounts []Mount
 }
 
 // Server is the HTTP front of wardend.
@@ -130,6 +133,8 @@ type Server struct {
 	assets   *assets
 	engine   *gin.Engine
 	handler  http.Handler
+	mounts   []Mount
+	limits   map[string]int64 // method+" "+route path -> body limit, where not maxBody
 }
 
 // maxBody bounds every request body (sign-in forms are a few hundred bytes).
@@ -169,6 +174,12 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		audit:    deps.Audit,
 		rand:     deps.Rand,
 		csrfKey:  append([]byte(nil), deps.CSRFKey...),
+		mounts:   deps.Mounts,
+	}
+	for i, m := range deps.Mounts {
+		if m == nil {
+			return nil, fmt.Errorf("web: Deps.Mounts[%d] is nil", i)
+		}
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -214,10 +225,12 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if s.assets, err = loadAssets(); err != nil {
 		return nil, err
 	}
-	if s.views, err = parseViews(s.assets); err != nil {
+	if s.views, err = parseViews(s.assets, s.mounts); err != nil {
 		return nil, err
 	}
-	s.engine = s.newEngine()
+	if s.engine, err = s.newEngine(); err != nil {
+		return nil, err
+	}
 	s.handler = s.engine
 	return s, nil
 }
@@ -226,6 +239,13 @@ func New(cfg Config, deps Deps) (*Server, error) {
 type route struct {
 	method, path string
 	handler      gin.HandlerFunc
+}
+
+// mountedRoute is a route of a Mount, with the middleware in front of it.
+type mountedRoute struct {
+	method, path string
+	handlers     []gin.HandlerFunc
+	maxBody      int64 // 0: maxBody
 }
 
 // routes is every route of the package, in one place.
@@ -244,7 +264,7 @@ func (s *Server) routes() []route {
 	}
 }
 
-func (s *Server) newEngine() *gin.Engine {
+func (s *Server) newEngine() (*gin.Engine, error) {
 	// Release mode: gin prints no debug route table. The mode is gin's own
 	// global (stored atomically); Warden never wants debug mode.
 	gin.SetMode(gin.ReleaseMode)
@@ -261,12 +281,37 @@ func (s *Server) newEngine() *gin.Engine {
 	// access log and metrics (they see the final status, panics included),
 	// then recovery, then headers and limits for every response.
 	e.Use(s.requestContext, s.accessLog, s.recovery, s.securityHeaders, s.limitBody)
+	s.limits = map[string]int64{}
+	var all []mountedRoute
 	for _, r := range s.routes() {
-		e.Handle(r.method, r.path, r.handler)
+		all = append(all, mountedRoute{r.method, r.path, []gin.HandlerFunc{r.handler}, 0})
+	}
+	for _, r := range append(all, s.mountRoutes()...) {
+		if err := handle(e, r.method, r.path, r.handlers); err != nil {
+			return nil, err
+		}
+		if r.maxBody > 0 {
+			s.limits[r.method+" "+r.path] = r.maxBody
+		}
 	}
 	e.NoRoute(func(c *gin.Context) { s.renderError(c, http.StatusNotFound) })
 	e.NoMethod(func(c *gin.Context) { s.renderError(c, http.StatusMethodNotAllowed) })
-	return e
+	return e, nil
+}
+
+// handle registers a route; gin panics on a conflicting or malformed path
+// (a Mount's mistake), which becomes an error of New.
+func handle(e *gin.Engine, method, path string, hs []gin.HandlerFunc) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = fmt.Errorf("web: route %s %s: %v", method, path, v)
+		}
+	}()
+	if method == "" || len(hs) == 0 || hs[len(hs)-1] == nil {
+		return fmt.Errorf("web: route %s %s: method and handler are required", method, path)
+	}
+	e.Handle(method, path, hs...)
+	return nil
 }
 
 // Handler returns the HTTP handler (for tests and for embedding).

@@ -20,6 +20,9 @@ type view struct {
 	CSRF      string
 	User      *identity.User
 	Wide      bool
+	Nav       []NavLink // header links (Navigator mounts), filled in by render
+	BodyClass string
+	Data      any // a Mount's page data (Render)
 
 	// login
 	Next     string
@@ -37,19 +40,32 @@ type view struct {
 // views holds the parsed pages; each page is layout.html plus its own file.
 type views struct {
 	pages map[string]*template.Template
+	funcs template.FuncMap
+}
+
+// layout returns a fresh template holding layout.html, with funcs.
+func (v *views) layout(funcs template.FuncMap) (*template.Template, error) {
+	t, err := template.New("layout.html").Funcs(funcs).ParseFS(templates.FS, "layout.html")
+	if err != nil {
+		return nil, fmt.Errorf("web: parse layout: %w", err)
+	}
+	return t, nil
 }
 
 var pageFiles = []string{"login.html", "home.html", "logout.html", "error.html", "account_state.html"}
 
-func parseViews(a *assets) (*views, error) {
+func parseViews(a *assets, mounts []Mount) (*views, error) {
 	funcs := template.FuncMap{"asset": a.url}
-	v := &views{pages: map[string]*template.Template{}}
+	v := &views{pages: map[string]*template.Template{}, funcs: funcs}
 	for _, p := range pageFiles {
 		t, err := template.New(p).Funcs(funcs).ParseFS(templates.FS, "layout.html", p)
 		if err != nil {
 			return nil, fmt.Errorf("web: parse template %s: %w", p, err)
 		}
 		v.pages[p] = t
+	}
+	if err := parseMountViews(v, funcs, mounts); err != nil {
+		return nil, err
 	}
 	return v, nil
 }
@@ -60,6 +76,9 @@ var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 // never sends half a page: it becomes a logged 500.
 func (s *Server) render(c *gin.Context, status int, page string, v view) {
 	v.RequestID = state(c).id
+	if v.User != nil && v.Nav == nil {
+		v.Nav = s.nav(*v.User)
+	}
 	buf := bufPool.Get().(*bytes.Buffer)
 	buf.Reset()
 	defer bufPool.Put(buf)
