@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -58,4 +60,77 @@ func TestSlogLogger(t *testing.T) {
 		})
 	}
 	var _ Logger = Discard{}
+}
+
+// recorder keeps the events it is given.
+type recorder struct{ got []Event }
+
+func (r *recorder) Record(_ context.Context, e Event) { r.got = append(r.got, e) }
+
+func TestMulti(t *testing.T) {
+	a, b, c := &recorder{}, &recorder{}, &recorder{}
+	m := Multi(a, nil, Multi(b, c), Discard{})
+	ev := Event{Actor: "alice", Action: "rules.save", Result: "success", Before: "x: 1", After: "x: 2"}
+	m.Record(context.Background(), ev)
+	m.Record(context.Background(), Event{Actor: "bob"})
+	for name, r := range map[string]*recorder{"a": a, "b": b, "c": c} {
+		if len(r.got) != 2 || r.got[0].Actor != "alice" || r.got[0].After != "x: 2" || r.got[1].Actor != "bob" {
+			t.Errorf("%s got %+v", name, r.got)
+		}
+	}
+	Multi().Record(context.Background(), ev) // no loggers: no-op
+}
+
+func TestSlogBeforeAfter(t *testing.T) {
+	long := strings.Repeat("é", MaxLoggedChange) // 2 bytes a rune
+	var buf bytes.Buffer
+	log := slog.New(slog.NewJSONHandler(&buf, nil))
+	NewSlog(log, nil).Record(context.Background(), Event{Actor: "alice", Action: "rule.update", Result: "success",
+		Before: `{"id":"r1"}`, After: long})
+	var got map[string]any
+	if err := json.Unmarshal(buf.Bytes(), &got); err != nil {
+		t.Fatal(err)
+	}
+	if got["before"] != `{"id":"r1"}` {
+		t.Errorf("before = %v", got["before"])
+	}
+	after, _ := got["after"].(string)
+	want := strings.Repeat("é", MaxLoggedChange/2) + "…[truncated, " + strconv.Itoa(len(long)) + " bytes]"
+	if after != want {
+		t.Errorf("after has %d bytes, want the clipped %d", len(after), len(want))
+	}
+	if _, ok := got["audit_time"]; !ok {
+		t.Error("nil clock: no audit_time")
+	}
+}
+
+func TestClip(t *testing.T) {
+	tests := []struct {
+		in   string
+		n    int
+		want string
+	}{
+		{"abc", 3, "abc"},
+		{"abcd", 3, "abc…[truncated, 4 bytes]"},
+		{"aé", 2, "a…[truncated, 3 bytes]"}, // never cuts a rune in half
+		{"", 0, ""},
+	}
+	for _, tc := range tests {
+		if got := Clip(tc.in, tc.n); got != tc.want {
+			t.Errorf("Clip(%q, %d) = %q, want %q", tc.in, tc.n, got, tc.want)
+		}
+	}
+}
+
+func TestEventJSON(t *testing.T) {
+	ev := Event{Time: time.Date(2030, 1, 2, 3, 4, 5, 6, time.UTC), Actor: "alice", Action: "login", Result: "success",
+		Detail: map[string]string{"k": "v"}}
+	b, err := json.Marshal(ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"time":"2030-01-02T03:04:05.000000006Z","actor":"alice","action":"login","result":"success","detail":{"k":"v"}}`
+	if string(b) != want {
+		t.Fatalf("got %s\nwant %s", b, want)
+	}
 }
