@@ -1,0 +1,290 @@
+package rolemap
+
+import (
+	"cmp"
+	"fmt"
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/wardenidp/warden/internal/awsfed"
+	"github.com/wardenidp/warden/internal/identity"
+)
+
+// Engine is a compiled RuleSet. It is immutable and safe for concurrent
+// use. The zero value is an empty engine that grants nothing.
+type Engine struct {
+	rs       RuleSet
+	accounts map[string]*account // by account ID
+	grants   []cgrant
+	byDN     map[string][]int32 // normalized DN -> grant indexes
+	byCN     map[string][]int32 // folded CN -> grant indexes
+	patterns []cpattern
+	// Pattern prefilter: patterns anchored at the start with a literal
+	// prefix are listed under the prefix's first byte; the rest are tried
+	// on every group name.
+	patByFirst map[byte][]int32
+	patAny     []int32
+	tags       []ctag // sorted by key
+	// sourceIdentity is the (lowercased) attribute for SourceIdentity.
+	sourceIdentity string
+}
+
+type account struct {
+	id, name, partition, provider string
+	path                          string // where it was defined, for messages
+}
+
+type crole struct {
+	arn, name, accountID, accountName, partition, provider string
+	seconds                                                int
+}
+
+type cgrant struct {
+	id    string
+	roles []crole
+}
+
+type cpattern struct {
+	id       string
+	re       *regexp.Regexp
+	tmpl     []segment
+	seconds  int
+	prefix   string // every match starts with it
+	anchored bool   // every match starts at the beginning of the name
+}
+
+type ctag struct {
+	attr, key  string
+	transitive bool
+}
+
+func (e *Engine) indexPatterns() {
+	e.patByFirst = make(map[byte][]int32)
+	e.patAny = e.patAny[:0]
+	for i, p := range e.patterns {
+		if p.anchored && p.prefix != "" {
+			e.patByFirst[p.prefix[0]] = append(e.patByFirst[p.prefix[0]], int32(i))
+		} else {
+			e.patAny = append(e.patAny, int32(i))
+		}
+	}
+}
+
+// RuleSet returns a copy of the rule set the engine was compiled from.
+func (e *Engine) RuleSet() RuleSet { return e.rs.clone() }
+
+// hit is one (rule, group) that gave a role, before de-duplication.
+type hit struct {
+	role   *crole
+	ruleID string
+	kind   string
+	group  string
+}
+
+// Evaluate computes a user's grants, tags and source identity. It never
+// fails: whatever cannot be used is left out and listed in Dropped. The
+// result does not depend on the order of in.Groups or of the rules.
+func (e *Engine) Evaluate(in Input) Result {
+	var (
+		hits    []hit
+		dropped []Problem
+	)
+	for i := range in.Groups {
+		g := &in.Groups[i]
+		label := g.DN
+		if label == "" {
+			label = g.Name
+		}
+		if len(e.byDN) > 0 && g.DN != "" {
+			if k, ok := normDN(g.DN); ok {
+				hits = e.grantHits(hits, e.byDN[k], label)
+			}
+		}
+		if len(e.byCN) > 0 && g.Name != "" {
+			hits = e.grantHits(hits, e.byCN[fold(g.Name)], label)
+		}
+		if len(e.patterns) > 0 && g.Name != "" {
+			hits, dropped = e.patternHits(hits, dropped, g.Name, label)
+		}
+	}
+	res := Result{Grants: merge(hits)}
+	res.Tags, dropped = e.evalTags(in, dropped)
+	res.SourceIdentity, dropped = e.evalSourceIdentity(in, dropped)
+	if len(dropped) > 1 {
+		slices.SortFunc(dropped, func(a, b Problem) int {
+			return cmp.Or(strings.Compare(a.Path, b.Path), strings.Compare(a.Message, b.Message))
+		})
+		dropped = slices.Compact(dropped)
+	}
+	res.Dropped = dropped
+	return res
+}
+
+func (e *Engine) grantHits(hits []hit, idx []int32, label string) []hit {
+	for _, i := range idx {
+		g := &e.grants[i]
+		for j := range g.roles {
+			hits = append(hits, hit{role: &g.roles[j], ruleID: g.id, kind: KindGrant, group: label})
+		}
+	}
+	return hits
+}
+
+func (e *Engine) patternHits(hits []hit, dropped []Problem, name, label string) ([]hit, []Problem) {
+	for _, i := range e.patByFirst[name[0]] {
+		if p := &e.patterns[i]; strings.HasPrefix(name, p.prefix) {
+			hits, dropped = e.tryPattern(hits, dropped, p, name, label)
+		}
+	}
+	for _, i := range e.patAny {
+		if p := &e.patterns[i]; p.prefix == "" || strings.Contains(name, p.prefix) {
+			hits, dropped = e.tryPattern(hits, dropped, p, name, label)
+		}
+	}
+	return hits, dropped
+}
+
+func (e *Engine) tryPattern(hits []hit, dropped []Problem, p *cpattern, name, label string) ([]hit, []Problem) {
+	loc := p.re.FindStringSubmatchIndex(name)
+	if loc == nil {
+		return hits, dropped
+	}
+	arn := expand(p.tmpl, name, loc)
+	path := "patterns[" + p.id + "].role_arn"
+	a, err := awsfed.ParseRoleARN(arn)
+	if err != nil {
+		return hits, append(dropped, Problem{Path: path, Message: fmt.Sprintf("group %s gives %s: %v", awsfed.Quote(name), awsfed.Quote(arn), err)})
+	}
+	if msg := checkAccount(a, e.accounts); msg != "" {
+		return hits, append(dropped, Problem{Path: path, Message: fmt.Sprintf("group %s gives %s: %s", awsfed.Quote(name), awsfed.Quote(arn), msg)})
+	}
+	acc := e.accounts[a.Account]
+	r := &crole{arn: arn, name: a.Name, accountID: a.Account, accountName: acc.name, partition: a.Partition, provider: acc.provider, seconds: p.seconds}
+	return append(hits, hit{role: r, ruleID: p.id, kind: KindPattern, group: label}), dropped
+}
+
+// merge sorts the hits by account, role ARN, rule ID and group, and makes
+// one Grant per role ARN.
+func merge(hits []hit) []Grant {
+	if len(hits) == 0 {
+		return nil
+	}
+	sort.Slice(hits, func(i, j int) bool {
+		a, b := &hits[i], &hits[j]
+		if a.role.accountID != b.role.accountID {
+			return a.role.accountID < b.role.accountID
+		}
+		if a.role.arn != b.role.arn {
+			return a.role.arn < b.role.arn
+		}
+		if a.ruleID != b.ruleID {
+			return a.ruleID < b.ruleID
+		}
+		return a.group < b.group
+	})
+	out := make([]Grant, 0, len(hits))
+	for i := 0; i < len(hits); {
+		h := &hits[i]
+		r := h.role
+		g := Grant{RoleARN: r.arn, ProviderARN: r.provider, AccountID: r.accountID, AccountName: r.accountName,
+			Partition: r.partition, RoleName: r.name, SessionSeconds: r.seconds,
+			RuleID: h.ruleID, RuleKind: h.kind, Group: h.group, Rules: []string{h.ruleID}}
+		j := i + 1
+		for ; j < len(hits) && hits[j].role.arn == r.arn; j++ {
+			g.SessionSeconds = max(g.SessionSeconds, hits[j].role.seconds)
+			if id := hits[j].ruleID; id != g.Rules[len(g.Rules)-1] {
+				g.Rules = append(g.Rules, id)
+			}
+		}
+		out = append(out, g)
+		i = j
+	}
+	return out
+}
+
+// values returns the distinct non-empty values of a user attribute.
+func values(in Input, attr string) []string {
+	var vs []string
+	switch attr {
+	case AttrUsername:
+		vs = []string{in.Username}
+	case AttrEmail:
+		vs = []string{in.Email}
+	case AttrDisplayName:
+		vs = []string{in.DisplayName}
+	default:
+		vs = in.Attributes[attr]
+	}
+	var out []string
+	for _, v := range vs {
+		if v != "" && !slices.Contains(out, v) {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// evalTags builds the session tags. An attribute the user lacks gives no
+// tag. An attribute with more than one distinct value gives no tag either
+// (AWS takes one value per tag, item 14, and directories do not order
+// values, so picking one would be arbitrary), and is reported; so is a
+// value outside the tag limits.
+func (e *Engine) evalTags(in Input, dropped []Problem) ([]Tag, []Problem) {
+	var tags []Tag
+	for _, t := range e.tags {
+		vs := values(in, t.attr)
+		path := "tags[" + t.key + "]"
+		switch {
+		case len(vs) == 0:
+		case len(vs) > 1:
+			dropped = append(dropped, Problem{Path: path, Message: fmt.Sprintf("attribute %q has %d values; a session tag carries one, so it is left out", t.attr, len(vs))})
+		default:
+			if err := awsfed.ValidTagValue(vs[0]); err != nil {
+				dropped = append(dropped, Problem{Path: path, Message: fmt.Sprintf("attribute %q: %v", t.attr, err)})
+				continue
+			}
+			tags = append(tags, Tag{Key: t.key, Value: vs[0], Transitive: t.transitive})
+		}
+	}
+	return tags, dropped
+}
+
+func (e *Engine) evalSourceIdentity(in Input, dropped []Problem) (string, []Problem) {
+	if e.sourceIdentity == "" {
+		return "", dropped
+	}
+	vs := values(in, e.sourceIdentity)
+	switch {
+	case len(vs) == 0:
+		return "", dropped
+	case len(vs) > 1:
+		return "", append(dropped, Problem{Path: "source_identity", Message: fmt.Sprintf("attribute %q has %d values; SourceIdentity takes one, so it is left out", e.sourceIdentity, len(vs))})
+	}
+	if err := awsfed.ValidSourceIdentity(vs[0]); err != nil {
+		return "", append(dropped, Problem{Path: "source_identity", Message: fmt.Sprintf("attribute %q: %v", e.sourceIdentity, err)})
+	}
+	return vs[0], dropped
+}
+
+// TestGroup returns the grants a member of just this one group would get
+// (grant and pattern rules): the pattern tester. group is a name (CN), or a
+// DN when it contains "=" and parses as one (then its first RDN value is
+// the name).
+func (e *Engine) TestGroup(group string) []Grant {
+	return e.Evaluate(Input{Groups: []identity.Group{GroupFromString(group)}}).Grants
+}
+
+// GroupFromString turns what an admin typed (a group name or a DN) into a
+// Group: a string with "=" that parses as a DN is taken as the DN, with its
+// first RDN value as Name; anything else is a Name.
+func GroupFromString(s string) identity.Group {
+	s = strings.TrimSpace(s)
+	if strings.Contains(s, "=") {
+		if _, ok := normDN(s); ok {
+			return identity.Group{DN: s, Name: firstRDNValue(s), Direct: true}
+		}
+	}
+	return identity.Group{Name: s, Direct: true}
+}

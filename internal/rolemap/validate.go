@@ -1,0 +1,409 @@
+package rolemap
+
+import (
+	"fmt"
+	"regexp"
+	"regexp/syntax"
+	"slices"
+	"strconv"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	goldap "github.com/go-ldap/ldap/v3"
+
+	"github.com/wardenidp/warden/internal/awsfed"
+)
+
+// Validate reports every problem of rs at once, in document order. An
+// empty result means Compile will succeed.
+func (rs RuleSet) Validate() []Problem {
+	_, ps := build(rs)
+	return ps
+}
+
+// Compile validates rs and builds its Engine. It refuses a set with
+// problems: the error is an *Error listing all of them.
+func Compile(rs RuleSet) (*Engine, error) {
+	e, ps := build(rs)
+	if len(ps) > 0 {
+		return nil, &Error{Op: "compile", Problems: ps}
+	}
+	return e, nil
+}
+
+// builder collects problems while building an Engine.
+type builder struct {
+	e        *Engine
+	problems []Problem
+	ruleIDs  map[string]string // rule ID -> path of its first use
+}
+
+func (b *builder) add(path, format string, args ...any) {
+	b.problems = append(b.problems, Problem{Path: path, Message: fmt.Sprintf(format, args...)})
+}
+
+// build validates rs and, as it goes, compiles it. The Engine is only
+// meaningful when there are no problems.
+func build(rs RuleSet) (*Engine, []Problem) {
+	b := &builder{
+		e: &Engine{
+			rs:       rs.clone(),
+			accounts: make(map[string]*account, len(rs.Accounts)),
+			byDN:     make(map[string][]int32),
+			byCN:     make(map[string][]int32),
+		},
+		ruleIDs: make(map[string]string),
+	}
+	b.accounts(rs.Accounts)
+	b.grants(rs.Grants)
+	b.patterns(rs.Patterns)
+	b.tags(rs.Tags)
+	return b.e, b.problems
+}
+
+func (b *builder) accounts(list []Account) {
+	if len(list) > MaxAccounts {
+		b.add("accounts", "%d accounts; at most %d are allowed", len(list), MaxAccounts)
+	}
+	names := make(map[string]string, len(list))
+	for i, a := range list {
+		path := "accounts[" + strconv.Itoa(i) + "]"
+		ok := true
+		if err := awsfed.ValidAccountID(a.ID); err != nil {
+			b.add(path+".id", "must be 12 digits, got %s", awsfed.Quote(a.ID))
+			ok = false
+		} else if prev, dup := b.e.accounts[a.ID]; dup {
+			b.add(path+".id", "duplicate account ID %s (also %s)", a.ID, prev.path)
+			ok = false
+		}
+		if msg := checkText(a.Name, maxNameLength); msg != "" {
+			b.add(path+".name", "%s", msg)
+		} else if prev, dup := names[fold(a.Name)]; dup {
+			b.add(path+".name", "duplicate account name %s (also %s; names are compared case-insensitively)", awsfed.Quote(a.Name), prev)
+		} else {
+			names[fold(a.Name)] = path
+		}
+		part := a.PartitionID()
+		if _, known := awsfed.LookupPartition(part); !known {
+			b.add(path+".partition", "unknown partition %s (want one of %s)", awsfed.Quote(a.Partition), strings.Join(awsfed.PartitionIDs(), ", "))
+			ok = false
+		}
+		provider := ""
+		if err := awsfed.ValidSAMLProviderName(a.SAMLProvider); err != nil {
+			b.add(path+".saml_provider", "must be the IAM SAML provider name, 1–%d characters of [A-Za-z0-9_.-], got %s", awsfed.MaxProviderNameLength, awsfed.Quote(a.SAMLProvider))
+		} else if ok {
+			provider, _ = awsfed.ProviderARN(part, a.ID, a.SAMLProvider)
+		}
+		if ok {
+			b.e.accounts[a.ID] = &account{id: a.ID, name: a.Name, partition: part, provider: provider, path: path}
+		}
+	}
+}
+
+// checkText checks a required display text: non-empty, valid UTF-8, no
+// control characters, no surrounding spaces, at most max runes.
+func checkText(s string, max int) string {
+	switch {
+	case strings.TrimSpace(s) == "":
+		return "is required"
+	case s != strings.TrimSpace(s):
+		return "has leading or trailing spaces"
+	}
+	return checkOptionalText(s, max, false)
+}
+
+func checkOptionalText(s string, max int, newlines bool) string {
+	if !utf8.ValidString(s) {
+		return "is not valid UTF-8"
+	}
+	if n := utf8.RuneCountInString(s); n > max {
+		return fmt.Sprintf("is %d characters long; at most %d allowed", n, max)
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) && !(newlines && (r == '\n' || r == '\t')) {
+			return fmt.Sprintf("has the control character %q", r)
+		}
+	}
+	return ""
+}
+
+func (b *builder) ruleID(path, id string) {
+	switch {
+	case id == "":
+		b.add(path+".id", "is required")
+	case len(id) > maxIDLength || strings.TrimLeft(id, "abcdefghijklmnopqrstuvwxyz0123456789-") != "":
+		b.add(path+".id", "must be 1–%d characters of a-z, 0-9 and -, got %s", maxIDLength, awsfed.Quote(id))
+	default:
+		if prev, dup := b.ruleIDs[id]; dup {
+			b.add(path+".id", "duplicate rule ID %q (also %s); IDs are unique across grants and patterns", id, prev)
+		} else {
+			b.ruleIDs[id] = path
+		}
+	}
+}
+
+func checkSeconds(s int) string {
+	if s == 0 || s >= MinSessionSeconds && s <= MaxSessionSeconds {
+		return ""
+	}
+	return fmt.Sprintf("must be 0 (none) or %d–%d seconds, got %d", MinSessionSeconds, MaxSessionSeconds, s)
+}
+
+// grantSeen remembers, per group key and role ARN, the first rule that
+// granted it, to find conflicting session lengths.
+type grantSeen struct {
+	path    string
+	id      string
+	seconds int
+}
+
+func (b *builder) grants(list []GrantRule) {
+	if len(list) > MaxGrants {
+		b.add("grants", "%d grant rules; at most %d are allowed", len(list), MaxGrants)
+		return
+	}
+	b.e.grants = make([]cgrant, 0, len(list))
+	seen := make(map[string]grantSeen)
+	for i, g := range list {
+		path := "grants[" + strconv.Itoa(i) + "]"
+		b.ruleID(path, g.ID)
+		if msg := checkOptionalText(g.Description, maxDescription, true); msg != "" {
+			b.add(path+".description", "%s", msg)
+		}
+		key, byDN := b.groupKey(path+".group", g.Group)
+		if len(g.Roles) == 0 {
+			b.add(path+".roles", "a grant rule needs at least one role")
+		} else if len(g.Roles) > MaxRolesPerGrant {
+			b.add(path+".roles", "%d roles; at most %d per rule", len(g.Roles), MaxRolesPerGrant)
+			continue
+		}
+		cg := cgrant{id: g.ID, roles: make([]crole, 0, len(g.Roles))}
+		inRule := make(map[string]int, len(g.Roles))
+		for j, r := range g.Roles {
+			rpath := path + ".roles[" + strconv.Itoa(j) + "]"
+			if msg := checkSeconds(r.MaxSessionSeconds); msg != "" {
+				b.add(rpath+".max_session_seconds", "%s", msg)
+			}
+			a, err := awsfed.ParseRoleARN(r.ARN)
+			if err != nil {
+				b.add(rpath+".arn", "%v", err)
+				continue
+			}
+			if msg := checkAccount(a, b.e.accounts); msg != "" {
+				b.add(rpath+".arn", "%s", msg)
+				continue
+			}
+			if k, dup := inRule[r.ARN]; dup {
+				b.add(rpath+".arn", "role listed twice in this rule (also roles[%d])", k)
+				continue
+			}
+			inRule[r.ARN] = j
+			if key != "" {
+				sk := key + "\x00" + r.ARN
+				if prev, ok := seen[sk]; ok && prev.seconds != r.MaxSessionSeconds {
+					b.add(rpath+".max_session_seconds", "conflicts with %s (rule %q): same group and role with max_session_seconds %d, here %d",
+						prev.path, prev.id, prev.seconds, r.MaxSessionSeconds)
+				} else if !ok {
+					seen[sk] = grantSeen{path: rpath, id: g.ID, seconds: r.MaxSessionSeconds}
+				}
+			}
+			acc := b.e.accounts[a.Account]
+			cg.roles = append(cg.roles, crole{arn: r.ARN, name: a.Name, accountID: a.Account, accountName: acc.name,
+				partition: a.Partition, provider: acc.provider, seconds: r.MaxSessionSeconds})
+		}
+		if key == "" {
+			continue
+		}
+		idx := int32(len(b.e.grants))
+		b.e.grants = append(b.e.grants, cg)
+		if byDN {
+			b.e.byDN[key[1:]] = append(b.e.byDN[key[1:]], idx)
+		} else {
+			b.e.byCN[key[1:]] = append(b.e.byCN[key[1:]], idx)
+		}
+	}
+}
+
+// groupKey checks a grant rule's group and returns its lookup key ("D" +
+// normalized DN, or "C" + folded CN), "" when invalid.
+func (b *builder) groupKey(path, g string) (key string, byDN bool) {
+	if msg := checkText(g, maxGroupLength); msg != "" {
+		b.add(path, "%s", msg)
+		return "", false
+	}
+	if !strings.Contains(g, "=") {
+		return "C" + fold(g), false
+	}
+	if _, err := goldap.ParseDN(g); err != nil {
+		b.add(path, "contains \"=\" but is not a valid DN (%v); a group name with \"=\" must be given as a full DN", err)
+		return "", false
+	}
+	k, ok := normDN(g)
+	if !ok {
+		b.add(path, "is not a valid DN")
+		return "", false
+	}
+	return "D" + k, true
+}
+
+func (b *builder) patterns(list []PatternRule) {
+	if len(list) > MaxPatterns {
+		b.add("patterns", "%d pattern rules; at most %d are allowed", len(list), MaxPatterns)
+		return
+	}
+	for i, p := range list {
+		path := "patterns[" + strconv.Itoa(i) + "]"
+		b.ruleID(path, p.ID)
+		if msg := checkOptionalText(p.Description, maxDescription, true); msg != "" {
+			b.add(path+".description", "%s", msg)
+		}
+		if msg := checkSeconds(p.MaxSessionSeconds); msg != "" {
+			b.add(path+".max_session_seconds", "%s", msg)
+		}
+		cp, ok := b.compilePattern(path, p)
+		if ok {
+			b.e.patterns = append(b.e.patterns, cp)
+		}
+	}
+	b.e.indexPatterns()
+}
+
+func (b *builder) compilePattern(path string, p PatternRule) (cpattern, bool) {
+	cp := cpattern{id: p.ID, seconds: p.MaxSessionSeconds}
+	switch {
+	case p.Pattern == "":
+		b.add(path+".pattern", "is required")
+		return cp, false
+	case len(p.Pattern) > maxPatternLength:
+		b.add(path+".pattern", "longer than %d bytes", maxPatternLength)
+		return cp, false
+	}
+	re, err := regexp.Compile(p.Pattern)
+	if err != nil {
+		b.add(path+".pattern", "not a valid regular expression: %s", strings.TrimPrefix(err.Error(), "error parsing regexp: "))
+		return cp, false
+	}
+	cp.re = re
+	cp.prefix, _ = re.LiteralPrefix()
+	cp.anchored = anchoredAtStart(p.Pattern)
+	names := make(map[string]int)
+	for i, n := range re.SubexpNames() {
+		if n != "" {
+			names[n] = i
+		}
+	}
+	switch {
+	case p.RoleARN == "":
+		b.add(path+".role_arn", "is required")
+		return cp, false
+	case len(p.RoleARN) > maxTemplate:
+		b.add(path+".role_arn", "longer than %d bytes", maxTemplate)
+		return cp, false
+	}
+	segs, errs := parseTemplate(p.RoleARN, names)
+	for _, e := range errs {
+		b.add(path+".role_arn", "%s", e)
+	}
+	if len(errs) > 0 {
+		return cp, false
+	}
+	if msg := checkTemplate(segs, b.e.accounts); msg != "" {
+		b.add(path+".role_arn", "can never give a valid role ARN: %s", msg)
+		return cp, false
+	}
+	cp.tmpl = segs
+	return cp, true
+}
+
+// anchoredAtStart reports whether every match of the pattern starts at the
+// beginning of the text (it begins with ^ or \A outside multi-line mode).
+func anchoredAtStart(pattern string) bool {
+	re, err := syntax.Parse(pattern, syntax.Perl)
+	if err != nil {
+		return false
+	}
+	re = re.Simplify()
+	for {
+		switch re.Op {
+		case syntax.OpBeginText:
+			return true
+		case syntax.OpConcat, syntax.OpCapture:
+			if len(re.Sub) == 0 {
+				return false
+			}
+			re = re.Sub[0]
+		default:
+			return false
+		}
+	}
+}
+
+// Special tag attribute names: the user's own fields.
+const (
+	AttrUsername    = "username"
+	AttrEmail       = "email"
+	AttrDisplayName = "display_name"
+)
+
+func (b *builder) tags(t TagRules) {
+	if len(t.Attributes) > MaxTagAttributes {
+		b.add("tags.attributes", "%d tag rules; AWS allows at most %d session tags", len(t.Attributes), MaxTagAttributes)
+	}
+	keys := make(map[string]string, len(t.Attributes))
+	for i, a := range t.Attributes {
+		path := "tags.attributes[" + strconv.Itoa(i) + "]"
+		okAttr := b.attribute(path+".attribute", a.Attribute)
+		okKey := true
+		if err := awsfed.ValidTagKey(a.Key); err != nil {
+			b.add(path+".key", "%v", err)
+			okKey = false
+		} else if prev, dup := keys[fold(a.Key)]; dup {
+			b.add(path+".key", "duplicate tag key %s (also %s); AWS compares tag keys case-insensitively", awsfed.Quote(a.Key), prev)
+			okKey = false
+		} else {
+			keys[fold(a.Key)] = path
+		}
+		if okAttr && okKey {
+			b.e.tags = append(b.e.tags, ctag{attr: strings.ToLower(a.Attribute), key: a.Key, transitive: a.Transitive})
+		}
+	}
+	slices.SortFunc(b.e.tags, func(x, y ctag) int { return strings.Compare(x.key, y.key) })
+	if t.SourceIdentity != "" && b.attribute("tags.source_identity", t.SourceIdentity) {
+		b.e.sourceIdentity = strings.ToLower(t.SourceIdentity)
+	}
+}
+
+// attribute checks an attribute name: one of the special names, or an LDAP
+// attribute description (a letter, then letters, digits and '-') or OID.
+func (b *builder) attribute(path, name string) bool {
+	switch strings.ToLower(name) {
+	case AttrUsername, AttrEmail, AttrDisplayName:
+		return true
+	case "":
+		b.add(path, "is required")
+		return false
+	}
+	if len(name) > maxAttrName || !validAttrName(name) {
+		b.add(path, "%s is not an attribute name: use %q, %q, %q or a directory attribute (a letter, then letters, digits, -)",
+			awsfed.Quote(name), AttrUsername, AttrEmail, AttrDisplayName)
+		return false
+	}
+	return true
+}
+
+func validAttrName(s string) bool {
+	if s == "" {
+		return false
+	}
+	if s[0] >= '0' && s[0] <= '9' { // numericoid: digits and dots
+		return strings.Trim(s, "0123456789.") == "" && !strings.Contains(s, "..") && s[len(s)-1] != '.'
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || i > 0 && (c >= '0' && c <= '9' || c == '-')) {
+			return false
+		}
+	}
+	return true
+}
