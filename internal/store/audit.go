@@ -1,0 +1,190 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/wardenidp/warden/internal/audit"
+)
+
+// DefaultAuditMaxLen is how many events the audit stream keeps by default.
+const DefaultAuditMaxLen = 100_000
+
+const (
+	// maxAuditChange bounds Before and After of an event kept in the
+	// stream (longer values are clipped with a visible marker).
+	maxAuditChange = 64 << 10
+	// auditPage is how many entries Query reads from Redis at a time;
+	// auditScanBudget how many it examines at most in one call before it
+	// returns what it found with a cursor to continue.
+	auditPage       = 500
+	auditScanBudget = 20_000
+	// Query's Limit: default and maximum.
+	auditDefaultLimit = 100
+	auditMaxLimit     = 1000
+)
+
+// AuditStream keeps audit events in the Redis stream prefix+"audit", for
+// the admin UI's audit log. Each entry has one field, "e", holding the
+// event's JSON (audit.Event); its stream ID is the Redis server's time in
+// milliseconds when the event was stored. The stream is capped at about
+// maxLen entries (XADD MAXLEN ~: Redis trims whole nodes, so slightly more
+// may remain); the oldest go first. It is durable data: run Redis with AOF.
+//
+// AuditStream implements audit.Logger. Record never fails its caller: when
+// Redis is unavailable the event is not stored here, and a warning (without
+// the event's content) goes to the store's log. Wire it behind the slog
+// logger with audit.Multi(slogLogger, stream), so that every event is in
+// the log whatever happens to Redis.
+type AuditStream struct {
+	store  *Store
+	key    string
+	maxLen int64
+	now    func() time.Time
+}
+
+// NewAuditStream returns the stream; maxLen <= 0 means DefaultAuditMaxLen.
+func NewAuditStream(st *Store, maxLen int64) *AuditStream {
+	if maxLen <= 0 {
+		maxLen = DefaultAuditMaxLen
+	}
+	return &AuditStream{store: st, key: st.Key("audit"), maxLen: maxLen, now: time.Now}
+}
+
+var _ audit.Logger = (*AuditStream)(nil)
+
+// Record appends e to the stream (a zero Time becomes now). It is
+// recorded even when ctx is cancelled (the request ended), within the
+// store's operation timeout.
+func (a *AuditStream) Record(ctx context.Context, e audit.Event) {
+	if e.Time.IsZero() {
+		e.Time = a.now()
+	}
+	e.Time = e.Time.UTC()
+	e.Before = audit.Clip(e.Before, maxAuditChange)
+	e.After = audit.Clip(e.After, maxAuditChange)
+	val, err := json.Marshal(e)
+	if err != nil { // cannot happen for strings and a map of strings
+		a.store.logger.WarnContext(ctx, "audit stream: encode event", "action", e.Action, "err", err)
+		return
+	}
+	ctx, cancel := a.store.op(context.WithoutCancel(ctx))
+	defer cancel()
+	err = a.store.client.XAdd(ctx, &redis.XAddArgs{
+		Stream: a.key, MaxLen: a.maxLen, Approx: true, ID: "*", Values: []string{"e", string(val)},
+	}).Err()
+	if err != nil {
+		a.store.logger.WarnContext(ctx, "audit stream: event not stored in redis (it is in the audit log)",
+			"action", e.Action, "request_id", e.RequestID, "err", err)
+	}
+}
+
+// AuditQuery selects events. Actor, Object and Action match exactly but
+// case-insensitively ("" matches all). Since and Until (inclusive, to the
+// millisecond; zero: unbounded) select by the time Redis stored the event
+// (its stream ID), which for live events is within milliseconds of
+// Event.Time. Limit is 1..1000 (0: 100). Cursor is "" for the newest
+// events, or the cursor a previous Query returned, to continue with older
+// events.
+type AuditQuery struct {
+	Actor, Object, Action string
+	Since, Until          time.Time
+	Limit                 int
+	Cursor                string
+}
+
+var streamID = regexp.MustCompile(`^[0-9]{1,20}-[0-9]{1,20}$`)
+
+// ErrBadQuery means an AuditQuery cannot be run (a malformed cursor, Until
+// before Since); the error text says why and may be shown to the user.
+var ErrBadQuery = errors.New("bad audit query")
+
+// Query returns matching events, newest first, and the cursor of the next
+// (older) page: "" when there are no older entries to examine. To bound
+// the work of one call, Query examines at most 20,000 entries: a query
+// whose filters match rarely may return fewer than Limit events with a
+// non-empty cursor; continue with it to search further.
+func (a *AuditStream) Query(ctx context.Context, q AuditQuery) ([]audit.Event, string, error) {
+	limit := q.Limit
+	switch {
+	case limit <= 0:
+		limit = auditDefaultLimit
+	case limit > auditMaxLimit:
+		limit = auditMaxLimit
+	}
+	if !q.Since.IsZero() && !q.Until.IsZero() && q.Until.Before(q.Since) {
+		return nil, "", fmt.Errorf("store: audit query: until is before since: %w", ErrBadQuery)
+	}
+	// XREVRANGE end start: an ID without sequence means ms-0 as start and
+	// ms-<max> as end, so both bounds include their whole millisecond.
+	start, end := "-", "+"
+	if !q.Since.IsZero() {
+		start = strconv.FormatInt(max(q.Since.UnixMilli(), 0), 10)
+	}
+	if !q.Until.IsZero() {
+		if q.Until.UnixMilli() < 0 {
+			return nil, "", nil
+		}
+		end = strconv.FormatInt(q.Until.UnixMilli(), 10)
+	}
+	if q.Cursor != "" {
+		if !streamID.MatchString(q.Cursor) {
+			return nil, "", fmt.Errorf("store: audit query: malformed cursor: %w", ErrBadQuery)
+		}
+		ms, _ := strconv.ParseUint(strings.SplitN(q.Cursor, "-", 2)[0], 10, 64)
+		if q.Until.IsZero() || ms <= uint64(q.Until.UnixMilli()) {
+			end = "(" + q.Cursor
+		}
+	}
+	ctx, cancel := a.store.op(ctx)
+	defer cancel()
+	var out []audit.Event
+	examined := 0
+	for {
+		msgs, err := a.store.client.XRevRangeN(ctx, a.key, end, start, auditPage).Result()
+		if err != nil {
+			return nil, "", Unavailable("store: audit query", err)
+		}
+		for _, m := range msgs {
+			examined++
+			e, ok := a.decode(ctx, m)
+			if ok && match(e, q) {
+				out = append(out, e)
+				if len(out) == limit {
+					return out, m.ID, nil
+				}
+			}
+			if examined >= auditScanBudget {
+				return out, m.ID, nil
+			}
+		}
+		if len(msgs) < auditPage {
+			return out, "", nil
+		}
+		end = "(" + msgs[len(msgs)-1].ID
+	}
+}
+
+func (a *AuditStream) decode(ctx context.Context, m redis.XMessage) (audit.Event, bool) {
+	raw, _ := m.Values["e"].(string)
+	var e audit.Event
+	if err := json.Unmarshal([]byte(raw), &e); err != nil {
+		a.store.logger.WarnContext(ctx, "audit stream: undecodable entry skipped", "id", m.ID, "err", err)
+		return audit.Event{}, false
+	}
+	return e, true
+}
+
+func match(e audit.Event, q AuditQuery) bool {
+	return (q.Actor == "" || strings.EqualFold(e.Actor, q.Actor)) &&
+		(q.Object == "" || strings.EqualFold(e.Object, q.Object)) &&
+		(q.Action == "" || strings.EqualFold(e.Action, q.Action))
+}
