@@ -1,0 +1,363 @@
+package admin
+
+import (
+	"errors"
+	"fmt"
+	"html/template"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/go-ldap/ldap/v3"
+
+	"github.com/wardenidp/warden/internal/audit"
+	"github.com/wardenidp/warden/internal/identity"
+	"github.com/wardenidp/warden/internal/rolemap"
+	"github.com/wardenidp/warden/internal/store"
+	"github.com/wardenidp/warden/internal/web"
+)
+
+// funcs are the template functions of the admin pages.
+var funcs = template.FuncMap{
+	"when": func(t time.Time) string {
+		if t.IsZero() {
+			return ""
+		}
+		return t.UTC().Format("2006-01-02 15:04:05 UTC")
+	},
+	"short": func(s string) string {
+		if len(s) > 12 {
+			return s[:12] + "…"
+		}
+		return s
+	},
+	"fieldid": func(name string) string { return "f-" + strings.ReplaceAll(name, "_", "-") },
+}
+
+// Input bounds of the tools.
+const (
+	maxGroupName = 1024
+	maxGroups    = 1000
+	maxUsername  = 256
+)
+
+// lookupView is the "who gets what" answer.
+type lookupView struct {
+	User     *identity.User // nil for a pasted group list
+	Groups   []identity.Group
+	Result   rolemap.Result
+	Version  int64
+	NotFound bool
+}
+
+func (a *Admin) pageTester(c *gin.Context) {
+	p := a.newPage("tester")
+	p.Group = strings.TrimSpace(c.Query("group"))
+	if p.Group == "" {
+		a.render(c, http.StatusOK, "tester.html", p)
+		return
+	}
+	if len(p.Group) > maxGroupName {
+		p.Fields["group"] = []string{fmt.Sprintf("A group name has at most %d bytes.", maxGroupName)}
+		a.render(c, http.StatusUnprocessableEntity, "tester.html", p)
+		return
+	}
+	cur, err := a.current(c.Request.Context())
+	if err != nil {
+		a.storeFailed(c, err)
+		return
+	}
+	p.Version, p.Tested = cur.version.Version, true
+	p.TestGrant = cur.engine.TestGroup(p.Group)
+	a.render(c, http.StatusOK, "tester.html", p)
+}
+
+// pageWhoGets looks a user up (?username=).
+func (a *Admin) pageWhoGets(c *gin.Context) {
+	p := a.newPage("whogets")
+	p.Username = strings.TrimSpace(c.Query("username"))
+	if p.Username == "" {
+		a.render(c, http.StatusOK, "whogets.html", p)
+		return
+	}
+	lv, status, msg, err := a.whoGetsUser(c, p.Username)
+	if err != nil {
+		web.Fail(c, status, msg, err)
+		return
+	}
+	if msg != "" {
+		p.Fields["username"] = []string{msg}
+	}
+	p.Lookup = lv
+	a.render(c, status, "whogets.html", p)
+}
+
+// whoGetsUser evaluates the rules for a directory user. status and msg
+// describe a failure (err != nil) or an input problem (msg, err nil).
+func (a *Admin) whoGetsUser(c *gin.Context, username string) (*lookupView, int, string, error) {
+	if len(username) > maxUsername || strings.ContainsFunc(username, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+		return nil, http.StatusUnprocessableEntity, "This is not a username.", nil
+	}
+	cur, err := a.current(c.Request.Context())
+	if err != nil {
+		if errors.Is(err, store.ErrUnavailable) {
+			return nil, http.StatusServiceUnavailable, "The data store (Redis) does not answer. Please try again in a moment.", err
+		}
+		return nil, http.StatusInternalServerError, "", err
+	}
+	u, err := a.dir.Lookup(c.Request.Context(), username)
+	switch {
+	case errors.Is(err, identity.ErrUserNotFound):
+		return &lookupView{NotFound: true, Version: cur.version.Version}, http.StatusOK,
+			"There is no user " + strconv.Quote(username) + " in the directory.", nil
+	case err != nil:
+		return nil, http.StatusServiceUnavailable,
+			"The directory does not answer, so the user cannot be looked up. Please try again in a moment.", err
+	}
+	return &lookupView{User: &u, Groups: u.Groups, Result: cur.engine.Evaluate(rolemap.InputFromUser(u)),
+		Version: cur.version.Version}, http.StatusOK, "", nil
+}
+
+// parseGroupList reads one group per line: a DN (contains '=') or a CN.
+func parseGroupList(text string) ([]identity.Group, []string) {
+	var out []identity.Group
+	var problems []string
+	for n, line := range strings.Split(strings.ReplaceAll(text, "\r\n", "\n"), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" {
+			continue
+		}
+		if len(out) == maxGroups {
+			problems = append(problems, fmt.Sprintf("At most %d groups.", maxGroups))
+			break
+		}
+		if len(line) > maxGroupName {
+			problems = append(problems, fmt.Sprintf("Line %d: a group name has at most %d bytes.", n+1, maxGroupName))
+			continue
+		}
+		g := identity.Group{Name: line, Direct: true}
+		if strings.Contains(line, "=") {
+			dn, err := ldap.ParseDN(line)
+			if err != nil || len(dn.RDNs) == 0 || len(dn.RDNs[0].Attributes) == 0 {
+				problems = append(problems, fmt.Sprintf("Line %d: %q is not a valid DN.", n+1, line))
+				continue
+			}
+			g.DN, g.Name = line, dn.RDNs[0].Attributes[0].Value
+		}
+		out = append(out, g)
+	}
+	return out, problems
+}
+
+// postWhoGets evaluates a pasted list of groups.
+func (a *Admin) postWhoGets(c *gin.Context) {
+	p := a.newPage("whogets")
+	p.GroupList = c.Request.PostForm.Get("groups")
+	groups, problems := parseGroupList(p.GroupList)
+	if len(problems) > 0 || len(groups) == 0 {
+		if len(groups) == 0 && len(problems) == 0 {
+			problems = []string{"Write at least one group, one per line."}
+		}
+		p.Fields["groups"] = problems
+		a.render(c, http.StatusUnprocessableEntity, "whogets.html", p)
+		return
+	}
+	cur, err := a.current(c.Request.Context())
+	if err != nil {
+		a.storeFailed(c, err)
+		return
+	}
+	p.Lookup = &lookupView{Groups: groups, Result: cur.engine.Evaluate(rolemap.Input{Groups: groups}), Version: cur.version.Version}
+	a.render(c, http.StatusOK, "whogets.html", p)
+}
+
+// sessionView is a session as the admin sees it: never the token.
+type sessionView struct {
+	Key         string    `json:"key"` // hex SHA-256 of the cookie: safe to show
+	UserID      string    `json:"user_id"`
+	Username    string    `json:"username"`
+	DisplayName string    `json:"display_name,omitempty"`
+	ClientIP    string    `json:"client_ip"`
+	UserAgent   string    `json:"user_agent"`
+	Created     time.Time `json:"created_at"`
+	LastSeen    time.Time `json:"last_seen"`
+	Expires     time.Time `json:"expires_at"`
+	Own         bool      `json:"own"` // the caller's own session
+}
+
+func toSessionView(s store.Session, own string) sessionView {
+	return sessionView{Key: s.Key, UserID: s.User.ID, Username: s.User.Username, DisplayName: s.User.DisplayName,
+		ClientIP: s.ClientIP, UserAgent: s.UserAgent, Created: s.CreatedAt, LastSeen: s.LastSeen, Expires: s.ExpiresAt,
+		Own: s.Key == own}
+}
+
+// listSessions returns a page of sessions (user == "": all, from cursor),
+// or every session of the username user (case-insensitive).
+func (a *Admin) listSessions(c *gin.Context, user string, cursor uint64) ([]sessionView, uint64, error) {
+	own, _ := web.CurrentSession(c)
+	var out []sessionView
+	if user == "" {
+		ss, next, err := a.sessions.ListAll(c.Request.Context(), cursor, 200)
+		if err != nil {
+			return nil, 0, err
+		}
+		for _, s := range ss {
+			out = append(out, toSessionView(s, own.Key))
+		}
+		return out, next, nil
+	}
+	// A user's sessions: scan every page (bounded) and keep theirs.
+	for pages := 0; pages < 1000; pages++ {
+		ss, next, err := a.sessions.ListAll(c.Request.Context(), cursor, 1000)
+		if err != nil {
+			return nil, 0, err
+		}
+		for _, s := range ss {
+			if strings.EqualFold(s.User.Username, user) {
+				out = append(out, toSessionView(s, own.Key))
+			}
+		}
+		if cursor = next; cursor == 0 {
+			break
+		}
+	}
+	return out, 0, nil
+}
+
+func (a *Admin) pageSessions(c *gin.Context) {
+	p := a.newPage("sessions")
+	p.UserFilter = strings.TrimSpace(c.Query("user"))
+	cursor, _ := strconv.ParseUint(c.Query("cursor"), 10, 64)
+	ss, next, err := a.listSessions(c, p.UserFilter, cursor)
+	if err != nil {
+		a.storeFailed(c, err)
+		return
+	}
+	p.Sessions = ss
+	if next != 0 {
+		p.NextCursor = strconv.FormatUint(next, 10)
+	}
+	a.render(c, http.StatusOK, "sessions.html", p)
+}
+
+func (a *Admin) postSessionRevoke(c *gin.Context) {
+	key := c.Param("key")
+	err := a.sessions.DeleteByKey(c.Request.Context(), key)
+	switch {
+	case err == nil:
+		a.record(c, "session.revoke", key, "success", "", "", nil)
+		c.Redirect(http.StatusSeeOther, "/admin/sessions?done=revoked")
+	case errors.Is(err, store.ErrNotFound):
+		a.record(c, "session.revoke", key, "not_found", "", "", nil)
+		web.Fail(c, http.StatusNotFound, "This session has already ended.", nil)
+	default:
+		a.record(c, "session.revoke", key, "error", "", "", nil)
+		a.storeFailed(c, err)
+	}
+}
+
+func (a *Admin) postUserRevoke(c *gin.Context) {
+	id := c.Param("id")
+	n, err := a.sessions.RevokeUser(c.Request.Context(), id)
+	if err != nil {
+		a.record(c, "session.revoke_user", id, "error", "", "", nil)
+		a.storeFailed(c, err)
+		return
+	}
+	a.record(c, "session.revoke_user", id, "success", "", "", map[string]string{"count": strconv.Itoa(n),
+		"username": c.Request.PostForm.Get("username")})
+	c.Redirect(http.StatusSeeOther, "/admin/sessions?done=revoked")
+}
+
+// auditView is one audit event for display.
+type auditView struct {
+	audit.Event
+}
+
+// auditForm is the audit filter as typed.
+type auditForm struct {
+	Actor, Object, Action, Since, Until, Cursor string
+	Limit                                       int
+}
+
+// timeForm is the format of <input type="datetime-local"> (UTC here).
+const timeForm = "2006-01-02T15:04"
+
+// parseAuditQuery turns the filter into a store query; problems by field.
+func parseAuditQuery(get func(string) string) (auditForm, store.AuditQuery, map[string][]string) {
+	f := auditForm{Actor: strings.TrimSpace(get("actor")), Object: strings.TrimSpace(get("object")),
+		Action: strings.TrimSpace(get("action")), Since: strings.TrimSpace(get("since")),
+		Until: strings.TrimSpace(get("until")), Cursor: strings.TrimSpace(get("cursor"))}
+	q := store.AuditQuery{Actor: f.Actor, Object: f.Object, Action: f.Action, Cursor: f.Cursor, Limit: 50}
+	fields := map[string][]string{}
+	for _, x := range []struct {
+		name, val string
+		dst       *time.Time
+	}{{"since", f.Since, &q.Since}, {"until", f.Until, &q.Until}} {
+		if x.val == "" {
+			continue
+		}
+		t, err := time.Parse(timeForm, x.val)
+		if err != nil {
+			if t, err = time.Parse(time.RFC3339, x.val); err != nil {
+				fields[x.name] = []string{"Write a date and time like 2025-06-01T14:30 (UTC)."}
+				continue
+			}
+		}
+		*x.dst = t.UTC()
+	}
+	if !q.Until.IsZero() {
+		q.Until = q.Until.Add(time.Minute - time.Millisecond) // the whole minute typed
+	}
+	if l := get("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 || n > 1000 {
+			fields["limit"] = []string{"Write a number from 1 to 1000."}
+		}
+		q.Limit = n
+	}
+	f.Limit = q.Limit
+	return f, q, fields
+}
+
+func (a *Admin) pageAudit(c *gin.Context) {
+	p := a.newPage("audit")
+	form, q, fields := parseAuditQuery(c.Query)
+	p.Query, p.Fields = form, fields
+	if len(fields) > 0 {
+		a.render(c, http.StatusUnprocessableEntity, "audit.html", p)
+		return
+	}
+	evs, next, err := a.auditLog.Query(c.Request.Context(), q)
+	if errors.Is(err, store.ErrBadQuery) {
+		p.Error = "This filter cannot be used: " + publicQueryError(err)
+		a.render(c, http.StatusUnprocessableEntity, "audit.html", p)
+		return
+	}
+	if err != nil {
+		a.storeFailed(c, err)
+		return
+	}
+	for _, e := range evs {
+		p.Audit = append(p.Audit, auditView{e})
+	}
+	p.NextCursor = next
+	a.render(c, http.StatusOK, "audit.html", p)
+}
+
+// publicQueryError is the part of a store.ErrBadQuery error meant for users.
+func publicQueryError(err error) string {
+	msg := err.Error()
+	if i := strings.LastIndex(msg, "audit query: "); i >= 0 {
+		msg = msg[i+len("audit query: "):]
+	}
+	return strings.TrimSuffix(msg, ": "+store.ErrBadQuery.Error())
+}
+
+// auditEvent builds an audit event of an admin action.
+func auditEvent(t time.Time, actor, action, object, result, ip, rid, before, after string, detail map[string]string) audit.Event {
+	return audit.Event{Time: t, Actor: actor, Action: action, Object: object, Result: result, ClientIP: ip,
+		RequestID: rid, Before: before, After: after, Detail: detail}
+}
