@@ -55,36 +55,40 @@ func normDNParsed(dn string) (string, bool) {
 // need ParseDN (escapes, quotes, multi-valued RDNs, ';' separators, '#'
 // hex values, '<' '>'). ok is false when dn needs the full parser.
 func normDNFast(dn string) (string, bool) {
+	b, ok := appendNormDNFast(nil, dn)
+	return string(b), ok
+}
+
+// appendNormDNFast appends the key of dn to b (see normDNFast), so that a
+// caller can look the key up in a map without allocating a string.
+func appendNormDNFast(b []byte, dn string) ([]byte, bool) {
 	upper := false
 	for i := 0; i < len(dn); i++ {
 		c := dn[i]
 		if c < 0x20 || c > 0x7E {
-			return "", false
+			return b, false
 		}
 		switch c {
 		case '\\', '"', '+', ';', '#', '<', '>':
-			return "", false
+			return b, false
 		}
 		if c >= 'A' && c <= 'Z' {
 			upper = true
 		}
 	}
-	// Fast path within the fast path: already lowercase, no spaces at all,
-	// every RDN of the form type=value: the DN is its own key apart from
-	// '=' inside values, which the key escapes.
-	b := make([]byte, 0, len(dn)+4)
+	start := len(b)
 	for rest := dn; ; {
 		part, tail, more := strings.Cut(rest, ",")
 		eq := strings.IndexByte(part, '=')
 		if eq < 0 {
-			return "", false
+			return b[:start], false
 		}
 		typ := strings.Trim(part[:eq], " ")
 		val := strings.Trim(part[eq+1:], " ")
 		if typ == "" {
-			return "", false
+			return b[:start], false
 		}
-		if len(b) > 0 {
+		if len(b) > start {
 			b = append(b, ',')
 		}
 		b = appendLowerASCII(b, typ, upper)
@@ -100,11 +104,10 @@ func normDNFast(dn string) (string, bool) {
 			b = append(b, c)
 		}
 		if !more {
-			break
+			return b, true
 		}
 		rest = tail
 	}
-	return string(b), true
 }
 
 func appendLowerASCII(b []byte, s string, upper bool) []byte {
@@ -160,6 +163,24 @@ func fold(s string) string {
 		b.WriteRune(foldRune(r))
 	}
 	return b.String()
+}
+
+// appendFold appends fold(s) to b.
+func appendFold(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= utf8.RuneSelf {
+			for _, r := range s[i:] {
+				b = utf8.AppendRune(b, foldRune(r))
+			}
+			return b
+		}
+		if c >= 'A' && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		b = append(b, c)
+	}
+	return b
 }
 
 func foldRune(r rune) rune {

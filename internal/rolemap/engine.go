@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
-	"sort"
 	"strings"
 
 	"github.com/wardenidp/warden/internal/awsfed"
@@ -39,6 +38,10 @@ type account struct {
 type crole struct {
 	arn, name, accountID, accountName, partition, provider string
 	seconds                                                int
+	// rank orders grant rule roles by (accountID, arn), equal for equal
+	// ARNs, so that Evaluate sorts by comparing integers; -1 for roles a
+	// pattern produced, which are compared by their strings.
+	rank int32
 }
 
 type cgrant struct {
@@ -58,6 +61,26 @@ type cpattern struct {
 type ctag struct {
 	attr, key  string
 	transitive bool
+}
+
+// rankRoles sets crole.rank of every grant rule role.
+func (e *Engine) rankRoles() {
+	var all []*crole
+	for i := range e.grants {
+		for j := range e.grants[i].roles {
+			all = append(all, &e.grants[i].roles[j])
+		}
+	}
+	slices.SortFunc(all, func(a, b *crole) int {
+		return cmp.Or(strings.Compare(a.accountID, b.accountID), strings.Compare(a.arn, b.arn))
+	})
+	rank := int32(-1)
+	for i, r := range all {
+		if i == 0 || r.arn != all[i-1].arn {
+			rank++
+		}
+		r.rank = rank
+	}
 }
 
 func (e *Engine) indexPatterns() {
@@ -88,8 +111,9 @@ type hit struct {
 // result does not depend on the order of in.Groups or of the rules.
 func (e *Engine) Evaluate(in Input) Result {
 	var (
-		hits    []hit
+		hits    = make([]hit, 0, 2*len(in.Groups))
 		dropped []Problem
+		buf     = make([]byte, 0, 256) // keys, looked up as m[string(buf)] without allocating
 	)
 	for i := range in.Groups {
 		g := &in.Groups[i]
@@ -98,12 +122,16 @@ func (e *Engine) Evaluate(in Input) Result {
 			label = g.Name
 		}
 		if len(e.byDN) > 0 && g.DN != "" {
-			if k, ok := normDN(g.DN); ok {
+			var ok bool
+			if buf, ok = appendNormDNFast(buf[:0], g.DN); ok {
+				hits = e.grantHits(hits, e.byDN[string(buf)], label)
+			} else if k, ok := normDNParsed(g.DN); ok {
 				hits = e.grantHits(hits, e.byDN[k], label)
 			}
 		}
 		if len(e.byCN) > 0 && g.Name != "" {
-			hits = e.grantHits(hits, e.byCN[fold(g.Name)], label)
+			buf = appendFold(buf[:0], g.Name)
+			hits = e.grantHits(hits, e.byCN[string(buf)], label)
 		}
 		if len(e.patterns) > 0 && g.Name != "" {
 			hits, dropped = e.patternHits(hits, dropped, g.Name, label)
@@ -161,7 +189,7 @@ func (e *Engine) tryPattern(hits []hit, dropped []Problem, p *cpattern, name, la
 		return hits, append(dropped, Problem{Path: path, Message: fmt.Sprintf("group %s gives %s: %s", awsfed.Quote(name), awsfed.Quote(arn), msg)})
 	}
 	acc := e.accounts[a.Account]
-	r := &crole{arn: arn, name: a.Name, accountID: a.Account, accountName: acc.name, partition: a.Partition, provider: acc.provider, seconds: p.seconds}
+	r := &crole{arn: arn, name: a.Name, accountID: a.Account, accountName: acc.name, partition: a.Partition, provider: acc.provider, seconds: p.seconds, rank: -1}
 	return append(hits, hit{role: r, ruleID: p.id, kind: KindPattern, group: label}), dropped
 }
 
@@ -171,33 +199,44 @@ func merge(hits []hit) []Grant {
 	if len(hits) == 0 {
 		return nil
 	}
-	sort.Slice(hits, func(i, j int) bool {
+	// Sort indexes rather than the hits themselves: moving hits (which
+	// hold pointers) costs write barriers; ints do not.
+	order := make([]int32, len(hits))
+	for i := range order {
+		order[i] = int32(i)
+	}
+	slices.SortFunc(order, func(i, j int32) int {
 		a, b := &hits[i], &hits[j]
-		if a.role.accountID != b.role.accountID {
-			return a.role.accountID < b.role.accountID
+		c := 0
+		if a.role.rank >= 0 && b.role.rank >= 0 {
+			c = cmp.Compare(a.role.rank, b.role.rank)
+		} else {
+			c = cmp.Or(strings.Compare(a.role.accountID, b.role.accountID), strings.Compare(a.role.arn, b.role.arn))
 		}
-		if a.role.arn != b.role.arn {
-			return a.role.arn < b.role.arn
+		if c != 0 {
+			return c
 		}
-		if a.ruleID != b.ruleID {
-			return a.ruleID < b.ruleID
-		}
-		return a.group < b.group
+		return cmp.Or(strings.Compare(a.ruleID, b.ruleID), strings.Compare(a.group, b.group))
 	})
 	out := make([]Grant, 0, len(hits))
-	for i := 0; i < len(hits); {
-		h := &hits[i]
+	ids := make([]string, 0, len(hits)) // one backing array for every Grant.Rules
+	for i := 0; i < len(order); {
+		h := &hits[order[i]]
 		r := h.role
 		g := Grant{RoleARN: r.arn, ProviderARN: r.provider, AccountID: r.accountID, AccountName: r.accountName,
 			Partition: r.partition, RoleName: r.name, SessionSeconds: r.seconds,
-			RuleID: h.ruleID, RuleKind: h.kind, Group: h.group, Rules: []string{h.ruleID}}
+			RuleID: h.ruleID, RuleKind: h.kind, Group: h.group}
+		first := len(ids)
+		ids = append(ids, h.ruleID)
 		j := i + 1
-		for ; j < len(hits) && hits[j].role.arn == r.arn; j++ {
-			g.SessionSeconds = max(g.SessionSeconds, hits[j].role.seconds)
-			if id := hits[j].ruleID; id != g.Rules[len(g.Rules)-1] {
-				g.Rules = append(g.Rules, id)
+		for ; j < len(order) && hits[order[j]].role.arn == r.arn; j++ {
+			hj := &hits[order[j]]
+			g.SessionSeconds = max(g.SessionSeconds, hj.role.seconds)
+			if id := hj.ruleID; id != ids[len(ids)-1] {
+				ids = append(ids, id)
 			}
 		}
+		g.Rules = ids[first:len(ids):len(ids)]
 		out = append(out, g)
 		i = j
 	}

@@ -57,6 +57,7 @@ func build(rs RuleSet) (*Engine, []Problem) {
 	}
 	b.accounts(rs.Accounts)
 	b.grants(rs.Grants)
+	b.e.rankRoles()
 	b.patterns(rs.Patterns)
 	b.tags(rs.Tags)
 	return b.e, b.problems
