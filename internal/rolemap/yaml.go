@@ -87,7 +87,12 @@ func (w *walker) add(path string, line int, format string, args ...any) {
 	if path == "" {
 		path = "(top level)"
 	}
-	msg := fmt.Sprintf(format, args...) + fmt.Sprintf(" (line %d)", line)
+	// "(line N)" goes after the first clause: "unknown key (line 3); did you mean …".
+	msg, rest, _ := strings.Cut(fmt.Sprintf(format, args...), "; ")
+	msg += fmt.Sprintf(" (line %d)", line)
+	if rest != "" {
+		msg += "; " + rest
+	}
 	w.problems = append(w.problems, Problem{Path: path, Message: msg})
 }
 
@@ -207,12 +212,37 @@ func suggest(t reflect.Type, key string) string {
 		name, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ",")
 		names = append(names, name)
 	}
+	simple := func(s string) string { return strings.ToLower(strings.NewReplacer("_", "", "-", "").Replace(s)) }
 	for _, n := range names {
-		if strings.EqualFold(n, key) || strings.EqualFold(strings.ReplaceAll(n, "_", ""), strings.ReplaceAll(strings.ReplaceAll(key, "-", ""), "_", "")) {
+		if simple(n) == simple(key) || len(key) > 3 && distance(n, key) <= 2 {
 			return fmt.Sprintf("; did you mean %q?", n)
 		}
 	}
 	return "; known keys: " + strings.Join(names, ", ")
+}
+
+// distance is the Levenshtein distance of two short strings (bytes).
+func distance(a, b string) int {
+	if len(a) > 64 || len(b) > 64 {
+		return 64
+	}
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
 }
 
 func kindName(n *yaml.Node) string {

@@ -1,0 +1,205 @@
+package rolemap
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+)
+
+func TestValidateValid(t *testing.T) {
+	if ps := testRuleSet().Validate(); len(ps) != 0 {
+		t.Fatalf("problems: %v", ps)
+	}
+	if ps := (RuleSet{}).Validate(); len(ps) != 0 {
+		t.Fatalf("empty rule set: %v", ps)
+	}
+}
+
+func TestValidateProblems(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		change func(rs *RuleSet)
+		want   []string // "path: message substring", all of them, in order
+	}{
+		{"account id", func(rs *RuleSet) { rs.Accounts[0].ID = "1234" }, []string{
+			`accounts[0].id: must be 12 digits, got "1234"`,
+			// and every role in that account is now uncatalogued:
+			"grants[0].roles[0].arn: account 111122223333 is not in the accounts catalogue",
+			"grants[1].roles[0].arn: account 111122223333 is not in the accounts catalogue",
+			"grants[2].roles[0].arn: account 111122223333 is not in the accounts catalogue",
+			"grants[3].roles[0].arn: account 111122223333 is not in the accounts catalogue",
+		}},
+		{"duplicate account", func(rs *RuleSet) {
+			rs.Accounts = append(rs.Accounts, Account{ID: prod, Name: "PROD", SAMLProvider: "x"})
+		}, []string{"accounts[3].id: duplicate account ID 111122223333 (also accounts[0])", `accounts[3].name: duplicate account name "PROD" (also accounts[0]`}},
+		{"account fields", func(rs *RuleSet) {
+			rs.Accounts = append(rs.Accounts, Account{ID: "999999999999", Name: " x", Partition: "aws-eu", SAMLProvider: "a b"})
+		}, []string{"accounts[3].name: has leading or trailing spaces", `accounts[3].partition: unknown partition "aws-eu"`, `accounts[3].saml_provider: must be the IAM SAML provider name`}},
+		{"account name required", func(rs *RuleSet) { rs.Accounts[1].Name = "" }, []string{"accounts[1].name: is required"}},
+		{"role ARN grammar", func(rs *RuleSet) { rs.Grants[1].Roles[1].ARN = "arn:aws:iam::444455556666:role/Power User" }, []string{
+			"grants[1].roles[1].arn: invalid ARN: role name \"Power User\" has a character outside"}},
+		{"role ARN partition", func(rs *RuleSet) { rs.Grants[0].Roles[1].ARN = "arn:aws:iam::" + gov + ":role/Admin" }, []string{
+			`grants[0].roles[1].arn: account 777788889999 is in partition "aws-us-gov", the ARN says "aws"`}},
+		{"role account not in catalogue", func(rs *RuleSet) { rs.Grants[0].Roles[0].ARN = arn("000000000000", "Admin") }, []string{
+			"grants[0].roles[0].arn: account 000000000000 is not in the accounts catalogue"}},
+		{"durations", func(rs *RuleSet) {
+			rs.Grants[0].Roles[0].MaxSessionSeconds = 899
+			rs.Grants[0].Roles[1].MaxSessionSeconds = 43201
+			rs.Patterns[0].MaxSessionSeconds = -1
+		}, []string{"grants[0].roles[0].max_session_seconds: must be 0 (none) or 900–43200 seconds, got 899",
+			"grants[0].roles[1].max_session_seconds: must be 0 (none) or 900–43200 seconds, got 43201",
+			"patterns[0].max_session_seconds: must be 0 (none) or 900–43200 seconds, got -1"}},
+		{"durations at the bounds", func(rs *RuleSet) {
+			rs.Grants[0].Roles[0].MaxSessionSeconds = 900
+			rs.Grants[0].Roles[1].MaxSessionSeconds = 43200
+		}, nil},
+		{"rule ids", func(rs *RuleSet) {
+			rs.Grants[1].ID = "admins"
+			rs.Patterns[0].ID = "staff-readonly"
+			rs.Grants[2].ID = "Eng_DN"
+			rs.Grants[4].ID = ""
+			rs.Patterns[1].ID = strings.Repeat("x", 65)
+		}, []string{`grants[1].id: duplicate rule ID "admins" (also grants[0])`, `grants[2].id: must be 1–64 characters of a-z, 0-9 and -, got "Eng_DN"`,
+			"grants[4].id: is required", `patterns[0].id: duplicate rule ID "staff-readonly" (also grants[3])`, "patterns[1].id: must be 1–64"}},
+		{"group", func(rs *RuleSet) {
+			rs.Grants[0].Group = ""
+			rs.Grants[1].Group = "cn=a,,dc=x"
+			rs.Grants[2].Group = "developers\n"
+		}, []string{"grants[0].group: is required", `grants[1].group: contains "=" but is not a valid DN`, "grants[2].group: has leading or trailing spaces"}},
+		{"no roles", func(rs *RuleSet) { rs.Grants[2].Roles = nil }, []string{"grants[2].roles: a grant rule needs at least one role"}},
+		{"role twice in a rule", func(rs *RuleSet) { rs.Grants[0].Roles[1] = rs.Grants[0].Roles[0] }, []string{"grants[0].roles[1].arn: role listed twice in this rule (also roles[0])"}},
+		{"conflicting session lengths", func(rs *RuleSet) {
+			rs.Grants = append(rs.Grants, GrantRule{ID: "devs-2", Group: "DEVELOPERS", Roles: []RoleRef{{ARN: arn(prod, "ReadOnly"), MaxSessionSeconds: 7200}}})
+		}, []string{`grants[5].roles[0].max_session_seconds: conflicts with grants[1].roles[0] (rule "devs"): same group and role with max_session_seconds 3600, here 7200`}},
+		{"same group and role with the same length is no conflict", func(rs *RuleSet) {
+			rs.Grants = append(rs.Grants, GrantRule{ID: "devs-2", Group: "developers", Roles: []RoleRef{{ARN: arn(prod, "ReadOnly"), MaxSessionSeconds: 3600}}})
+		}, nil},
+		{"conflict by normalized DN", func(rs *RuleSet) {
+			rs.Grants = append(rs.Grants, GrantRule{ID: "eng-2", Group: "cn=engineering,ou=groups,dc=example,dc=org", Roles: []RoleRef{{ARN: arn(prod, "ViewOnly"), MaxSessionSeconds: 900}}})
+		}, []string{`grants[5].roles[0].max_session_seconds: conflicts with grants[2].roles[0] (rule "eng-dn")`}},
+		{"pattern regexp", func(rs *RuleSet) { rs.Patterns[0].Pattern = "^AWS-(?P<account>" }, []string{"patterns[0].pattern: not a valid regular expression: missing closing )"}},
+		{"pattern unsupported syntax", func(rs *RuleSet) { rs.Patterns[0].Pattern = `^(?=x)` }, []string{"patterns[0].pattern: not a valid regular expression"}},
+		{"template unknown capture", func(rs *RuleSet) { rs.Patterns[0].RoleARN = "arn:aws:iam::${acct}:role/${role}" }, []string{
+			"patterns[0].role_arn: ${acct} is not a named capture of the pattern (it has: account, role)"}},
+		{"template syntax", func(rs *RuleSet) { rs.Patterns[0].RoleARN = "arn:aws:iam::${account}:role/$role" }, []string{"patterns[0].role_arn: lone $ at byte"}},
+		{"template unterminated", func(rs *RuleSet) { rs.Patterns[0].RoleARN = "arn:aws:iam::${account" }, []string{"patterns[0].role_arn: unterminated ${"}},
+		{"template with no captures in pattern", func(rs *RuleSet) { rs.Patterns[0].Pattern = "^x$" }, []string{
+			"patterns[0].role_arn: ${account} is not a named capture of the pattern (it has none",
+			"patterns[0].role_arn: ${role} is not a named capture"}},
+		{"template unknown partition", func(rs *RuleSet) { rs.Patterns[0].RoleARN = "arn:aws-eu:iam::${account}:role/${role}" }, []string{
+			`patterns[0].role_arn: can never give a valid role ARN: unknown partition "aws-eu"`}},
+		{"template service", func(rs *RuleSet) { rs.Patterns[0].RoleARN = "arn:aws:sts::${account}:role/${role}" }, []string{
+			`patterns[0].role_arn: can never give a valid role ARN: must continue with the literal text ":iam::"`}},
+		{"template no arn prefix", func(rs *RuleSet) { rs.Patterns[0].RoleARN = "${account}:role/${role}" }, []string{
+			`patterns[0].role_arn: can never give a valid role ARN: must start with the literal text "arn:"`}},
+		{"template account letters", func(rs *RuleSet) { rs.Patterns[0].RoleARN = "arn:aws:iam::acct-${account}:role/${role}" }, []string{
+			"patterns[0].role_arn: can never give a valid role ARN: account part"}},
+		{"template account literal not catalogued", func(rs *RuleSet) { rs.Patterns[0].RoleARN = "arn:aws:iam::000000000000:role/${role}" }, []string{
+			"patterns[0].role_arn: can never give a valid role ARN: account 000000000000 is not in the accounts catalogue"}},
+		{"template account literal wrong partition", func(rs *RuleSet) { rs.Patterns[0].RoleARN = "arn:aws:iam::" + gov + ":role/${role}" }, []string{
+			`can never give a valid role ARN: account 777788889999 is in partition "aws-us-gov", the template says "aws"`}},
+		{"template too many digits", func(rs *RuleSet) { rs.Patterns[0].RoleARN = "arn:aws:iam::1234567890123${account}:role/${role}" }, []string{
+			"account part has more than 12 digits"}},
+		{"template user not role", func(rs *RuleSet) { rs.Patterns[0].RoleARN = "arn:aws:iam::${account}:user/${role}" }, []string{
+			`must continue with the literal text ":role/" after the account`}},
+		{"template ends with slash", func(rs *RuleSet) { rs.Patterns[0].RoleARN = "arn:aws:iam::${account}:role/${role}/" }, []string{`ends with "/": no role name`}},
+		{"template bad name literal", func(rs *RuleSet) { rs.Patterns[0].RoleARN = "arn:aws:iam::${account}:role/${role}*" }, []string{
+			`role name part "*" has '*', outside [A-Za-z0-9_+=,.@-]`}},
+		{"template space", func(rs *RuleSet) { rs.Patterns[0].RoleARN = "arn:aws:iam::${account}:role/ ${role}" }, []string{"has the character ' '"}},
+		{"template literal ARN invalid", func(rs *RuleSet) { rs.Patterns[0].RoleARN = "arn:aws:iam::111122223333:role/" + strings.Repeat("r", 65) }, []string{
+			"can never give a valid role ARN: invalid ARN: role name longer than 64"}},
+		{"template path literal before capture is fine", func(rs *RuleSet) { rs.Patterns[0].RoleARN = "arn:aws:iam::${account}:role/!x${role}" }, nil},
+		{"template $$", func(rs *RuleSet) { rs.Patterns[0].RoleARN = "arn:aws:iam::${account}:role/$$/${role}" }, nil},
+		{"pattern required", func(rs *RuleSet) { rs.Patterns[2].Pattern = ""; rs.Patterns[1].RoleARN = "" }, []string{"patterns[1].role_arn: is required", "patterns[2].pattern: is required"}},
+		{"tags", func(rs *RuleSet) {
+			rs.Tags.Attributes = append(rs.Tags.Attributes,
+				TagAttribute{Attribute: "mail", Key: "Email"},
+				TagAttribute{Attribute: "title", Key: "aws:title"},
+				TagAttribute{Attribute: "bad attr", Key: "ok"},
+				TagAttribute{Attribute: "", Key: "k*"},
+			)
+			rs.Tags.SourceIdentity = "user name"
+		}, []string{
+			`tags.attributes[3].key: duplicate tag key "Email" (also tags.attributes[0]); AWS compares tag keys case-insensitively`,
+			`tags.attributes[4].key: invalid session tag: key "aws:title" starts with the reserved prefix "aws:"`,
+			`tags.attributes[5].attribute: "bad attr" is not an attribute name`,
+			"tags.attributes[6].attribute: is required",
+			"tags.attributes[6].key: invalid session tag: key \"k*\" has the character '*'",
+			`tags.source_identity: "user name" is not an attribute name`,
+		}},
+		{"too many tags", func(rs *RuleSet) {
+			rs.Tags.Attributes = nil
+			for i := 0; i < 51; i++ {
+				rs.Tags.Attributes = append(rs.Tags.Attributes, TagAttribute{Attribute: "a", Key: fmt.Sprintf("k%d", i)})
+			}
+		}, []string{"tags.attributes: 51 tag rules; AWS allows at most 50 session tags"}},
+		{"description", func(rs *RuleSet) {
+			rs.Grants[0].Description = strings.Repeat("d", 1025)
+			rs.Patterns[0].Description = "bell\a"
+		}, []string{"grants[0].description: is 1025 characters long; at most 1024 allowed", `patterns[0].description: has the control character '\a'`}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rs := testRuleSet()
+			tc.change(&rs)
+			ps := rs.Validate()
+			if len(ps) != len(tc.want) {
+				t.Fatalf("got %d problems, want %d:\n%s", len(ps), len(tc.want), problemsText(ps))
+			}
+			for i, w := range tc.want {
+				if !strings.Contains(ps[i].String(), w) {
+					t.Errorf("problem %d = %q, want it to contain %q", i, ps[i], w)
+				}
+			}
+			_, err := Compile(rs)
+			var re *Error
+			if len(tc.want) == 0 {
+				if err != nil {
+					t.Fatalf("Compile: %v", err)
+				}
+				return
+			}
+			if !errors.As(err, &re) || re.Op != "compile" || len(re.Problems) != len(ps) || !strings.Contains(err.Error(), ps[0].String()) {
+				t.Fatalf("Compile error = %v", err)
+			}
+		})
+	}
+}
+
+func problemsText(ps []Problem) string {
+	var b strings.Builder
+	for _, p := range ps {
+		b.WriteString("  " + p.String() + "\n")
+	}
+	return b.String()
+}
+
+func TestLimits(t *testing.T) {
+	rs := RuleSet{}
+	for i := 0; i < MaxAccounts+1; i++ {
+		rs.Accounts = append(rs.Accounts, Account{ID: fmt.Sprintf("%012d", i), Name: fmt.Sprint(i), SAMLProvider: "w"})
+	}
+	rs.Grants = make([]GrantRule, MaxGrants+1)
+	rs.Patterns = make([]PatternRule, MaxPatterns+1)
+	ps := rs.Validate()
+	want := []string{"accounts: 1001 accounts; at most 1000", "grants: 100001 grant rules; at most 100000", "patterns: 501 pattern rules; at most 500"}
+	if len(ps) != len(want) {
+		t.Fatalf("problems:\n%s", problemsText(ps))
+	}
+	for i, w := range want {
+		if !strings.HasPrefix(ps[i].String(), w) {
+			t.Errorf("problem %d = %q, want %q", i, ps[i], w)
+		}
+	}
+}
+
+func TestErrorText(t *testing.T) {
+	var ps []Problem
+	for i := 0; i < 12; i++ {
+		ps = append(ps, Problem{Path: fmt.Sprintf("grants[%d].id", i), Message: "is required"})
+	}
+	got := (&Error{Op: "compile", Problems: ps}).Error()
+	if !strings.HasPrefix(got, "rolemap: compile: grants[0].id: is required; grants[1].id") || !strings.HasSuffix(got, "; and 2 more") {
+		t.Errorf("Error() = %q", got)
+	}
+}
