@@ -107,7 +107,9 @@ func TestValidateProblems(t *testing.T) {
 		{"template bad name literal", func(rs *RuleSet) { rs.Patterns[0].RoleARN = "arn:aws:iam::${account}:role/${role}*" }, []string{
 			`role name part "*" has '*', outside [A-Za-z0-9_+=,.@-]`}},
 		{"template space", func(rs *RuleSet) { rs.Patterns[0].RoleARN = "arn:aws:iam::${account}:role/ ${role}" }, []string{"has the character ' '"}},
-		{"template literal ARN invalid", func(rs *RuleSet) { rs.Patterns[0].RoleARN = "arn:aws:iam::111122223333:role/" + strings.Repeat("r", 65) }, []string{
+		{"template literal ARN invalid", func(rs *RuleSet) {
+			rs.Patterns[0].RoleARN = "arn:aws:iam::111122223333:role/" + strings.Repeat("r", 65)
+		}, []string{
 			"can never give a valid role ARN: invalid ARN: role name longer than 64"}},
 		{"template path literal before capture is fine", func(rs *RuleSet) { rs.Patterns[0].RoleARN = "arn:aws:iam::${account}:role/!x${role}" }, nil},
 		{"template $$", func(rs *RuleSet) { rs.Patterns[0].RoleARN = "arn:aws:iam::${account}:role/$$/${role}" }, nil},

@@ -32,7 +32,9 @@ func TestExampleFile(t *testing.T) {
 	// The seed users against the example rules (the directory gives
 	// nested groups with Direct false).
 	dn := func(cn string) string { return "cn=" + cn + ",ou=groups,dc=example,dc=org" }
-	g := func(cn string, direct bool) identity.Group { return identity.Group{DN: dn(cn), Name: cn, Direct: direct} }
+	g := func(cn string, direct bool) identity.Group {
+		return identity.Group{DN: dn(cn), Name: cn, Direct: direct}
+	}
 	for _, tc := range []struct {
 		user   string
 		groups []identity.Group
