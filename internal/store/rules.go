@@ -25,8 +25,10 @@ var (
 // 10,000-rule set.
 const MaxRulesDoc = 8 << 20
 
-// maxChangeText bounds each ChangeMeta field (they are shown in the UI).
-const maxChangeText = 1024
+// MaxChangeText bounds each ChangeMeta field, in bytes (they are shown in
+// the UI). A longer one makes Save fail with ErrTooLarge: callers check a
+// user's comment against it first, to give a precise message.
+const MaxChangeText = 1024
 
 // ChangeMeta says who makes a change, from where and why.
 type ChangeMeta struct{ Author, ClientIP, RequestID, Comment string }
@@ -276,8 +278,8 @@ func checkMeta(m ChangeMeta) error {
 	for _, f := range []struct{ name, v string }{
 		{"author", m.Author}, {"client IP", m.ClientIP}, {"request ID", m.RequestID}, {"comment", m.Comment},
 	} {
-		if len(f.v) > maxChangeText {
-			return fmt.Errorf("%s is %d bytes, more than %d", f.name, len(f.v), maxChangeText)
+		if len(f.v) > MaxChangeText {
+			return fmt.Errorf("%s is %d bytes, more than %d: %w", f.name, len(f.v), MaxChangeText, ErrTooLarge)
 		}
 	}
 	return nil
