@@ -8,6 +8,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/wardenidp/warden/internal/awsfed"
 	"github.com/wardenidp/warden/internal/identity"
 )
 
@@ -375,4 +376,44 @@ func TestRuleSetIsACopy(t *testing.T) {
 	if e.RuleSet().Grants[0].Roles[0].ARN == "changed" {
 		t.Fatal("RuleSet() shares memory with the engine")
 	}
+}
+
+// FuzzEvaluate: for any groups and attribute values, no panic, every grant
+// is consistent and within AWS limits, every tag and the source identity
+// pass the AWS checks, and the result does not depend on group order.
+func FuzzEvaluate(f *testing.F) {
+	f.Add("AWS-111122223333-Admin", "cn=engineering,ou=groups,dc=example,dc=org", "Engineering", "bob")
+	f.Add("gov-aws-us-gov-x", `cn=Pat O'Connor\, Jr. (ext*),ou=people,dc=example,dc=org`, "R&D", "jürgen")
+	f.Add("TEAM-x-OPS", "CN=ADMINS,DC=X", "", "a")
+	e := mustCompile(f, testRuleSet())
+	f.Fuzz(func(t *testing.T, name, dn, dept, user string) {
+		in := Input{Username: user, Email: dept + "@example.org", DisplayName: name,
+			Attributes: map[string][]string{"department": {dept}},
+			Groups:     []identity.Group{{Name: name}, {DN: dn, Name: firstRDNValue(dn)}, {DN: dn, Name: name}}}
+		r := e.Evaluate(in)
+		for _, g := range r.Grants {
+			if msg := checkGrant(g); msg != "" {
+				t.Fatalf("grant %+v: %s", g, msg)
+			}
+		}
+		for _, tg := range r.Tags {
+			if err := awsfedTagCheck(tg); err != nil {
+				t.Fatalf("tag %+v: %v", tg, err)
+			}
+		}
+		if r.SourceIdentity != "" && r.SourceIdentity != user {
+			t.Fatalf("source identity %q from user %q", r.SourceIdentity, user)
+		}
+		slices.Reverse(in.Groups)
+		if r2 := e.Evaluate(in); !reflect.DeepEqual(r, r2) {
+			t.Fatalf("group order changed the result:\n%+v\n%+v", r, r2)
+		}
+	})
+}
+
+func awsfedTagCheck(tg Tag) error {
+	if err := awsfed.ValidTagKey(tg.Key); err != nil {
+		return err
+	}
+	return awsfed.ValidTagValue(tg.Value)
 }

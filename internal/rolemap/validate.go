@@ -236,13 +236,13 @@ func (b *builder) groupKey(path, g string) (key string, byDN bool) {
 	if !strings.Contains(g, "=") {
 		return "C" + fold(g), false
 	}
-	if _, err := goldap.ParseDN(g); err != nil {
-		b.add(path, "contains \"=\" but is not a valid DN (%v); a group name with \"=\" must be given as a full DN", err)
-		return "", false
-	}
 	k, ok := normDN(g)
 	if !ok {
-		b.add(path, "is not a valid DN")
+		reason := "it has no RDN"
+		if _, err := goldap.ParseDN(g); err != nil {
+			reason = err.Error()
+		}
+		b.add(path, "contains \"=\" but is not a valid DN (%s); a group name with \"=\" must be given as a full DN", reason)
 		return "", false
 	}
 	return "D" + k, true
