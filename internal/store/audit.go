@@ -136,10 +136,13 @@ func (a *AuditStream) Query(ctx context.Context, q AuditQuery) ([]audit.Event, s
 		end = strconv.FormatInt(q.Until.UnixMilli(), 10)
 	}
 	if q.Cursor != "" {
-		if !streamID.MatchString(q.Cursor) {
+		ms, seq, ok := parseStreamID(q.Cursor)
+		if !ok {
 			return nil, "", fmt.Errorf("store: audit query: malformed cursor: %w", ErrBadQuery)
 		}
-		ms, _ := strconv.ParseUint(strings.SplitN(q.Cursor, "-", 2)[0], 10, 64)
+		if ms == 0 && seq == 0 {
+			return nil, "", nil // nothing is before the first possible ID
+		}
 		if q.Until.IsZero() || ms <= uint64(q.Until.UnixMilli()) {
 			end = "(" + q.Cursor
 		}
@@ -171,6 +174,17 @@ func (a *AuditStream) Query(ctx context.Context, q AuditQuery) ([]audit.Event, s
 		}
 		end = "(" + msgs[len(msgs)-1].ID
 	}
+}
+
+// parseStreamID parses a stream ID "<ms>-<seq>" (two uint64s).
+func parseStreamID(id string) (ms, seq uint64, ok bool) {
+	if !streamID.MatchString(id) {
+		return 0, 0, false
+	}
+	a, b, _ := strings.Cut(id, "-")
+	ms, err1 := strconv.ParseUint(a, 10, 64)
+	seq, err2 := strconv.ParseUint(b, 10, 64)
+	return ms, seq, err1 == nil && err2 == nil
 }
 
 func (a *AuditStream) decode(ctx context.Context, m redis.XMessage) (audit.Event, bool) {

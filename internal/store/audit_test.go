@@ -161,10 +161,21 @@ func auditSuite(t *testing.T, b rulesBackend) {
 			"cursor_garbage":     {Cursor: "garbage"},
 			"cursor_injection":   {Cursor: "+"},
 			"cursor_huge":        {Cursor: strings.Repeat("9", 30) + "-0"},
+			"cursor_over_uint64": {Cursor: "18446744073709551616-0"},
+			"cursor_seq_over":    {Cursor: "1-18446744073709551616"},
 		} {
 			_, _, err := a.Query(ctx, q)
 			if !errors.Is(err, store.ErrBadQuery) || errors.Is(err, store.ErrUnavailable) {
 				t.Errorf("%s: got %v, want ErrBadQuery", name, err)
+			}
+		}
+		// Odd but well-formed cursors are answered, not failed.
+		a.Record(ctx, audit.Event{Actor: "x", Action: "one"})
+		for _, c := range []string{"0-0", "0-1", "18446744073709551615-18446744073709551615"} {
+			evs, _, err := a.Query(ctx, store.AuditQuery{Cursor: c})
+			mustf(t, err, "cursor %s", c)
+			if want := c[0] == '1'; (len(evs) == 1) != want {
+				t.Errorf("cursor %s: %d events", c, len(evs))
 			}
 		}
 	})
