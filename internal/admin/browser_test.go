@@ -64,7 +64,7 @@ func TestBrowserAdmin(t *testing.T) {
 	shot := func(name string) {
 		sctx, scancel := context.WithTimeout(bctx, 10*time.Second)
 		defer scancel()
-		png, err := chromedp.Run(sctx, chromedp.FullScreenshot(90))
+		png, err := chromedp.Run(sctx, chromedp.FullScreenshot(100))
 		if err != nil {
 			t.Logf("screenshot failed: %v", err)
 			return
