@@ -165,7 +165,11 @@ func TestConcurrentEdits(t *testing.T) {
 		var mu sync.Mutex
 		var wg sync.WaitGroup
 		wins, conflicts := 0, 0
+		var ids []int
 		for i := range pending {
+			ids = append(ids, i)
+		}
+		for _, i := range ids {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
