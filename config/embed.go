@@ -1,5 +1,6 @@
-// Package config holds Warden's example configuration files. Only the dev
-// directory is built into the binary, for `wardend -dev`.
+// Package config holds Warden's example configuration files. The dev
+// directory and the example rules are built into the binary, for
+// `wardend -dev`.
 package config
 
 import _ "embed"
@@ -9,3 +10,9 @@ import _ "embed"
 //
 //go:embed dev-directory.ldif
 var DevDirectoryLDIF []byte
+
+// ExampleRules is config/mappings.example.yaml: dev mode seeds its rule set
+// from it.
+//
+//go:embed mappings.example.yaml
+var ExampleRules []byte

@@ -110,12 +110,13 @@ flags:
 		Redis:       cfg.Redis,
 		Session:     cfg.Session,
 		LoginLimits: cfg.LoginLimits,
+		Admin:       cfg.Admin,
 		DataDir:     cfg.DataDir,
 		Logger:      logger,
 		Banner:      stdout,
 	}
 	if *dev {
-		opts.Dev = &app.DevOptions{LDIF: devconfig.DevDirectoryLDIF, LDIFPath: *devLDIF, AllowNonLoopback: cfg.Dev.AllowNonLoopback}
+		opts.Dev = &app.DevOptions{LDIF: devconfig.DevDirectoryLDIF, LDIFPath: *devLDIF, Rules: devconfig.ExampleRules, AllowNonLoopback: cfg.Dev.AllowNonLoopback}
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/wardenidp/warden/internal/admin"
 	"github.com/wardenidp/warden/internal/audit"
 	"github.com/wardenidp/warden/internal/directory/ldap"
 	"github.com/wardenidp/warden/internal/keys"
@@ -33,6 +34,9 @@ type Options struct {
 	Redis       store.RedisConfig
 	Session     store.SessionConfig
 	LoginLimits store.LimitConfig
+	Admin       admin.Config
+	// AuditMaxLen bounds the audit stream in Redis (0: store.DefaultAuditMaxLen).
+	AuditMaxLen int64
 	// DataDir holds generated keys (DataDir/keys).
 	DataDir string
 	// Dev, when non-nil, runs dev mode: in-process directory and Redis; the
@@ -59,6 +63,9 @@ type DevOptions struct {
 	// into the binary); LDIFPath, when set, is read instead.
 	LDIF     []byte
 	LDIFPath string
+	// Rules seed the rule set when admin.rules_file is unset
+	// (config/mappings.example.yaml, built into the binary).
+	Rules []byte
 	// AllowNonLoopback lets dev mode serve on a non-loopback address.
 	AllowNonLoopback bool
 }
@@ -147,6 +154,36 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 
+	// Audit events go to the log and to the Redis stream the admin UI reads;
+	// when Redis is down they are still in the log.
+	maxLen := o.AuditMaxLen
+	if maxLen == 0 {
+		maxLen = store.DefaultAuditMaxLen
+	}
+	auditStream := store.NewAuditStream(st, maxLen)
+	auditTo := audit.Multi(audit.NewSlog(log, nil), auditStream)
+
+	rules := store.NewRules(st, o.Now)
+	var builtinRules []byte
+	if o.Dev != nil {
+		builtinRules = o.Dev.Rules
+	}
+	if err := seedRules(ctx, rules, o.Admin, builtinRules, log); err != nil {
+		return err
+	}
+	adm, err := admin.New(o.Admin, admin.Deps{
+		Directory: dir,
+		Rules:     rules,
+		Sessions:  sessions,
+		Audit:     auditTo,
+		AuditLog:  auditStream,
+		Logger:    log,
+		Clock:     o.Now,
+	})
+	if err != nil {
+		return fmt.Errorf("app: admin: %w", err)
+	}
+
 	srv, err := web.New(o.Server, web.Deps{
 		Directory: dir,
 		Sessions:  sessions,
@@ -159,7 +196,8 @@ func Run(ctx context.Context, o Options) error {
 		Logger:   log,
 		Registry: reg,
 		Gatherer: reg,
-		Audit:    audit.NewSlog(log, nil),
+		Audit:    auditTo,
+		Mounts:   []web.Mount{adm},
 	})
 	if err != nil {
 		return fmt.Errorf("app: web: %w", err)

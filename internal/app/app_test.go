@@ -15,6 +15,7 @@ import (
 	"time"
 
 	devconfig "github.com/wardenidp/warden/config"
+	"github.com/wardenidp/warden/internal/admin"
 	"github.com/wardenidp/warden/internal/directory/ldap"
 	"github.com/wardenidp/warden/internal/store"
 	"github.com/wardenidp/warden/internal/testenv"
@@ -151,7 +152,7 @@ func testLogger(t testing.TB) *slog.Logger {
 
 func openLDAPOptions(t testing.TB) Options {
 	env := testenv.Require(t, "LDAP_URL", "LDAP_BASE_DN", "LDAP_BIND_DN", "LDAP_BIND_PW", "LDAP_USER_PW", "REDIS_ADDR")
-	o := Options{Logger: testLogger(t)}
+	o := Options{Logger: testLogger(t), Admin: admin.Config{Groups: []string{"admins"}}}
 	o.Directory = ldap.Config{Type: ldap.TypeOpenLDAP, URLs: []string{env["LDAP_URL"]}, BaseDN: env["LDAP_BASE_DN"],
 		BindDN: env["LDAP_BIND_DN"], BindPassword: env["LDAP_BIND_PW"]}
 	o.Directory.ApplyPreset()
@@ -273,7 +274,7 @@ func TestRedisOutageIs503(t *testing.T) {
 // dev mode, nothing about LDAP or Redis (the real-server tests do that).
 func TestDevMode(t *testing.T) {
 	var banner strings.Builder
-	o := Options{Dev: &DevOptions{LDIF: devconfig.DevDirectoryLDIF}, Banner: &banner, Logger: testLogger(t)}
+	o := Options{Dev: &DevOptions{LDIF: devconfig.DevDirectoryLDIF, Rules: devconfig.ExampleRules}, Banner: &banner, Logger: testLogger(t), Admin: admin.Config{Groups: []string{"admins"}}}
 	base := startApp(t, o)
 	for _, want := range []string{base, "alice", "warden-dev"} {
 		if !strings.Contains(banner.String(), want) {
@@ -285,7 +286,24 @@ func TestDevMode(t *testing.T) {
 	if code != http.StatusOK || !strings.Contains(body, "company") {
 		t.Fatalf("dev sign-in as bob: %d\n%s", code, body)
 	}
+	if code, _, _ := b.get("/admin"); code != http.StatusForbidden {
+		t.Errorf("bob (not an admin) GET /admin: %d, want 403", code)
+	}
 	b.signOut()
+
+	// alice is in admins; the example rules were seeded
+	a := newBrowser(t, base)
+	if code, _ := a.signIn("alice", "warden-dev"); code != http.StatusOK {
+		t.Fatalf("dev sign-in as alice: %d", code)
+	}
+	code, body, _ = a.get("/admin/rules")
+	if code != http.StatusOK || !strings.Contains(body, "developers") {
+		t.Errorf("alice GET /admin/rules: %d; the seeded example rules should name developers", code)
+	}
+	code, body, _ = a.get("/admin/whogets?username=bob")
+	if code != http.StatusOK || !strings.Contains(body, "arn:aws:iam::") {
+		t.Errorf("who gets what for bob: %d, no role ARN in the page", code)
+	}
 }
 
 func TestDevModeRefusesNonLoopback(t *testing.T) {

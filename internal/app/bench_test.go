@@ -15,6 +15,7 @@ import (
 	"time"
 
 	devconfig "github.com/wardenidp/warden/config"
+	"github.com/wardenidp/warden/internal/admin"
 )
 
 // BenchmarkSignIn measures the whole sign-in POST (form parse, CSRF,
@@ -113,7 +114,8 @@ func BenchmarkDevStartup(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		o := Options{Dev: &DevOptions{LDIF: devconfig.DevDirectoryLDIF}, Banner: io.Discard, Listener: ln, DataDir: b.TempDir()}
+		o := Options{Dev: &DevOptions{LDIF: devconfig.DevDirectoryLDIF, Rules: devconfig.ExampleRules}, Banner: io.Discard, Listener: ln, DataDir: b.TempDir(),
+			Admin: admin.Config{Groups: []string{"admins"}}}
 		o.Server.Listen = ln.Addr().String()
 		o.Server.PublicURL = "http://" + ln.Addr().String()
 		o.Server.SetDefaults()
