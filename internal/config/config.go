@@ -21,6 +21,7 @@ import (
 	"net"
 	"strings"
 
+	"github.com/wardenidp/warden/internal/admin"
 	"github.com/wardenidp/warden/internal/directory/ldap"
 	"github.com/wardenidp/warden/internal/store"
 	"github.com/wardenidp/warden/internal/web"
@@ -34,6 +35,7 @@ type Config struct {
 	Redis       store.RedisConfig   `yaml:"redis"`
 	Session     store.SessionConfig `yaml:"session"`
 	LoginLimits store.LimitConfig   `yaml:"login_limits"`
+	Admin       admin.Config        `yaml:"admin"`
 	Log         LogConfig           `yaml:"log"`
 	// DataDir is where wardend keeps what it generates (signing keys and
 	// certificates).
@@ -65,6 +67,9 @@ const (
 	DefaultDataDir    = "/var/lib/warden"
 	DefaultDevListen  = "127.0.0.1:8080"
 	DefaultDevDataDir = "./.warden-dev"
+	// DefaultDevAdminGroup is the admin group of dev mode: the dev
+	// directory's admins group, whose member is alice.
+	DefaultDevAdminGroup = "admins"
 )
 
 // Defaults returns the configuration that an empty file yields: every
@@ -92,6 +97,7 @@ func applyDefaults(c *Config) {
 	c.Redis.SetDefaults()
 	c.Session.SetDefaults()
 	c.LoginLimits.SetDefaults()
+	c.Admin.SetDefaults()
 	c.Log.setDefaults()
 	if c.DataDir == "" {
 		c.DataDir = DefaultDataDir
@@ -110,8 +116,10 @@ func (l *LogConfig) setDefaults() {
 // Dev returns the configuration dev mode starts from: defaults for the
 // server, sessions and login limits, the server on listen (127.0.0.1:8080
 // when empty) with public_url http://<listen>, a text log, and data_dir
-// ./.warden-dev. Directory and Redis are left empty: dev mode fills them with
-// its embedded directory and in-process Redis.
+// ./.warden-dev, and the admin group "admins" (alice's group in the dev
+// directory, config/dev-directory.ldif) with no rules file (dev mode seeds
+// its built-in example rules). Directory and Redis are left empty: dev mode
+// fills them with its embedded directory and in-process Redis.
 func Dev(listen string) Config {
 	if listen == "" {
 		listen = DefaultDevListen
@@ -122,6 +130,9 @@ func Dev(listen string) Config {
 	c.Server.SetDefaults()
 	c.Session.SetDefaults()
 	c.LoginLimits.SetDefaults()
+	// the dev directory's admins group (alice)
+	c.Admin.Groups = []string{"admins"}
+	c.Admin.SetDefaults()
 	c.Log = LogConfig{Level: DefaultLogLevel, Format: "text"}
 	c.DataDir = DefaultDevDataDir
 	return c

@@ -35,6 +35,9 @@ func TestDefaults(t *testing.T) {
 		{"redis.key_prefix", c.Redis.KeyPrefix, "warden:"},
 		{"session.absolute_lifetime", c.Session.AbsoluteLifetime, 12 * time.Hour},
 		{"login_limits.window", c.LoginLimits.Window, 15 * time.Minute},
+		{"admin.groups", c.Admin.Groups, []string(nil)}, // required: never guessed
+		{"admin.rules_file", c.Admin.RulesFile, ""},
+		{"admin.rules_read_only", c.Admin.RulesReadOnly, false},
 		{"log.level", c.Log.Level, "info"},
 		{"log.format", c.Log.Format, "json"},
 		{"data_dir", c.DataDir, "/var/lib/warden"},
@@ -149,10 +152,14 @@ func TestDev(t *testing.T) {
 			t.Errorf("Dev(%q) fills directory or redis", tt.listen)
 		}
 	}
-	// Once dev mode fills directory and Redis, the server part validates.
+	// Once dev mode fills directory and Redis, the server part validates,
+	// and so does the admin block: alice's group administers.
 	c := Dev("")
 	if err := c.Server.Validate(); err != nil {
 		t.Errorf("Dev server block invalid: %v", err)
+	}
+	if err := c.Admin.Validate(); err != nil || !reflect.DeepEqual(c.Admin.Groups, []string{"admins"}) || c.Admin.RulesFile != "" || c.Admin.RulesReadOnly {
+		t.Errorf("Dev admin block %+v: %v", c.Admin, err)
 	}
 }
 
@@ -169,6 +176,8 @@ directory:
   base_dn: dc=example,dc=org
 redis:
   addrs: [127.0.0.1:6379]
+admin:
+  groups: [admins]
 `), envMap(nil))
 	if err != nil {
 		t.Fatal(err)
@@ -188,6 +197,8 @@ func TestValidateAggregates(t *testing.T) {
 	c.Redis.Addrs = []string{"127.0.0.1:6379", "x"}
 	c.Session.IdleTimeout = 24 * time.Hour
 	c.LoginLimits.MaxFailuresPerIP = 0
+	c.Admin.Groups = []string{"admins", " ", "cn=admins,ou"}
+	c.Admin.RulesReadOnly = true
 	c.Log.Level = "loud"
 	c.Log.Format = "xml"
 	c.DataDir = " "
@@ -204,6 +215,9 @@ func TestValidateAggregates(t *testing.T) {
 		paths = append(paths, fe.Path)
 	}
 	want := []string{
+		"admin.groups[1]",
+		"admin.groups[2]",
+		"admin.rules_read_only",
 		"data_dir",
 		"directory.attributes.extra[1]",
 		"directory.bind_password",
@@ -224,8 +238,21 @@ func TestValidateAggregates(t *testing.T) {
 			t.Errorf("line without key path: %q", line)
 		}
 	}
-	if !strings.Contains(err.Error(), `directory.urls[1]: scheme must be ldap or ldaps, not "ftp"`) {
-		t.Errorf("component message lost:\n%v", err)
+	for _, msg := range []string{
+		`directory.urls[1]: scheme must be ldap or ldaps, not "ftp"`,
+		"admin.groups[1]: empty group name",
+		`admin.groups[2]: "cn=admins,ou" is not a valid DN`,
+		"admin.rules_read_only: requires rules_file",
+	} {
+		if !strings.Contains(err.Error(), msg) {
+			t.Errorf("component message %q lost:\n%v", msg, err)
+		}
+	}
+	// An empty admin block is one problem: the group list is required.
+	c = validConfig(t)
+	c.Admin = Defaults().Admin
+	if err := c.Validate(); err == nil || err.Error() != "admin.groups: at least one admin group is required" {
+		t.Errorf("no admin groups: %v", err)
 	}
 }
 
@@ -381,6 +408,8 @@ directory:
   base_dn: DC=example,DC=test
 redis:
   addrs: [127.0.0.1:6379]
+admin:
+  groups: [CN=Warden Admins,OU=Groups,DC=example,DC=test]
 `)
 	bad := write("bad.yaml", `server:
   public_url: https://sso.example.com
@@ -430,10 +459,11 @@ warning: directory.urls[0]: ldap:// to dc1.example.com without start_tls: passwo
 		"server.listn: unknown key (line 3); did you mean listen?",
 		"directory.bind_password: environment variable NOPE is not set (line 8); set it, or give a default: ${NOPE:-value}",
 		`directory.pool_size: expected an integer, got "ten" (line 10)`,
+		"admin.groups: at least one admin group is required", // the file has no admin block
 		`directory.urls[1]: scheme must be ldap or ldaps, not "ftp"`,
 		`log.level: must be debug, info, warn or error, not "loud"`,
 		"session.idle_timeout: must not exceed absolute_lifetime (12h0m0s)",
-		bad + ": 6 problems",
+		bad + ": 7 problems",
 		"warning: directory.urls[0]: ldap:// to dc1.example.com without start_tls: passwords travel unencrypted; use ldaps:// or start_tls: true",
 	})
 }
@@ -452,7 +482,7 @@ func TestYAMLShape(t *testing.T) {
 	for i := 0; i < len(n.Content[0].Content); i += 2 {
 		keys = append(keys, n.Content[0].Content[i].Value)
 	}
-	want := "server directory redis session login_limits log data_dir dev"
+	want := "server directory redis session login_limits admin log data_dir dev"
 	if strings.Join(keys, " ") != want {
 		t.Errorf("top-level keys %q, want %q", keys, want)
 	}

@@ -108,6 +108,9 @@ func TestExampleConfigIsValid(t *testing.T) {
 	if c.Directory.BindPassword != "bind-pw-from-file" || c.Redis.Password != "redis-pw-from-env" || c.Directory.CAFile != env["WARDEN_LDAP_CA_FILE"] {
 		t.Errorf("substitution or secret file not applied: %q %q %q", c.Directory.BindPassword, c.Redis.Password, c.Directory.CAFile)
 	}
+	if !reflect.DeepEqual(c.Admin.Groups, []string{"admins"}) || c.Admin.RulesFile != "/etc/warden/mappings.yaml" || c.Admin.RulesReadOnly {
+		t.Errorf("admin block: %+v", c.Admin)
+	}
 	if c.Redis.Addrs[0] != "127.0.0.1:6379" {
 		t.Errorf("default of ${WARDEN_REDIS_ADDR:-...} not used: %q", c.Redis.Addrs)
 	}
@@ -265,7 +268,7 @@ func TestEveryKeyInDocs(t *testing.T) {
 	for _, k := range append(known, blockKeys()...) {
 		valid[k] = true
 	}
-	re := regexp.MustCompile("`((?:server|directory|redis|session|login_limits|log|dev)\\.[a-z_.]+)`")
+	re := regexp.MustCompile("`((?:server|directory|redis|session|login_limits|admin|log|dev)\\.[a-z_.]+)`")
 	for _, m := range re.FindAllStringSubmatch(text, -1) {
 		if !valid[m[1]] && !valid[strings.TrimSuffix(m[1], "_file")] {
 			t.Errorf("%s names %s, which is not a key", docsPath, m[1])

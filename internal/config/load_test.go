@@ -82,7 +82,7 @@ colour: blue
 				"directory.attributes.usrname: unknown key (line 9); did you mean username?",
 				"directory.attributes.disply_name: unknown key (line 10); did you mean display_name?",
 				"redis.tls.enable: unknown key (line 13); did you mean enabled?",
-				"colour: unknown key (line 14); known keys here: server, directory, redis, session, login_limits, log, data_dir, dev",
+				"colour: unknown key (line 14); known keys here: server, directory, redis, session, login_limits, admin, log, data_dir, dev",
 			},
 		},
 		{
@@ -104,6 +104,14 @@ colour: blue
 			want: []string{"directory.attributes_file: unknown key (line 2); only a single value can be read from a file, and attributes is not one"},
 		},
 		{
+			name: "admin block",
+			doc:  "admin:\n  group: [admins]\n  rules_readonly: true\n",
+			want: []string{
+				"admin.group: unknown key (line 2); did you mean groups?",
+				"admin.rules_readonly: unknown key (line 3); did you mean rules_read_only?",
+			},
+		},
+		{
 			name: "duplicate key",
 			doc:  "log:\n  level: info\n  level: debug\n",
 			want: []string{"log.level: duplicate key (line 3); first set at line 2"},
@@ -112,7 +120,7 @@ colour: blue
 			name: "merge key",
 			doc:  "base: &b {level: info}\nlog:\n  <<: *b\n",
 			want: []string{
-				"base: unknown key (line 1); known keys here: server, directory, redis, session, login_limits, log, data_dir, dev",
+				"base: unknown key (line 1); known keys here: server, directory, redis, session, login_limits, admin, log, data_dir, dev",
 				"log.<<: merge keys (<<) are not supported (line 3); repeat the keys",
 			},
 		},
