@@ -22,6 +22,7 @@ import (
 	"github.com/wardenidp/warden/internal/audit"
 	"github.com/wardenidp/warden/internal/directory/ldap"
 	"github.com/wardenidp/warden/internal/keys"
+	"github.com/wardenidp/warden/internal/rolemap"
 	"github.com/wardenidp/warden/internal/store"
 	"github.com/wardenidp/warden/internal/web"
 )
@@ -171,6 +172,12 @@ func Run(ctx context.Context, o Options) error {
 	if err := seedRules(ctx, rules, o.Admin, builtinRules, log); err != nil {
 		return err
 	}
+	// The compiled rules the portal (step 3) and the token exchange (step 4)
+	// evaluate against, kept current on every replica. Until they land,
+	// the admin UI compiles the stored version itself.
+	holder := &rolemap.Holder{}
+	go watchRules(ctx, rules, holder, log)
+
 	adm, err := admin.New(o.Admin, admin.Deps{
 		Directory: dir,
 		Rules:     rules,

@@ -71,3 +71,31 @@ func seedRules(ctx context.Context, rules *store.Rules, cfg admin.Config, builti
 	}
 	return nil
 }
+
+// watchRules keeps holder at the stored rule set: compiled at start and
+// again whenever any replica saves a new version (store.Rules.Watch: pub/sub
+// with a polling fallback). A stored version that does not compile (written
+// by another tool, or by a newer wardend) is logged and the previous engine
+// kept: users keep the roles they had rather than losing all of them.
+func watchRules(ctx context.Context, rules *store.Rules, holder *rolemap.Holder, log *slog.Logger) {
+	load := func(version int64) {
+		v, doc, err := rules.Current(ctx)
+		if err != nil {
+			log.Warn("rules: load", "version", version, "err", err)
+			return
+		}
+		rs, err := rolemap.ParseYAML(doc)
+		if err != nil {
+			log.Error("rules: stored version does not parse; keeping the previous rules", "version", v.Version, "err", err)
+			return
+		}
+		e, err := rolemap.Compile(rs)
+		if err != nil {
+			log.Error("rules: stored version does not compile; keeping the previous rules", "version", v.Version, "err", err)
+			return
+		}
+		holder.Store(e)
+		log.Info("rules loaded", "version", v.Version, "accounts", len(rs.Accounts), "grants", len(rs.Grants), "patterns", len(rs.Patterns))
+	}
+	rules.Watch(ctx, load)
+}

@@ -2,13 +2,16 @@ package app
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	devconfig "github.com/wardenidp/warden/config"
 	"github.com/wardenidp/warden/internal/admin"
+	"github.com/wardenidp/warden/internal/rolemap"
 	"github.com/wardenidp/warden/internal/store"
 	"github.com/wardenidp/warden/internal/testenv"
 )
@@ -21,13 +24,13 @@ func TestSeedRules(t *testing.T) {
 	ctx := context.Background()
 	cfg := store.RedisConfig{Addrs: []string{env["REDIS_ADDR"]}, Password: os.Getenv("REDIS_PASSWORD")}
 	cfg.SetDefaults()
-	cfg.KeyPrefix = "warden-seedtest-" + t.Name() + ":"
+	cfg.KeyPrefix = fmt.Sprintf("warden-seedtest-%d:", time.Now().UnixNano())
 	st, err := store.Open(ctx, cfg, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer st.Close()
 	t.Cleanup(func() {
+		defer st.Close()
 		keys, _ := st.Client().Keys(ctx, cfg.KeyPrefix+"*").Result()
 		if len(keys) > 0 {
 			st.Client().Del(ctx, keys...)
@@ -86,5 +89,59 @@ func TestSeedRules(t *testing.T) {
 	}
 	if err := seedRules(ctx, rules, admin.Config{RulesFile: filepath.Join(dir, "missing.yaml")}, nil, log); err == nil {
 		t.Fatal("a missing rules file must stop the start")
+	}
+}
+
+// TestWatchRules: a version saved by any replica reaches the holder within a
+// second; a version that does not compile leaves the previous engine.
+func TestWatchRules(t *testing.T) {
+	env := testenv.Require(t, "REDIS_ADDR")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	cfg := store.RedisConfig{Addrs: []string{env["REDIS_ADDR"]}, Password: os.Getenv("REDIS_PASSWORD")}
+	cfg.SetDefaults()
+	cfg.KeyPrefix = fmt.Sprintf("warden-watchtest-%d:", time.Now().UnixNano())
+	st, err := store.Open(ctx, cfg, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		defer st.Close()
+		keys, _ := st.Client().Keys(context.Background(), cfg.KeyPrefix+"*").Result()
+		if len(keys) > 0 {
+			st.Client().Del(context.Background(), keys...)
+		}
+	})
+	rules := store.NewRules(st, nil)
+	holder := &rolemap.Holder{}
+	go watchRules(ctx, rules, holder, testLogger(t))
+
+	doc, err := canonicalRules("example", devconfig.ExampleRules)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rules.Save(ctx, 0, doc, store.ChangeMeta{Author: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	accounts := func() int { return len(holder.Load().RuleSet().Accounts) }
+	waitFor(t, time.Second, func() bool { return accounts() > 0 })
+
+	if _, err := rules.Save(ctx, 1, []byte("accounts: [{id: \"1\"}]\n"), store.ChangeMeta{Author: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(700 * time.Millisecond)
+	if accounts() == 0 {
+		t.Fatal("an invalid stored version replaced the working rules")
+	}
+}
+
+func waitFor(t *testing.T, d time.Duration, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("not within %v", d)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
