@@ -82,3 +82,19 @@ func BenchmarkCompile(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkEvaluateWorstPatterns: the same, but the 50 patterns are
+// case-insensitive, so none has a literal prefix and every one runs on
+// every one of the 200 group names (the prefilter cannot help).
+func BenchmarkEvaluateWorstPatterns(b *testing.B) {
+	rs := benchRuleSet()
+	for i := range rs.Patterns {
+		rs.Patterns[i].Pattern = "(?i)" + rs.Patterns[i].Pattern
+	}
+	e := mustCompile(b, rs)
+	in := benchInput()
+	b.ReportAllocs()
+	for b.Loop() {
+		e.Evaluate(in)
+	}
+}

@@ -20,9 +20,9 @@ type Engine struct {
 	byDN     map[string][]int32 // normalized DN -> grant indexes
 	byCN     map[string][]int32 // folded CN -> grant indexes
 	patterns []cpattern
-	// Pattern prefilter: patterns anchored at the start with a literal
-	// prefix are listed under the prefix's first byte; the rest are tried
-	// on every group name.
+	// Pattern prefilter: patterns anchored at the start are listed under
+	// each byte a matching name can start with (firstBytes); the rest are
+	// tried on every group name, after a check for their literal prefix.
 	patByFirst map[byte][]int32
 	patAny     []int32
 	tags       []ctag // sorted by key
@@ -87,10 +87,15 @@ func (e *Engine) indexPatterns() {
 	e.patByFirst = make(map[byte][]int32)
 	e.patAny = e.patAny[:0]
 	for i, p := range e.patterns {
-		if p.anchored && p.prefix != "" {
-			e.patByFirst[p.prefix[0]] = append(e.patByFirst[p.prefix[0]], int32(i))
-		} else {
+		set, ok := firstBytes(p.re.String())
+		if !ok {
 			e.patAny = append(e.patAny, int32(i))
+			continue
+		}
+		for c := range set {
+			if set[c] {
+				e.patByFirst[byte(c)] = append(e.patByFirst[byte(c)], int32(i))
+			}
 		}
 	}
 }
@@ -162,7 +167,7 @@ func (e *Engine) grantHits(hits []hit, idx []int32, label string) []hit {
 
 func (e *Engine) patternHits(hits []hit, dropped []Problem, name, label string) ([]hit, []Problem) {
 	for _, i := range e.patByFirst[name[0]] {
-		if p := &e.patterns[i]; strings.HasPrefix(name, p.prefix) {
+		if p := &e.patterns[i]; !p.anchored || strings.HasPrefix(name, p.prefix) {
 			hits, dropped = e.tryPattern(hits, dropped, p, name, label)
 		}
 	}
