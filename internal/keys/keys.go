@@ -1,9 +1,17 @@
 // Package keys owns Warden's signing keys and their certificates.
 //
-// This first version loads the current RSA signing key and its self-signed
-// certificate from a directory, generating them on first start (dev mode, or
-// a fresh data_dir). Rotation (next / current / previous, published before
-// use) and the JWKS come with the SAML and OIDC steps.
+// A Ring (ring.go) is the set of RSA keys in one directory (data_dir/keys):
+// exactly one current key that signs, at most one next key that is
+// published (SAML metadata, JWKS) before it signs, and previous keys that
+// stay published for Config.PublishPrevious after they stopped signing, so
+// that assertions and tokens signed just before a rotation still verify and
+// relying parties that cache metadata or a JWKS have time to follow. A small
+// JSON manifest names each key's state; every file is written atomically
+// (temp file, fsync, rename) so that a crash leaves the previous ring usable.
+// Replicas sharing the directory follow changes through Ring.Watch.
+//
+// Key IDs are RFC 7638 JWK thumbprints (base64url SHA-256), the "kid" of
+// the JWKS (jwks.go).
 package keys
 
 import (
@@ -23,16 +31,30 @@ import (
 	"time"
 )
 
-// File names inside the key directory.
+// File names of the single key pair that step 1 kept in the key directory;
+// Open migrates them into a ring (they become the current key, unchanged).
 const (
 	keyFile  = "signing-key.pem"
 	certFile = "signing-cert.pem"
 )
 
+// Key states in the manifest and in Signer.State.
+const (
+	StateCurrent  = "current"  // signs now, published
+	StateNext     = "next"     // published, does not sign yet
+	StatePrevious = "previous" // no longer signs; published until RetiredAt + PublishPrevious
+)
+
 // Signer is one signing key and the certificate that publishes it.
 type Signer struct {
-	Key  *rsa.PrivateKey
-	Cert *x509.Certificate
+	// ID is the RFC 7638 thumbprint of the public key (base64url SHA-256),
+	// used as the JWKS "kid".
+	ID        string
+	Key       *rsa.PrivateKey
+	Cert      *x509.Certificate
+	Created   time.Time
+	State     string    // StateCurrent, StateNext or StatePrevious
+	RetiredAt time.Time // when a previous key stopped signing; zero otherwise
 }
 
 // Fingerprint is the hex SHA-256 of the certificate's DER bytes (what
@@ -42,8 +64,10 @@ func (s Signer) Fingerprint() string {
 	return hex.EncodeToString(sum[:])
 }
 
-// Options for LoadOrGenerate. Zero values mean: 2048-bit keys, crypto/rand,
-// time.Now, certificates valid 10 years, subject CN "Warden".
+// Options are the injected parts of key generation. Zero values mean:
+// crypto/rand, time.Now, subject CN "Warden". Bits and Validity are read by
+// LoadOrGenerate only (2048 and 10 years when zero); a Ring takes both from
+// its Config (Size, CertValidity).
 type Options struct {
 	Bits     int
 	Rand     io.Reader
@@ -52,15 +76,9 @@ type Options struct {
 	Subject  string
 }
 
-// LoadOrGenerate reads the signing key and certificate from dir, creating dir
-// (0700) and both files (0600) when neither exists. When only one of the two
-// exists, it refuses rather than overwrite a key an IdP may have published.
-func LoadOrGenerate(dir string, o Options) (Signer, bool, error) {
+func (o Options) withDefaults() Options {
 	if o.Bits == 0 {
 		o.Bits = 2048
-	}
-	if o.Bits != 2048 && o.Bits != 3072 && o.Bits != 4096 {
-		return Signer{}, false, fmt.Errorf("keys: key size %d not supported (2048, 3072, 4096)", o.Bits)
 	}
 	if o.Rand == nil {
 		o.Rand = rand.Reader
@@ -74,26 +92,69 @@ func LoadOrGenerate(dir string, o Options) (Signer, bool, error) {
 	if o.Subject == "" {
 		o.Subject = "Warden"
 	}
+	return o
+}
+
+// LoadOrGenerate reads the signing key and certificate from dir, creating dir
+// (0700) and both files (0600) when neither exists. When only one of the two
+// exists, it refuses rather than overwrite a key an IdP may have published.
+//
+// Deprecated: step 1's single key. Use Open, which migrates these files.
+func LoadOrGenerate(dir string, o Options) (Signer, bool, error) {
+	o = o.withDefaults()
+	if !validSize(o.Bits) {
+		return Signer{}, false, fmt.Errorf("keys: key size %d not supported (2048, 3072, 4096)", o.Bits)
+	}
 	kp, cp := filepath.Join(dir, keyFile), filepath.Join(dir, certFile)
+	found, err := pairExists(dir, kp, cp)
+	if err != nil {
+		return Signer{}, false, err
+	}
+	if found {
+		s, err := loadPair(kp, cp)
+		return s, false, err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return Signer{}, false, fmt.Errorf("keys: %w", err)
+	}
+	s, kpem, cpem, err := newSigner(o, o.Bits, o.Validity)
+	if err != nil {
+		return Signer{}, false, err
+	}
+	if err := writeExclusive(kp, kpem); err != nil {
+		return Signer{}, false, err
+	}
+	if err := writeExclusive(cp, cpem); err != nil {
+		return Signer{}, false, err
+	}
+	return s, true, nil
+}
+
+// pairExists reports whether both step-1 files exist; an error when only
+// one of them does, or when either cannot be examined.
+func pairExists(dir, kp, cp string) (bool, error) {
 	_, kerr := os.Stat(kp)
 	_, cerr := os.Stat(cp)
 	switch {
 	case kerr == nil && cerr == nil:
-		s, err := load(kp, cp)
-		return s, false, err
+		return true, nil
 	case errors.Is(kerr, os.ErrNotExist) && errors.Is(cerr, os.ErrNotExist):
-		s, err := generate(dir, kp, cp, o)
-		return s, err == nil, err
+		return false, nil
 	case kerr != nil && !errors.Is(kerr, os.ErrNotExist):
-		return Signer{}, false, fmt.Errorf("keys: %w", kerr)
+		return false, fmt.Errorf("keys: %w", kerr)
 	case cerr != nil && !errors.Is(cerr, os.ErrNotExist):
-		return Signer{}, false, fmt.Errorf("keys: %w", cerr)
+		return false, fmt.Errorf("keys: %w", cerr)
 	default:
-		return Signer{}, false, fmt.Errorf("keys: only one of %s and %s exists in %s; restore the other or remove both", keyFile, certFile, dir)
+		return false, fmt.Errorf("keys: only one of %s and %s exists in %s; restore the other or remove both", keyFile, certFile, dir)
 	}
 }
 
-func load(kp, cp string) (Signer, error) {
+func validSize(bits int) bool { return bits == 2048 || bits == 3072 || bits == 4096 }
+
+// loadPair reads a PKCS #8 RSA key and the certificate that must certify it.
+// The returned Signer has its ID set; Created, State and RetiredAt are the
+// caller's.
+func loadPair(kp, cp string) (Signer, error) {
 	kb, err := os.ReadFile(kp)
 	if err != nil {
 		return Signer{}, fmt.Errorf("keys: %w", err)
@@ -125,49 +186,45 @@ func load(kp, cp string) (Signer, error) {
 	if !key.PublicKey.Equal(cert.PublicKey) {
 		return Signer{}, fmt.Errorf("keys: %s does not certify the key in %s", cp, kp)
 	}
-	return Signer{Key: key, Cert: cert}, nil
+	return Signer{ID: Thumbprint(&key.PublicKey), Key: key, Cert: cert}, nil
 }
 
-func generate(dir, kp, cp string, o Options) (Signer, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return Signer{}, fmt.Errorf("keys: %w", err)
-	}
-	key, err := rsa.GenerateKey(o.Rand, o.Bits)
+// newSigner generates a key of the given size and a self-signed certificate
+// valid from an hour ago (clock skew) for validity, and returns both PEM
+// encodings (PKCS #8 "PRIVATE KEY", "CERTIFICATE").
+func newSigner(o Options, bits int, validity time.Duration) (Signer, []byte, []byte, error) {
+	key, err := rsa.GenerateKey(o.Rand, bits)
 	if err != nil {
-		return Signer{}, fmt.Errorf("keys: generate: %w", err)
+		return Signer{}, nil, nil, fmt.Errorf("keys: generate: %w", err)
 	}
 	serial, err := rand.Int(o.Rand, new(big.Int).Lsh(big.NewInt(1), 127))
 	if err != nil {
-		return Signer{}, fmt.Errorf("keys: serial: %w", err)
+		return Signer{}, nil, nil, fmt.Errorf("keys: serial: %w", err)
 	}
 	now := o.Now().UTC()
 	tmpl := &x509.Certificate{
 		SerialNumber:          serial,
 		Subject:               pkix.Name{CommonName: o.Subject},
 		NotBefore:             now.Add(-time.Hour),
-		NotAfter:              now.Add(o.Validity),
+		NotAfter:              now.Add(validity),
 		KeyUsage:              x509.KeyUsageDigitalSignature,
 		BasicConstraintsValid: true,
 	}
 	der, err := x509.CreateCertificate(o.Rand, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
-		return Signer{}, fmt.Errorf("keys: certificate: %w", err)
+		return Signer{}, nil, nil, fmt.Errorf("keys: certificate: %w", err)
 	}
 	cert, err := x509.ParseCertificate(der)
 	if err != nil {
-		return Signer{}, fmt.Errorf("keys: certificate: %w", err)
+		return Signer{}, nil, nil, fmt.Errorf("keys: certificate: %w", err)
 	}
 	pk, err := x509.MarshalPKCS8PrivateKey(key)
 	if err != nil {
-		return Signer{}, fmt.Errorf("keys: %w", err)
+		return Signer{}, nil, nil, fmt.Errorf("keys: %w", err)
 	}
-	if err := writeExclusive(kp, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pk})); err != nil {
-		return Signer{}, err
-	}
-	if err := writeExclusive(cp, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})); err != nil {
-		return Signer{}, err
-	}
-	return Signer{Key: key, Cert: cert}, nil
+	s := Signer{ID: Thumbprint(&key.PublicKey), Key: key, Cert: cert, Created: now}
+	return s, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pk}),
+		pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), nil
 }
 
 // writeExclusive creates path with mode 0600, failing if it exists (two
@@ -186,4 +243,52 @@ func writeExclusive(path string, data []byte) error {
 		return fmt.Errorf("keys: sync %s: %w", path, err)
 	}
 	return f.Close()
+}
+
+// writeAtomic replaces dir/name with data: a 0600 temp file in dir (name
+// starting with ".tmp-", ignored by readers), fsync, rename, fsync of dir.
+// A crash leaves either the old file or the new one, plus at worst a
+// stray temp file.
+func writeAtomic(dir, name string, data []byte) error {
+	f, err := os.CreateTemp(dir, tmpPrefix+name+"-*")
+	if err != nil {
+		return fmt.Errorf("keys: %w", err)
+	}
+	tmp := f.Name()
+	fail := func(err error) error {
+		f.Close()
+		os.Remove(tmp)
+		return fmt.Errorf("keys: write %s: %w", name, err)
+	}
+	if err := f.Chmod(0o600); err != nil {
+		return fail(err)
+	}
+	if _, err := f.Write(data); err != nil {
+		return fail(err)
+	}
+	if err := f.Sync(); err != nil {
+		return fail(err)
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("keys: write %s: %w", name, err)
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("keys: write %s: %w", name, err)
+	}
+	return syncDir(dir)
+}
+
+// syncDir makes a rename in dir durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("keys: %w", err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("keys: sync %s: %w", dir, err)
+	}
+	return nil
 }

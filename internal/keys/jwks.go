@@ -1,0 +1,52 @@
+package keys
+
+import (
+	"crypto"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+
+	jose "github.com/go-jose/go-jose/v4"
+)
+
+// Thumbprint is the RFC 7638 JWK thumbprint of an RSA public key: the
+// base64url (unpadded) SHA-256 of {"e":...,"kty":"RSA","n":...}. It is the
+// key's ID and JWKS "kid".
+func Thumbprint(pub *rsa.PublicKey) string {
+	tp, err := (&jose.JSONWebKey{Key: pub}).Thumbprint(crypto.SHA256)
+	if err != nil {
+		// Only unsupported key types fail; an *rsa.PublicKey never does.
+		panic(fmt.Sprintf("keys: thumbprint: %v", err))
+	}
+	return base64.RawURLEncoding.EncodeToString(tp)
+}
+
+// jwk is the public JWK of s (RFC 7517 section 4): RS256, "use":"sig",
+// kid = s.ID, x5c = its certificate, x5t#S256 = the certificate's SHA-256.
+func jwk(s Signer) jose.JSONWebKey {
+	sum := sha256.Sum256(s.Cert.Raw)
+	return jose.JSONWebKey{
+		Key:                         &s.Key.PublicKey,
+		KeyID:                       s.ID,
+		Algorithm:                   string(jose.RS256),
+		Use:                         "sig",
+		Certificates:                []*x509.Certificate{s.Cert},
+		CertificateThumbprintSHA256: sum[:],
+	}
+}
+
+// marshalJWKS encodes signers as an RFC 7517 section 5 JWK Set.
+func marshalJWKS(signers []Signer) ([]byte, error) {
+	set := jose.JSONWebKeySet{Keys: make([]jose.JSONWebKey, 0, len(signers))}
+	for _, s := range signers {
+		set.Keys = append(set.Keys, jwk(s))
+	}
+	b, err := json.Marshal(set)
+	if err != nil {
+		return nil, fmt.Errorf("keys: jwks: %w", err)
+	}
+	return b, nil
+}

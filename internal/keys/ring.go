@@ -1,0 +1,494 @@
+package keys
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Names inside the key directory. Files whose name starts with tmpPrefix are
+// unfinished writes (a crash mid-write) and are never read.
+const (
+	manifestFile = "manifest.json"
+	lockFile     = ".lock"
+	tmpPrefix    = ".tmp-"
+)
+
+// Errors of the rotation commands; test with errors.Is.
+var (
+	// ErrNoRing: the directory holds no manifest (and no step-1 key pair);
+	// wardend creates the ring on its first start.
+	ErrNoRing = errors.New("no key ring")
+	// ErrNextExists: Rotate was called while a next key waits for Promote.
+	ErrNextExists = errors.New("a next key already exists")
+	// ErrNoNext: Promote was called without a next key (run Rotate first).
+	ErrNoNext = errors.New("no next key to promote")
+)
+
+// manifest is the JSON file that names every key of the ring and its state.
+// Key files are written before the manifest that names them, and the
+// manifest is replaced atomically, so a reader sees either the old ring or
+// the new one.
+type manifest struct {
+	Version int           `json:"version"`
+	Keys    []manifestKey `json:"keys"`
+}
+
+type manifestKey struct {
+	ID        string    `json:"id"`
+	State     string    `json:"state"`
+	Created   time.Time `json:"created"`
+	RetiredAt time.Time `json:"retired_at,omitzero"`
+	KeyFile   string    `json:"key_file"`
+	CertFile  string    `json:"cert_file"`
+}
+
+// ring is one immutable snapshot: the manifest bytes and its loaded keys,
+// current first, then next, then previous ones (most recently retired first).
+type ring struct {
+	raw     []byte
+	signers []Signer
+}
+
+// Ring is the key ring of one directory. Its methods are safe for concurrent
+// use; Watch swaps in a new snapshot when the manifest changes.
+type Ring struct {
+	dir   string
+	cfg   Config
+	now   func() time.Time
+	state atomic.Pointer[ring]
+
+	jwksMu  sync.Mutex
+	jwksFor string // IDs the cached JWKS was built from
+	jwks    []byte
+}
+
+// Open loads the ring in dir. On first start it creates dir (0700) and the
+// ring under a lock, so that replicas starting together on one shared
+// directory end with one key: the step-1 pair (signing-key.pem and
+// signing-cert.pem, kept as they are) becomes the current key when present,
+// else a new key of cfg.Size is generated. A manifest that names a missing
+// or damaged file is an error, never a reason to make a new key. cfg is
+// defaulted and validated here.
+func Open(dir string, cfg Config, opts Options) (*Ring, error) {
+	cfg.SetDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("keys: config: %w", err)
+	}
+	opts = opts.withDefaults()
+	r := &Ring{dir: dir, cfg: cfg, now: opts.Now}
+	st, err := readRing(dir)
+	if errors.Is(err, ErrNoRing) {
+		// Read without the lock first: a read-only mount of an existing
+		// ring (a Kubernetes secret) needs no lock file.
+		st, err = create(dir, cfg, opts)
+	}
+	if err != nil {
+		return nil, err
+	}
+	r.state.Store(st)
+	return r, nil
+}
+
+func create(dir string, cfg Config, opts Options) (*ring, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("keys: %w", err)
+	}
+	unlock, err := lockDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	st, err := readRing(dir)
+	if !errors.Is(err, ErrNoRing) {
+		return st, err // another replica created it meanwhile, or a real error
+	}
+	var s Signer
+	kp, cp := filepath.Join(dir, keyFile), filepath.Join(dir, certFile)
+	found, err := pairExists(dir, kp, cp)
+	if err != nil {
+		return nil, err
+	}
+	m := manifest{Version: 1}
+	if found {
+		if s, err = loadPair(kp, cp); err != nil {
+			return nil, err
+		}
+		m.Keys = append(m.Keys, manifestKey{ID: s.ID, State: StateCurrent, Created: s.Cert.NotBefore.UTC(), KeyFile: keyFile, CertFile: certFile})
+	} else {
+		if s, err = writeNewKey(dir, cfg, opts); err != nil {
+			return nil, err
+		}
+		m.Keys = append(m.Keys, entryFor(s, StateCurrent))
+	}
+	if err := writeManifest(dir, m); err != nil {
+		return nil, err
+	}
+	return readRing(dir)
+}
+
+// Current is the key that signs now.
+func (r *Ring) Current() Signer { return r.state.Load().signers[0] }
+
+// Next is the key that is published but does not sign yet, if any.
+func (r *Ring) Next() (Signer, bool) {
+	for _, s := range r.state.Load().signers {
+		if s.State == StateNext {
+			return s, true
+		}
+	}
+	return Signer{}, false
+}
+
+// Published is every key a relying party should accept: current first, then
+// next, then the previous keys retired less than PublishPrevious ago.
+func (r *Ring) Published() []Signer {
+	return published(r.state.Load().signers, r.cfg.PublishPrevious, r.now())
+}
+
+// All is every key in the manifest, including previous keys no longer
+// published.
+func (r *Ring) All() []Signer { return slices.Clone(r.state.Load().signers) }
+
+// Dir is the key directory.
+func (r *Ring) Dir() string { return r.dir }
+
+func published(all []Signer, keep time.Duration, now time.Time) []Signer {
+	out := make([]Signer, 0, len(all))
+	for _, s := range all {
+		if s.State != StatePrevious || IsPublished(s, keep, now) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// IsPublished reports whether s is published at now when retired keys stay
+// published for keep.
+func IsPublished(s Signer, keep time.Duration, now time.Time) bool {
+	return s.State != StatePrevious || now.Before(s.RetiredAt.Add(keep))
+}
+
+// JWKS is the RFC 7517 JWK Set of Published(): {"keys":[...]}, each RS256,
+// "use":"sig", kid = the RFC 7638 thumbprint, x5c = the certificate.
+func (r *Ring) JWKS() []byte {
+	pub := r.Published()
+	ids := make([]string, len(pub))
+	for i, s := range pub {
+		ids[i] = s.ID
+	}
+	key := strings.Join(ids, ",")
+	r.jwksMu.Lock()
+	defer r.jwksMu.Unlock()
+	if r.jwks == nil || r.jwksFor != key {
+		b, err := marshalJWKS(pub)
+		if err != nil {
+			// Only a certificate that does not match its key fails, and
+			// loading refuses such pairs.
+			panic(err)
+		}
+		r.jwks, r.jwksFor = b, key
+	}
+	return bytes.Clone(r.jwks)
+}
+
+// Watch re-reads the manifest every ReloadInterval until ctx ends, so that a
+// replica follows a rotation made by another process on a shared directory.
+// A manifest that does not load (half-written by hand, a missing key file)
+// keeps the last good ring and logs an error, once per distinct problem.
+func (r *Ring) Watch(ctx context.Context, log *slog.Logger) {
+	t := time.NewTicker(r.cfg.ReloadInterval)
+	defer t.Stop()
+	lastErr := ""
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		changed, err := r.reload()
+		switch {
+		case err == nil:
+			lastErr = ""
+			if changed {
+				log.Info("keys: reloaded", "dir", r.dir, "current", r.Current().ID, "published", len(r.Published()))
+			}
+		case err.Error() != lastErr:
+			lastErr = err.Error()
+			log.Error("keys: reload failed; keeping the last good key ring", "dir", r.dir, "err", err)
+		}
+	}
+}
+
+// reload swaps in the ring on disk when its manifest differs from the one
+// loaded.
+func (r *Ring) reload() (bool, error) {
+	raw, err := os.ReadFile(filepath.Join(r.dir, manifestFile))
+	if err != nil {
+		return false, fmt.Errorf("keys: %w", err)
+	}
+	if bytes.Equal(raw, r.state.Load().raw) {
+		return false, nil
+	}
+	st, err := parseRing(r.dir, raw)
+	if err != nil {
+		return false, err
+	}
+	r.state.Store(st)
+	return true, nil
+}
+
+// readRing loads the ring in dir; ErrNoRing when it has no manifest.
+func readRing(dir string) (*ring, error) {
+	raw, err := os.ReadFile(filepath.Join(dir, manifestFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("keys: %s: %w", dir, ErrNoRing)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("keys: %w", err)
+	}
+	return parseRing(dir, raw)
+}
+
+// parseRing checks a manifest and loads every key it names: one current key,
+// at most one next key, unique IDs, plain file names inside dir, and each
+// ID equal to the thumbprint of the key in its file (a swapped file is an
+// error, not a different key).
+func parseRing(dir string, raw []byte) (*ring, error) {
+	m, err := decodeManifest(raw)
+	if err != nil {
+		return nil, err
+	}
+	st := &ring{raw: raw}
+	for _, e := range m.Keys {
+		s, err := loadPair(filepath.Join(dir, e.KeyFile), filepath.Join(dir, e.CertFile))
+		if err != nil {
+			return nil, fmt.Errorf("keys: %s names key %s: %w", manifestFile, e.ID, err)
+		}
+		if s.ID != e.ID {
+			return nil, fmt.Errorf("keys: %s: key %s: %s holds a different key (%s)", manifestFile, e.ID, e.KeyFile, s.ID)
+		}
+		s.State, s.Created, s.RetiredAt = e.State, e.Created, e.RetiredAt
+		st.signers = append(st.signers, s)
+	}
+	order := map[string]int{StateCurrent: 0, StateNext: 1, StatePrevious: 2}
+	slices.SortStableFunc(st.signers, func(a, b Signer) int {
+		if d := order[a.State] - order[b.State]; d != 0 {
+			return d
+		}
+		return b.RetiredAt.Compare(a.RetiredAt)
+	})
+	return st, nil
+}
+
+func decodeManifest(raw []byte) (manifest, error) {
+	var m manifest
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&m); err != nil {
+		return m, fmt.Errorf("keys: %s: %w", manifestFile, err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return m, fmt.Errorf("keys: %s: data after the JSON object", manifestFile)
+	}
+	var errs []error
+	bad := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf(format, args...))
+	}
+	if m.Version != 1 {
+		bad("version %d not supported (1)", m.Version)
+	}
+	count := map[string]int{}
+	ids := map[string]bool{}
+	for i, e := range m.Keys {
+		count[e.State]++
+		switch e.State {
+		case StateCurrent, StateNext:
+			if !e.RetiredAt.IsZero() {
+				bad("keys[%d]: retired_at is only for previous keys", i)
+			}
+		case StatePrevious:
+			if e.RetiredAt.IsZero() {
+				bad("keys[%d]: a previous key needs retired_at", i)
+			}
+		default:
+			bad("keys[%d]: state %q is not current, next or previous", i, e.State)
+		}
+		if e.ID == "" {
+			bad("keys[%d]: id missing", i)
+		}
+		if ids[e.ID] {
+			bad("keys[%d]: id %s listed twice", i, e.ID)
+		}
+		ids[e.ID] = true
+		for _, f := range []struct{ key, name string }{{"key_file", e.KeyFile}, {"cert_file", e.CertFile}} {
+			if f.name == "" || f.name != filepath.Base(f.name) || f.name == "." || f.name == ".." || strings.HasPrefix(f.name, tmpPrefix) {
+				bad("keys[%d]: %s %q must be a plain file name in the key directory", i, f.key, f.name)
+			}
+		}
+	}
+	if count[StateCurrent] != 1 {
+		bad("exactly one current key needed (found %d)", count[StateCurrent])
+	}
+	if count[StateNext] > 1 {
+		bad("at most one next key allowed (found %d)", count[StateNext])
+	}
+	if err := errors.Join(errs...); err != nil {
+		return m, fmt.Errorf("keys: %s: %w", manifestFile, err)
+	}
+	return m, nil
+}
+
+func writeManifest(dir string, m manifest) error {
+	b, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return fmt.Errorf("keys: %w", err)
+	}
+	return writeAtomic(dir, manifestFile, append(b, '\n'))
+}
+
+func entryFor(s Signer, state string) manifestKey {
+	return manifestKey{ID: s.ID, State: state, Created: s.Created, KeyFile: "key-" + s.ID + ".pem", CertFile: "cert-" + s.ID + ".pem"}
+}
+
+// writeNewKey generates a key and writes its two files (not yet named by
+// the manifest, so a crash here leaves only unused files).
+func writeNewKey(dir string, cfg Config, opts Options) (Signer, error) {
+	s, kpem, cpem, err := newSigner(opts, cfg.Size, cfg.CertValidity)
+	if err != nil {
+		return Signer{}, err
+	}
+	e := entryFor(s, "")
+	if err := writeAtomic(dir, e.KeyFile, kpem); err != nil {
+		return Signer{}, err
+	}
+	if err := writeAtomic(dir, e.CertFile, cpem); err != nil {
+		return Signer{}, err
+	}
+	return s, nil
+}
+
+// change runs fn on the manifest of dir under the directory lock and writes
+// the result.
+func change(dir string, fn func(*manifest) error) error {
+	if _, err := os.Stat(filepath.Join(dir, manifestFile)); errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("keys: %s: %w (start wardend once to create it)", dir, ErrNoRing)
+	}
+	unlock, err := lockDir(dir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	st, err := readRing(dir)
+	if err != nil {
+		return err
+	}
+	m, err := decodeManifest(st.raw)
+	if err != nil {
+		return err
+	}
+	if err := fn(&m); err != nil {
+		return err
+	}
+	return writeManifest(dir, m)
+}
+
+// Rotate makes a next key in dir: published from the next reload on, not
+// signing until Promote. ErrNextExists when one is waiting already.
+func Rotate(dir string, cfg Config, opts Options) (Signer, error) {
+	cfg.SetDefaults()
+	if err := cfg.Validate(); err != nil {
+		return Signer{}, fmt.Errorf("keys: config: %w", err)
+	}
+	opts = opts.withDefaults()
+	var s Signer
+	err := change(dir, func(m *manifest) error {
+		for _, e := range m.Keys {
+			if e.State == StateNext {
+				return fmt.Errorf("keys: %w (%s); promote it first", ErrNextExists, e.ID)
+			}
+		}
+		var err error
+		if s, err = writeNewKey(dir, cfg, opts); err != nil {
+			return err
+		}
+		s.State = StateNext
+		m.Keys = append(m.Keys, entryFor(s, StateNext))
+		return nil
+	})
+	if err != nil {
+		return Signer{}, err
+	}
+	return s, nil
+}
+
+// Promote makes the next key current and the current key previous
+// (RetiredAt now), and returns the new current key. Previous keys retired
+// PublishPrevious ago or more are dropped from the manifest and their files
+// deleted. ErrNoNext when there is no next key.
+func Promote(dir string, cfg Config, opts Options) (Signer, error) {
+	cfg.SetDefaults()
+	if err := cfg.Validate(); err != nil {
+		return Signer{}, fmt.Errorf("keys: config: %w", err)
+	}
+	opts = opts.withDefaults()
+	var drop []manifestKey
+	now := opts.Now().UTC()
+	err := change(dir, func(m *manifest) error {
+		if !slices.ContainsFunc(m.Keys, func(e manifestKey) bool { return e.State == StateNext }) {
+			return fmt.Errorf("keys: %w; run rotate first", ErrNoNext)
+		}
+		kept := m.Keys[:0]
+		for _, e := range m.Keys {
+			switch e.State {
+			case StateCurrent:
+				e.State, e.RetiredAt = StatePrevious, now
+			case StateNext:
+				e.State = StateCurrent
+			case StatePrevious:
+				if !now.Before(e.RetiredAt.Add(cfg.PublishPrevious)) {
+					drop = append(drop, e)
+					continue
+				}
+			}
+			kept = append(kept, e)
+		}
+		m.Keys = kept
+		return nil
+	})
+	if err != nil {
+		return Signer{}, err
+	}
+	// The manifest no longer names them: removing the files is hygiene (no
+	// retired private key lying around); a failure leaves unused files.
+	for _, e := range drop {
+		os.Remove(filepath.Join(dir, e.KeyFile))
+		os.Remove(filepath.Join(dir, e.CertFile))
+	}
+	st, err := readRing(dir)
+	if err != nil {
+		return Signer{}, err
+	}
+	return st.signers[0], nil
+}
+
+// List is every key of the ring in dir (current, next, previous), without
+// creating anything. ErrNoRing when dir holds no manifest.
+func List(dir string) ([]Signer, error) {
+	st, err := readRing(dir)
+	if err != nil {
+		return nil, err
+	}
+	return st.signers, nil
+}
