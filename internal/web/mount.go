@@ -43,6 +43,11 @@ type Route struct {
 	// API marks a JSON API route: its CSRF token is accepted only from the
 	// X-Warden-CSRF header, never from a form field.
 	API bool
+	// CrossSite marks a route that other sites POST to by design (the SAML
+	// HTTP-POST binding of /saml/sso): it skips the CSRF check. Such a
+	// route must do nothing for the signed-in user that a cross-site GET
+	// of the same route could not (the SAML HTTP-Redirect binding is a GET).
+	CrossSite bool
 }
 
 // Mount is a sub-application: its routes are added to the server's table.
@@ -87,8 +92,11 @@ func (s *Server) mountRoutes() []mountedRoute {
 	var out []mountedRoute
 	for _, m := range s.mounts {
 		for _, r := range m.Routes() {
-			out = append(out, mountedRoute{method: r.Method, path: r.Path, maxBody: r.MaxBody,
-				handlers: []gin.HandlerFunc{markAPI(r.API), s.loadSession, s.mountCSRF(r.API), r.Handler}})
+			hs := []gin.HandlerFunc{markAPI(r.API), s.loadSession, s.mountCSRF(r.API), r.Handler}
+			if r.CrossSite {
+				hs = []gin.HandlerFunc{markAPI(r.API), s.loadSession, r.Handler}
+			}
+			out = append(out, mountedRoute{method: r.Method, path: r.Path, maxBody: r.MaxBody, handlers: hs})
 		}
 	}
 	return out
