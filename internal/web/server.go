@@ -109,6 +109,9 @@ type Deps struct {
 	// Mounts are sub-applications (the admin UI) served behind the same
 	// middleware; see mount.go.
 	Mounts []Mount
+	// Portal, when set, lists the user's AWS roles on the home page and
+	// serves /aws/console (portal.go). Nil: no AWS section, no route.
+	Portal Portal
 }
 
 // Server is the HTTP front of wardend.
@@ -134,6 +137,7 @@ type Server struct {
 	engine   *gin.Engine
 	handler  http.Handler
 	mounts   []Mount
+	portal   Portal
 	limits   map[string]int64 // method+" "+route path -> body limit, where not maxBody
 }
 
@@ -175,6 +179,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		rand:     deps.Rand,
 		csrfKey:  append([]byte(nil), deps.CSRFKey...),
 		mounts:   deps.Mounts,
+		portal:   deps.Portal,
 	}
 	for i, m := range deps.Mounts {
 		if m == nil {
@@ -250,7 +255,7 @@ type mountedRoute struct {
 
 // routes is every route of the package, in one place.
 func (s *Server) routes() []route {
-	return []route{
+	rs := []route{
 		{http.MethodGet, "/", s.handleHome},
 		{http.MethodGet, "/login", s.handleLoginForm},
 		{http.MethodPost, "/login", s.handleLogin},
@@ -262,6 +267,13 @@ func (s *Server) routes() []route {
 		{http.MethodGet, "/static/:name", s.handleStatic},
 		{http.MethodHead, "/static/:name", s.handleStatic},
 	}
+	if s.portal != nil {
+		// GET for bookmarks and deep links, POST from the portal's buttons
+		// (handleConsole says why the GET is safe).
+		rs = append(rs, route{http.MethodGet, "/aws/console", s.handleConsole},
+			route{http.MethodPost, "/aws/console", s.handleConsole})
+	}
+	return rs
 }
 
 func (s *Server) newEngine() (*gin.Engine, error) {

@@ -71,7 +71,8 @@ func (s *Server) storeUnavailable(c *gin.Context, err error) {
 	s.renderError(c, http.StatusServiceUnavailable)
 }
 
-// handleHome shows who the signed-in user is.
+// handleHome is the portal: the AWS roles the signed-in user holds now
+// (when a Portal is configured) and who the user is.
 func (s *Server) handleHome(c *gin.Context) {
 	sess, token, err := s.currentSession(c)
 	if err != nil {
@@ -83,7 +84,19 @@ func (s *Server) handleHome(c *gin.Context) {
 		s.fail(c, http.StatusInternalServerError, err)
 		return
 	}
-	s.render(c, http.StatusOK, "home.html", view{User: &sess.User, CSRF: csrf, Wide: true})
+	v := view{User: &sess.User, CSRF: csrf, Wide: true}
+	if s.portal != nil {
+		v.BodyClass = "app"
+		res, err := s.portal.Grants(c.Request.Context(), sess.User)
+		if err != nil {
+			// The rest of the page is still useful: say so, log the detail.
+			s.log.LogAttrs(c.Request.Context(), slog.LevelWarn, "portal: grants", slog.String("err", err.Error()))
+			v.Portal = &portalView{Error: true}
+		} else {
+			v.Portal = buildPortal(res.Grants, s.origin)
+		}
+	}
+	s.render(c, http.StatusOK, "home.html", v)
 }
 
 // handleLogoutConfirm shows a form that POSTs /logout: a GET never signs

@@ -24,6 +24,11 @@ type view struct {
 	BodyClass string
 	Data      any // a Mount's page data (Render)
 
+	// home page: the AWS roles (nil without a Portal)
+	Portal *portalView
+	// saml_post.html and console_confirm.html
+	Console *consolePage
+
 	// login
 	Next     string
 	Username string
@@ -52,7 +57,8 @@ func (v *views) layout(funcs template.FuncMap) (*template.Template, error) {
 	return t, nil
 }
 
-var pageFiles = []string{"login.html", "home.html", "logout.html", "error.html", "account_state.html"}
+var pageFiles = []string{"login.html", "home.html", "logout.html", "error.html", "account_state.html",
+	"saml_post.html", "console_confirm.html"}
 
 func parseViews(a *assets, mounts []Mount) (*views, error) {
 	funcs := template.FuncMap{"asset": a.url}

@@ -1,0 +1,373 @@
+package web
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/wardenidp/warden/internal/audit"
+	"github.com/wardenidp/warden/internal/awsfed"
+	"github.com/wardenidp/warden/internal/identity"
+	"github.com/wardenidp/warden/internal/rolemap"
+	"github.com/wardenidp/warden/internal/store"
+)
+
+// The portal: the home page lists the AWS roles the signed-in user holds,
+// grouped by account, and /aws/console signs the user in to the AWS console
+// in one of them (an IdP-initiated SAML response, DESIGN.md flow 1).
+//
+// The role a request names is always resolved against the user's grants as
+// the rules give them now (Portal.Grants, evaluated from the session user's
+// groups and attributes): rules may have changed since sign-in, and a role
+// taken away must not be reachable through an old page or a bookmark.
+
+// Portal is what the portal pages need of the SAML identity provider and the
+// rules engine (internal/app adapts samlidp and the rolemap Holder to it).
+type Portal interface {
+	// Grants returns the roles user holds under the current rules.
+	Grants(ctx context.Context, user identity.User) (rolemap.Result, error)
+	// Console makes the IdP-initiated SAML response that signs user in to
+	// the AWS console in grant (a grant of Grants' result), going to
+	// relayState (an AWS console URL, or "" for the console home). A
+	// refusal the user can act on wraps one of ErrBadDestination,
+	// ErrResponseTooLarge or ErrUnusableUser; any other error is internal.
+	Console(ctx context.Context, user identity.User, grant rolemap.Grant, relayState string) (ConsolePost, error)
+}
+
+// ConsolePost is an HTTP-POST binding message (SAML bindings §3.5): the
+// browser POSTs SAMLResponse and RelayState to URL (the AWS ACS).
+type ConsolePost struct {
+	URL, SAMLResponse, RelayState string
+}
+
+// Refusals of Portal.Console, shown to the user with their own text.
+var (
+	// ErrBadDestination: the destination (RelayState) is not an AWS console
+	// URL of the role's partition. Answered 400.
+	ErrBadDestination = errors.New("destination is not an AWS console URL")
+	// ErrResponseTooLarge: the signed response would exceed what AWS STS
+	// accepts (100,000 base64 characters; aws-federation-rules.md item 20).
+	ErrResponseTooLarge = errors.New("saml response too large for AWS")
+	// ErrUnusableUser: the user's directory data cannot make a valid
+	// assertion (e.g. no usable RoleSessionName, item 11). Answered 422.
+	ErrUnusableUser = errors.New("user data cannot make a valid assertion")
+)
+
+// Input bounds of /aws/console: a role ARN is at most 2048 bytes
+// (awsfed.MaxARNLength); a console URL well under 4 KiB.
+const (
+	maxRoleParam        = 2048
+	maxDestinationParam = 4096
+)
+
+// portalView is the home page's AWS section.
+type portalView struct {
+	Accounts []accountView
+	Roles    int
+	Error    bool // the roles could not be listed (Grants failed)
+}
+
+type accountView struct {
+	Name, ID, Partition string
+	Roles               []roleView
+}
+
+type roleView struct {
+	Name      string // the role name (its IAM path, if any, in Path)
+	Path      string
+	ARN       string
+	Session   string // "1 h", "8 h", "90 min"; "" when AWS's default applies
+	DeepLink  string // /aws/console?role=<account>/<role>
+	Search    string // lowercase text the search box matches
+	Partition string
+}
+
+// buildPortal groups grants by account, accounts sorted by name (then ID),
+// roles by name (then ARN).
+func buildPortal(grants []rolemap.Grant, publicURL string) *portalView {
+	p := &portalView{Roles: len(grants)}
+	byID := map[string]int{}
+	for _, g := range grants {
+		i, ok := byID[g.AccountID]
+		if !ok {
+			i = len(p.Accounts)
+			byID[g.AccountID] = i
+			p.Accounts = append(p.Accounts, accountView{Name: g.AccountName, ID: g.AccountID, Partition: g.Partition})
+		}
+		path := ""
+		if a, err := awsfed.ParseRoleARN(g.RoleARN); err == nil && a.Path != "/" {
+			path = a.Path
+		}
+		acct := g.AccountName
+		if acct == "" {
+			acct = g.AccountID
+		}
+		link := consoleLink(acct, g.RoleName)
+		p.Accounts[i].Roles = append(p.Accounts[i].Roles, roleView{
+			Name: g.RoleName, Path: path, ARN: g.RoleARN, Session: sessionText(g.SessionSeconds),
+			DeepLink: publicURL + link, Partition: g.Partition,
+			// the ARN holds the account ID, the path and the role name
+			Search: strings.ToLower(g.AccountName + " " + g.RoleARN),
+		})
+	}
+	slices.SortFunc(p.Accounts, func(a, b accountView) int {
+		return cmp.Or(cmp.Compare(strings.ToLower(a.Name), strings.ToLower(b.Name)), cmp.Compare(a.ID, b.ID))
+	})
+	for _, a := range p.Accounts {
+		slices.SortFunc(a.Roles, func(x, y roleView) int {
+			return cmp.Or(cmp.Compare(strings.ToLower(x.Name), strings.ToLower(y.Name)), cmp.Compare(x.ARN, y.ARN))
+		})
+	}
+	return p
+}
+
+// consoleLink is the deep link of a role: /aws/console?role=<account>/<role>.
+// '/' needs no escaping in a query (RFC 3986 3.4); keeping it makes the link
+// readable.
+func consoleLink(account, role string) string {
+	return "/aws/console?role=" + strings.ReplaceAll(url.QueryEscape(account+"/"+role), "%2F", "/")
+}
+
+func sessionText(secs int) string {
+	switch {
+	case secs <= 0:
+		return ""
+	case secs%3600 == 0:
+		return strconv.Itoa(secs/3600) + " h"
+	default:
+		return strconv.Itoa((secs+59)/60) + " min"
+	}
+}
+
+// resolveRole finds the grant that ref names among grants. ref is a role
+// ARN (exact), or "<account>/<role>" where <account> is the account's name
+// (compared case-insensitively: names are unique that way) or its 12-digit
+// ID, and <role> the role name, optionally with its IAM path
+// ("team/ops/Deploy"). IAM role names are unique per account
+// case-insensitively, so the role name is compared that way too.
+func resolveRole(grants []rolemap.Grant, ref string) (rolemap.Grant, bool) {
+	if strings.HasPrefix(ref, "arn:") {
+		for _, g := range grants {
+			if g.RoleARN == ref {
+				return g, true
+			}
+		}
+		return rolemap.Grant{}, false
+	}
+	acct, role, ok := strings.Cut(ref, "/")
+	if !ok || acct == "" || role == "" {
+		return rolemap.Grant{}, false
+	}
+	for _, g := range grants {
+		if g.AccountID != acct && !strings.EqualFold(g.AccountName, acct) {
+			continue
+		}
+		if strings.EqualFold(g.RoleName, role) {
+			return g, true
+		}
+		if a, err := awsfed.ParseRoleARN(g.RoleARN); err == nil && strings.EqualFold(strings.TrimPrefix(a.Path, "/")+a.Name, role) {
+			return g, true
+		}
+	}
+	return rolemap.Grant{}, false
+}
+
+// consolePage is the data of saml_post.html and console_confirm.html.
+type consolePage struct {
+	Post        ConsolePost
+	AccountName string
+	AccountID   string
+	RoleName    string
+	RoleARN     string
+	Destination string
+}
+
+// handleConsole serves GET and POST /aws/console.
+//
+// POST is what the portal's Console buttons send: CSRF-checked like every
+// form. GET serves bookmarks and shared deep links (IdP-initiated links are
+// GETs in Okta and ADFS too). A GET cannot be CSRF-checked, and need not be:
+// its only effect is a SAML response, for a role the signed-in user holds
+// now, that the user's own browser posts to the AWS ACS (never to an address
+// the request chose), with a RelayState that must be an AWS console URL. The
+// page cannot be framed (frame-ancestors 'none') nor read across origins, so
+// another site learns nothing from it. What another site could still do is
+// switch the user's AWS console session to another role of theirs; so a GET
+// that the browser marks as coming from another site (Sec-Fetch-Site
+// cross-site or same-site) is not posted on automatically: it gets a
+// confirmation page whose Continue button is an ordinary CSRF-checked POST.
+// Bookmarks and typed URLs (Sec-Fetch-Site none), links within Warden
+// (same-origin) and clients that send no Sec-Fetch-Site (as Go's
+// CrossOriginProtection treats them) go straight on.
+func (s *Server) handleConsole(c *gin.Context) {
+	st := state(c)
+	post := c.Request.Method == http.MethodPost
+	var roleRef, dest string
+	if post {
+		if !s.parseForm(c) {
+			return
+		}
+		roleRef, dest = c.Request.PostForm.Get("role"), c.Request.PostForm.Get("destination")
+	} else {
+		q := c.Request.URL.Query()
+		roleRef, dest = q.Get("role"), q.Get("destination")
+	}
+	sess, token, err := s.currentSession(c)
+	if err != nil {
+		if post && (errors.Is(err, errNoSession) || errors.Is(err, store.ErrNotFound)) {
+			// The session ended while the page was open: sign in, then
+			// come back to the same role as a GET.
+			c.Redirect(http.StatusSeeOther, loginURL(consoleQuery(roleRef, dest)))
+			c.Abort()
+			return
+		}
+		s.sessionFailure(c, err)
+		return
+	}
+	if post {
+		if err := s.checkCSRF(c, token); err != nil {
+			s.csrfRejected(c, err, "/")
+			return
+		}
+	}
+	if roleRef == "" || len(roleRef) > maxRoleParam || len(dest) > maxDestinationParam {
+		s.renderErrorPage(c, http.StatusBadRequest, "Bad request",
+			"The link does not name a role Warden can read. Pick the role on the portal page.", "/")
+		return
+	}
+	ctx := c.Request.Context()
+	user := sess.User
+	ev := audit.Event{Actor: user.Username, Action: "aws.console", ClientIP: st.clientIP, RequestID: st.id}
+	res, err := s.portal.Grants(ctx, user)
+	if err != nil {
+		s.log.LogAttrs(ctx, slog.LevelWarn, "portal: grants", slog.String("err", err.Error()))
+		s.renderError(c, http.StatusServiceUnavailable)
+		return
+	}
+	grant, ok := resolveRole(res.Grants, roleRef)
+	if !ok {
+		ev.Object, ev.Result = audit.Clip(roleRef, 256), "denied"
+		s.audit.Record(ctx, ev)
+		s.renderErrorPage(c, http.StatusForbidden, "Not your role",
+			"You do not hold this role (or it does not exist). The portal lists the roles you hold now.", "/")
+		return
+	}
+	ev.Object = grant.RoleARN
+	page := consolePage{AccountName: grant.AccountName, AccountID: grant.AccountID, RoleName: grant.RoleName,
+		RoleARN: grant.RoleARN, Destination: dest}
+	if !post && crossSiteNavigation(c.Request) {
+		csrf, err := s.ensureCSRF(c, token)
+		if err != nil {
+			s.fail(c, http.StatusInternalServerError, err)
+			return
+		}
+		s.render(c, http.StatusOK, "console_confirm.html", view{User: &user, CSRF: csrf, Console: &page})
+		return
+	}
+	p, err := s.portal.Console(ctx, user, grant, dest)
+	if err != nil {
+		s.consoleFailed(c, ev, err)
+		return
+	}
+	sources, err := formActionSources(p.URL)
+	if err != nil {
+		s.consoleFailed(c, ev, err)
+		return
+	}
+	ev.Result = "success"
+	ev.Detail = map[string]string{"account": grant.AccountID, "acs": p.URL}
+	if dest != "" {
+		ev.Detail["destination"] = audit.Clip(dest, 512)
+	}
+	s.audit.Record(ctx, ev)
+	page.Post = p
+	h := c.Writer.Header()
+	h.Set("Content-Security-Policy", strings.Replace(h.Get("Content-Security-Policy"),
+		"form-action 'self'", "form-action 'self' "+sources, 1))
+	h.Set("Cache-Control", "no-store") // a bearer assertion: never cached
+	s.render(c, http.StatusOK, "saml_post.html", view{User: &user, Console: &page})
+}
+
+// consoleFailed answers a refused or failed Portal.Console, audited.
+func (s *Server) consoleFailed(c *gin.Context, ev audit.Event, err error) {
+	ctx := c.Request.Context()
+	status, heading, msg := http.StatusInternalServerError, "", ""
+	switch {
+	case errors.Is(err, ErrBadDestination):
+		status, ev.Result = http.StatusBadRequest, "bad_destination"
+		heading, msg = "Not an AWS console address", "The destination of this link is not an AWS console URL, so Warden will not send you there."
+	case errors.Is(err, ErrResponseTooLarge):
+		status, ev.Result = http.StatusUnprocessableEntity, "too_large"
+		heading, msg = "Too much to send to AWS", "The sign-in response for this role would be larger than AWS accepts. Ask your admin to reduce the session tags of your account."
+	case errors.Is(err, ErrUnusableUser):
+		status, ev.Result = http.StatusUnprocessableEntity, "unusable_user"
+		heading, msg = "Your account cannot sign in to AWS", "Your directory account lacks what AWS needs (such as a usable session name). Ask your admin; the request ID below helps them find the reason."
+	default:
+		ev.Result = "error"
+	}
+	s.audit.Record(ctx, ev)
+	level := slog.LevelWarn
+	if status >= 500 {
+		level = slog.LevelError
+	}
+	s.log.LogAttrs(ctx, level, "aws console sign-in refused", slog.Int("status", status),
+		slog.String("role", ev.Object), slog.String("err", err.Error()))
+	if heading == "" {
+		s.renderError(c, status)
+		return
+	}
+	s.renderErrorPage(c, status, heading, msg, "/")
+}
+
+// crossSiteNavigation reports whether the browser marks the request as
+// started by another site (Fetch Metadata, W3C: Sec-Fetch-Site).
+func crossSiteNavigation(r *http.Request) bool {
+	switch r.Header.Get("Sec-Fetch-Site") {
+	case "", "none", "same-origin":
+		return false
+	}
+	return true
+}
+
+// consoleQuery is the GET form of a console request (for the return after
+// sign-in).
+func consoleQuery(role, dest string) string {
+	if role == "" || len(role) > maxRoleParam || len(dest) > maxDestinationParam {
+		return "/"
+	}
+	q := "/aws/console?role=" + url.QueryEscape(role)
+	if dest != "" {
+		q += "&destination=" + url.QueryEscape(dest)
+	}
+	return q
+}
+
+// formActionSources are the CSP form-action sources the SAML POST page
+// needs: the ACS origin and, when the ACS is an AWS sign-in host, the
+// console hosts of its partition: AWS answers the POST with redirects into
+// the console, and CSP Level 3 (form-action) applies to the redirects of a
+// form submission too.
+func formActionSources(acs string) (string, error) {
+	u, err := url.Parse(acs)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil {
+		return "", fmt.Errorf("portal: acs url %q is not an http(s) URL", acs)
+	}
+	out := u.Scheme + "://" + u.Host
+	host := strings.ToLower(u.Hostname())
+	for _, id := range awsfed.PartitionIDs() {
+		p, _ := awsfed.LookupPartition(id)
+		if host == p.SigninHost || strings.HasSuffix(host, "."+p.SigninHost) {
+			out += " https://" + p.ConsoleHost + " https://*." + p.ConsoleHost + " https://*." + p.SigninHost
+		}
+	}
+	return out, nil
+}
