@@ -35,6 +35,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		switch args[0] {
 		case "check-config":
 			return checkConfig(args[1:], stdout, stderr)
+		case "keys":
+			return keysCmd(args[1:], stdout, stderr)
 		case "version":
 			fmt.Fprintln(stdout, "wardend", version.Get().String())
 			return 0

@@ -383,7 +383,7 @@ func writeNewKey(dir string, cfg Config, opts Options) (Signer, error) {
 // the result.
 func change(dir string, fn func(*manifest) error) error {
 	if _, err := os.Stat(filepath.Join(dir, manifestFile)); errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("keys: %s: %w (start wardend once to create it)", dir, ErrNoRing)
+		return fmt.Errorf("keys: %s: %w", dir, ErrNoRing)
 	}
 	unlock, err := lockDir(dir)
 	if err != nil {

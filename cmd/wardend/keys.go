@@ -1,0 +1,216 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/wardenidp/warden/internal/config"
+	"github.com/wardenidp/warden/internal/keys"
+)
+
+const keysUsage = `usage:
+  wardend keys list    -data-dir DIR | -config FILE   show every key, its state and fingerprint
+  wardend keys rotate  -data-dir DIR | -config FILE   make a next key: published, not signing yet
+  wardend keys promote -data-dir DIR | -config FILE   make the next key sign; the current one becomes previous
+
+The keys live in DIR/keys (data_dir in the configuration). Procedure:
+rotate, upload the new metadata to IAM and the other SAML service
+providers, then promote. See docs/deployment.md, "Signing keys".
+`
+
+// keysCmd runs `wardend keys SUBCOMMAND`. It works on the key directory
+// directly (no server needed); running replicas follow within
+// keys.reload_interval.
+func keysCmd(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || !slices.Contains([]string{"list", "rotate", "promote"}, args[0]) {
+		if len(args) > 0 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help" || args[0] == "help") {
+			fmt.Fprint(stdout, keysUsage)
+			return 0
+		}
+		if len(args) > 0 {
+			fmt.Fprintf(stderr, "wardend keys: unknown command %q\n", args[0])
+		}
+		fmt.Fprint(stderr, keysUsage)
+		return 2
+	}
+	sub := args[0]
+	fs := flag.NewFlagSet("wardend keys "+sub, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, keysUsage+"\nflags:\n"); fs.PrintDefaults() }
+	dataDir := fs.String("data-dir", "", "the data directory (data_dir); keys are in DIR/keys")
+	cfgPath := fs.String("config", "", "configuration file: data_dir, the keys block and server.public_url come from it")
+	if err := fs.Parse(args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "wardend keys %s: unexpected argument %q\n", sub, fs.Arg(0))
+		return 2
+	}
+	var kc keys.Config
+	publicURL := ""
+	switch {
+	case *cfgPath != "":
+		c, err := config.Load(*cfgPath, os.LookupEnv)
+		if err != nil {
+			fmt.Fprintf(stderr, "wardend keys: %s:\n%v\n", *cfgPath, err)
+			return 1
+		}
+		kc = keysConfig(c)
+		publicURL = strings.TrimSuffix(c.Server.PublicURL, "/")
+		if *dataDir == "" {
+			*dataDir = c.DataDir
+		}
+	case *dataDir == "":
+		fmt.Fprintf(stderr, "wardend keys %s: need -data-dir DIR or -config FILE\n", sub)
+		return 2
+	}
+	kc.SetDefaults()
+	if err := kc.Validate(); err != nil {
+		fmt.Fprintf(stderr, "wardend keys: keys.%v\n", strings.ReplaceAll(err.Error(), "\n", "\nkeys."))
+		return 1
+	}
+	dir := filepath.Join(*dataDir, "keys")
+	k := keysRun{dir: dir, dataDir: *dataDir, cfg: kc, publicURL: publicURL, now: time.Now, out: stdout}
+	var err error
+	switch sub {
+	case "list":
+		err = k.list()
+	case "rotate":
+		err = k.rotate()
+	case "promote":
+		err = k.promote()
+	}
+	if errors.Is(err, keys.ErrNoRing) {
+		err = fmt.Errorf("%w\n(start wardend once with this data_dir: it creates the ring, or migrates step 1's signing-key.pem)", err)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "wardend keys %s: %v\n", sub, err)
+		return 1
+	}
+	return 0
+}
+
+// keysConfig is the keys block of c. The keys block joins config.Config
+// after step 3's integration; until then every key setting is its default.
+func keysConfig(c *config.Config) keys.Config {
+	_ = c
+	return keys.Config{}
+}
+
+type keysRun struct {
+	dir, dataDir, publicURL string
+	cfg                     keys.Config
+	now                     func() time.Time
+	out                     io.Writer
+}
+
+func (k keysRun) list() error {
+	all, err := keys.List(k.dir)
+	if err != nil {
+		return err
+	}
+	now := k.now()
+	tw := tabwriter.NewWriter(k.out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tSTATE\tBITS\tCREATED\tRETIRED\tPUBLISHED\tCERT EXPIRES\tSHA-256 FINGERPRINT")
+	for _, s := range all {
+		retired, pub := "-", "yes"
+		if s.State == keys.StatePrevious {
+			retired = stamp(s.RetiredAt)
+			until := s.RetiredAt.Add(k.cfg.PublishPrevious)
+			if keys.IsPublished(s, k.cfg.PublishPrevious, now) {
+				pub = "until " + stamp(until)
+			} else {
+				pub = "no (since " + stamp(until) + ")"
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", s.ID, s.State, s.Key.N.BitLen(), stamp(s.Created), retired, pub, stamp(s.Cert.NotAfter), s.Fingerprint())
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintf(k.out, "\n%s (running replicas re-read it every %s)\n", k.dir, k.cfg.ReloadInterval)
+	return nil
+}
+
+func (k keysRun) rotate() error {
+	s, err := keys.Rotate(k.dir, k.cfg, keys.Options{Now: k.now})
+	if err != nil {
+		if errors.Is(err, keys.ErrNextExists) {
+			return fmt.Errorf("%w\n(run `wardend keys promote` once IAM and the service providers have the metadata with it)", err)
+		}
+		return err
+	}
+	metadata := "<public_url>/saml/metadata"
+	if k.publicURL != "" {
+		metadata = k.publicURL + "/saml/metadata"
+	}
+	fmt.Fprintf(k.out, `Created next key %s (RSA %d, certificate valid until %s).
+SHA-256 fingerprint: %s
+It is published (SAML metadata, JWKS) but does not sign yet; running
+replicas pick it up within %s.
+
+Next steps:
+  1. After %s, fetch the metadata (it now lists both certificates):
+       curl -fsS -o metadata.xml %s
+  2. Upload it to the IAM SAML provider in every AWS account that trusts Warden:
+       aws iam update-saml-provider --saml-metadata-document file://metadata.xml \
+         --saml-provider-arn arn:aws:iam::<ACCOUNT-ID>:saml-provider/<NAME>
+     and give it to every other SAML service provider.
+  3. Then make the new key sign:
+       wardend keys promote -data-dir %s
+`, s.ID, s.Key.N.BitLen(), stamp(s.Cert.NotAfter), s.Fingerprint(), k.cfg.ReloadInterval, k.cfg.ReloadInterval, metadata, k.dataDir)
+	return nil
+}
+
+func (k keysRun) promote() error {
+	before, err := keys.List(k.dir)
+	if err != nil {
+		return err
+	}
+	cur, err := keys.Promote(k.dir, k.cfg, keys.Options{Now: k.now})
+	if err != nil {
+		return err
+	}
+	after, err := keys.List(k.dir)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(k.out, "Promoted %s: it signs from now on (running replicas switch within %s).\n", cur.ID, k.cfg.ReloadInterval)
+	for _, s := range after {
+		if s.State == keys.StatePrevious && slices.ContainsFunc(before, func(b keys.Signer) bool { return b.ID == s.ID && b.State == keys.StateCurrent }) {
+			fmt.Fprintf(k.out, "The previous key %s stays published until %s (publish_previous %s).\n", s.ID, stamp(s.RetiredAt.Add(k.cfg.PublishPrevious)), k.cfg.PublishPrevious)
+		}
+	}
+	for _, b := range before {
+		if !slices.ContainsFunc(after, func(s keys.Signer) bool { return s.ID == b.ID }) {
+			fmt.Fprintf(k.out, "Removed key %s (retired %s, no longer published) and its files.\n", b.ID, stamp(b.RetiredAt))
+		}
+	}
+	fmt.Fprintf(k.out, `
+Next step: sign in to AWS through Warden once. "Response signature invalid"
+means an IAM SAML provider lacks the new certificate: upload the current
+metadata to it (step 2 of rotate). Once the previous key is no longer
+published, you may re-upload the metadata everywhere to drop its
+certificate (IAM allows at most 10 keys per SAML provider).
+Check with: wardend keys list -data-dir %s
+`, k.dataDir)
+	return nil
+}
+
+func stamp(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.UTC().Format(time.RFC3339)
+}

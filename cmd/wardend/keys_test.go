@@ -1,0 +1,122 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/wardenidp/warden/internal/keys"
+)
+
+func runCmd(t *testing.T, args ...string) (int, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := run(args, &out, &errb)
+	return code, out.String() + errb.String()
+}
+
+// TestKeysCommands: rotate, list and promote through run(), on a ring that
+// keys.Open created the way wardend does on its first start.
+func TestKeysCommands(t *testing.T) {
+	data := t.TempDir()
+	code, out := runCmd(t, "keys", "list", "-data-dir", data)
+	if code != 1 || !strings.Contains(out, "no key ring") || !strings.Contains(out, "start wardend once") {
+		t.Fatalf("list on an empty dir: %d %s", code, out)
+	}
+	r, err := keys.Open(filepath.Join(data, "keys"), keys.Config{}, keys.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := r.Current()
+
+	code, out = runCmd(t, "keys", "list", "-data-dir", data)
+	if code != 0 {
+		t.Fatalf("list: %d %s", code, out)
+	}
+	row := regexp.MustCompile(regexp.QuoteMeta(first.ID) + `\s+current\s+2048\s+\S+Z\s+-\s+yes\s+\S+Z\s+` + first.Fingerprint())
+	if !strings.Contains(out, "SHA-256 FINGERPRINT") || !row.MatchString(out) {
+		t.Fatalf("list output:\n%s", out)
+	}
+
+	cfg := filepath.Join(t.TempDir(), "wardend.yaml")
+	os.WriteFile(cfg, []byte("server:\n  public_url: https://sso.example.com/\ndata_dir: "+data+"\n"), 0o600)
+	code, out = runCmd(t, "keys", "rotate", "-config", cfg)
+	if code != 0 {
+		t.Fatalf("rotate: %d %s", code, out)
+	}
+	all, _ := keys.List(filepath.Join(data, "keys"))
+	if len(all) != 2 || all[1].State != keys.StateNext {
+		t.Fatalf("after rotate: %+v", all)
+	}
+	next := all[1]
+	for _, want := range []string{
+		"Created next key " + next.ID, next.Fingerprint(), "does not sign yet",
+		"curl -fsS -o metadata.xml https://sso.example.com/saml/metadata",
+		"aws iam update-saml-provider --saml-metadata-document file://metadata.xml",
+		"--saml-provider-arn arn:aws:iam::<ACCOUNT-ID>:saml-provider/<NAME>",
+		"wardend keys promote -data-dir " + data,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("rotate output lacks %q:\n%s", want, out)
+		}
+	}
+	code, out = runCmd(t, "keys", "rotate", "-data-dir", data)
+	if code != 1 || !strings.Contains(out, "a next key already exists") || !strings.Contains(out, "wardend keys promote") {
+		t.Fatalf("second rotate: %d %s", code, out)
+	}
+	code, out = runCmd(t, "keys", "list", "-data-dir", data)
+	if code != 0 || !regexp.MustCompile(regexp.QuoteMeta(next.ID)+`\s+next\s`).MatchString(out) {
+		t.Fatalf("list after rotate: %d %s", code, out)
+	}
+
+	code, out = runCmd(t, "keys", "promote", "-data-dir", data)
+	if code != 0 {
+		t.Fatalf("promote: %d %s", code, out)
+	}
+	for _, want := range []string{"Promoted " + next.ID, "The previous key " + first.ID + " stays published until", "publish_previous 720h0m0s", "Response signature invalid"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("promote output lacks %q:\n%s", want, out)
+		}
+	}
+	code, out = runCmd(t, "keys", "list", "-data-dir", data)
+	if code != 0 || !regexp.MustCompile(regexp.QuoteMeta(first.ID)+`\s+previous\s+2048\s+\S+Z\s+\S+Z\s+until \S+Z`).MatchString(out) ||
+		!regexp.MustCompile(regexp.QuoteMeta(next.ID)+`\s+current\s`).MatchString(out) {
+		t.Fatalf("list after promote: %d %s", code, out)
+	}
+	code, out = runCmd(t, "keys", "promote", "-data-dir", data)
+	if code != 1 || !strings.Contains(out, "no next key to promote; run rotate first") {
+		t.Fatalf("second promote: %d %s", code, out)
+	}
+}
+
+func TestKeysArguments(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.yaml")
+	os.WriteFile(bad, []byte("keyz: 1\n"), 0o600)
+	for _, tc := range []struct {
+		name string
+		args []string
+		code int
+		out  string
+	}{
+		{"no subcommand", []string{"keys"}, 2, "wardend keys rotate"},
+		{"unknown subcommand", []string{"keys", "delete"}, 2, `unknown command "delete"`},
+		{"help", []string{"keys", "help"}, 0, "rotate, upload the new metadata"},
+		{"no directory", []string{"keys", "list"}, 2, "need -data-dir DIR or -config FILE"},
+		{"stray argument", []string{"keys", "list", "-data-dir", dir, "x"}, 2, `unexpected argument "x"`},
+		{"unknown flag", []string{"keys", "rotate", "-force"}, 2, "flag provided but not defined"},
+		{"bad config", []string{"keys", "list", "-config", bad}, 1, "keyz"},
+		{"missing config", []string{"keys", "list", "-config", filepath.Join(dir, "none.yaml")}, 1, "none.yaml"},
+		{"promote on empty dir", []string{"keys", "promote", "-data-dir", dir}, 1, "no key ring"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, out := runCmd(t, tc.args...)
+			if code != tc.code || !strings.Contains(out, tc.out) {
+				t.Fatalf("exit %d (want %d), output lacks %q?\n%s", code, tc.code, tc.out, out)
+			}
+		})
+	}
+}
