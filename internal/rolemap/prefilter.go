@@ -1,7 +1,9 @@
 package rolemap
 
 import (
+	"regexp"
 	"regexp/syntax"
+	"strings"
 	"unicode"
 	"unicode/utf8"
 )
@@ -72,7 +74,9 @@ func first(re *syntax.Regexp, set *[256]bool) bool {
 				set[r] = true
 			}
 			if hi >= utf8.RuneSelf {
-				for b := 0xC0; b < 0x100; b++ { // any multi-byte lead byte
+				// Any non-ASCII byte: a lead byte, or an invalid byte that
+				// the matcher reads as U+FFFD.
+				for b := utf8.RuneSelf; b < 0x100; b++ {
 					set[b] = true
 				}
 			}
@@ -96,7 +100,23 @@ func first(re *syntax.Regexp, set *[256]bool) bool {
 }
 
 func addRune(set *[256]bool, r rune) {
+	if r == utf8.RuneError { // also what an invalid byte reads as
+		for b := utf8.RuneSelf; b < 0x100; b++ {
+			set[b] = true
+		}
+	}
 	var buf [utf8.UTFMax]byte
 	utf8.EncodeRune(buf[:], r)
 	set[buf[0]] = true
+}
+
+// literalPrefix returns a literal text every match of re starts with, ""
+// when none is known. A prefix holding U+FFFD is not used: the matcher
+// reads every invalid byte as U+FFFD, so the text need not contain it.
+func literalPrefix(re *regexp.Regexp) string {
+	p, _ := re.LiteralPrefix()
+	if strings.ContainsRune(p, utf8.RuneError) {
+		return ""
+	}
+	return p
 }

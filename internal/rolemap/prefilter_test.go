@@ -2,6 +2,7 @@ package rolemap
 
 import (
 	"regexp"
+	"strings"
 	"testing"
 )
 
@@ -53,14 +54,21 @@ func FuzzFirstBytes(f *testing.F) {
 	f.Add(`(?i)^aws-(?P<a>\d+)`, "AWS-1")
 	f.Add(`^(?:ab|[x-z])`, "yes")
 	f.Add(`^\x{212a}`, "\u212a")
+	f.Add(`^\x{fffd}x`, "\x80x")
 	f.Fuzz(func(t *testing.T, pattern, name string) {
 		re, err := regexp.Compile(pattern)
 		if err != nil || name == "" {
 			return
 		}
 		set, ok := firstBytes(pattern)
-		if ok && re.MatchString(name) && !set[name[0]] {
+		if !re.MatchString(name) {
+			return
+		}
+		if ok && !set[name[0]] {
 			t.Fatalf("%q matches %q but the prefilter excludes byte %q", pattern, name, name[0])
+		}
+		if p := literalPrefix(re); !strings.Contains(name, p) || anchoredAtStart(pattern) && !strings.HasPrefix(name, p) {
+			t.Fatalf("%q matches %q but the literal prefix %q excludes it", pattern, name, p)
 		}
 	})
 }

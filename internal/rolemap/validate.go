@@ -286,7 +286,7 @@ func (b *builder) compilePattern(path string, p PatternRule) (cpattern, bool) {
 		return cp, false
 	}
 	cp.re = re
-	cp.prefix, _ = re.LiteralPrefix()
+	cp.prefix = literalPrefix(re)
 	cp.anchored = anchoredAtStart(p.Pattern)
 	names := make(map[string]int)
 	for i, n := range re.SubexpNames() {
