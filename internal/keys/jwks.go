@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
-	"encoding/json"
 	"fmt"
 
 	jose "github.com/go-jose/go-jose/v4"
@@ -36,17 +35,4 @@ func jwk(s Signer) jose.JSONWebKey {
 		Certificates:                []*x509.Certificate{s.Cert},
 		CertificateThumbprintSHA256: sum[:],
 	}
-}
-
-// marshalJWKS encodes signers as an RFC 7517 section 5 JWK Set.
-func marshalJWKS(signers []Signer) ([]byte, error) {
-	set := jose.JSONWebKeySet{Keys: make([]jose.JSONWebKey, 0, len(signers))}
-	for _, s := range signers {
-		set.Keys = append(set.Keys, jwk(s))
-	}
-	b, err := json.Marshal(set)
-	if err != nil {
-		return nil, fmt.Errorf("keys: jwks: %w", err)
-	}
-	return b, nil
 }

@@ -180,3 +180,31 @@ func TestJWKSShape(t *testing.T) {
 		t.Errorf("x5t#S256 = %v", k["x5t#S256"])
 	}
 }
+
+// BenchmarkJWKS: the JWKS of three published keys (current, next,
+// previous), as served on every JWKS request.
+func BenchmarkJWKS(b *testing.B) {
+	clk := newClock()
+	dir := filepath.Join(b.TempDir(), "keys")
+	r := mustOpen(b, dir, clk)
+	for _, step := range []func(string, Config, Options) (Signer, error){Rotate, Promote, Rotate} {
+		if _, err := step(dir, Config{}, Options{Now: clk.Now}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if _, err := r.reload(); err != nil || len(r.Published()) != 3 {
+		b.Fatalf("%v %d", err, len(r.Published()))
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = r.JWKS()
+	}
+}
+
+func BenchmarkCurrent(b *testing.B) {
+	r := mustOpen(b, filepath.Join(b.TempDir(), "keys"), newClock())
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = r.Current()
+	}
+}

@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -59,6 +58,7 @@ type manifestKey struct {
 type ring struct {
 	raw     []byte
 	signers []Signer
+	jwk     map[string][]byte // public JWK JSON by key ID, built at load
 }
 
 // Ring is the key ring of one directory. Its methods are safe for concurrent
@@ -68,10 +68,6 @@ type Ring struct {
 	cfg   Config
 	now   func() time.Time
 	state atomic.Pointer[ring]
-
-	jwksMu  sync.Mutex
-	jwksFor string // IDs the cached JWKS was built from
-	jwks    []byte
 }
 
 // Open loads the ring in dir. On first start it creates dir (0700) and the
@@ -183,24 +179,15 @@ func IsPublished(s Signer, keep time.Duration, now time.Time) bool {
 // JWKS is the RFC 7517 JWK Set of Published(): {"keys":[...]}, each RS256,
 // "use":"sig", kid = the RFC 7638 thumbprint, x5c = the certificate.
 func (r *Ring) JWKS() []byte {
-	pub := r.Published()
-	ids := make([]string, len(pub))
-	for i, s := range pub {
-		ids[i] = s.ID
-	}
-	key := strings.Join(ids, ",")
-	r.jwksMu.Lock()
-	defer r.jwksMu.Unlock()
-	if r.jwks == nil || r.jwksFor != key {
-		b, err := marshalJWKS(pub)
-		if err != nil {
-			// Only a certificate that does not match its key fails, and
-			// loading refuses such pairs.
-			panic(err)
+	st := r.state.Load()
+	b := []byte(`{"keys":[`)
+	for i, s := range published(st.signers, r.cfg.PublishPrevious, r.now()) {
+		if i > 0 {
+			b = append(b, ',')
 		}
-		r.jwks, r.jwksFor = b, key
+		b = append(b, st.jwk[s.ID]...)
 	}
-	return bytes.Clone(r.jwks)
+	return append(b, "]}"...)
 }
 
 // Watch re-reads the manifest every ReloadInterval until ctx ends, so that a
@@ -270,7 +257,7 @@ func parseRing(dir string, raw []byte) (*ring, error) {
 	if err != nil {
 		return nil, err
 	}
-	st := &ring{raw: raw}
+	st := &ring{raw: raw, jwk: map[string][]byte{}}
 	for _, e := range m.Keys {
 		s, err := loadPair(filepath.Join(dir, e.KeyFile), filepath.Join(dir, e.CertFile))
 		if err != nil {
@@ -280,6 +267,9 @@ func parseRing(dir string, raw []byte) (*ring, error) {
 			return nil, fmt.Errorf("keys: %s: key %s: %s holds a different key (%s)", manifestFile, e.ID, e.KeyFile, s.ID)
 		}
 		s.State, s.Created, s.RetiredAt = e.State, e.Created, e.RetiredAt
+		if st.jwk[s.ID], err = json.Marshal(jwk(s)); err != nil {
+			return nil, fmt.Errorf("keys: key %s: jwk: %w", s.ID, err)
+		}
 		st.signers = append(st.signers, s)
 	}
 	order := map[string]int{StateCurrent: 0, StateNext: 1, StatePrevious: 2}
