@@ -545,3 +545,33 @@ func TestConfig(t *testing.T) {
 		})
 	}
 }
+
+// TestConcurrentRotate: two operators rotating at once make one next key.
+func TestConcurrentRotate(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "keys")
+	mustOpen(t, dir, newClock())
+	const n = 4
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[i] = Rotate(dir, Config{}, Options{})
+		}()
+	}
+	wg.Wait()
+	ok := 0
+	for _, err := range errs {
+		switch {
+		case err == nil:
+			ok++
+		case !errors.Is(err, ErrNextExists):
+			t.Fatal(err)
+		}
+	}
+	all, err := List(dir)
+	if ok != 1 || err != nil || len(all) != 2 {
+		t.Fatalf("%d rotations succeeded, ring %s, %v", ok, ids(all), err)
+	}
+}
