@@ -278,8 +278,7 @@ func (s *Server) handleConsole(c *gin.Context) {
 		s.consoleFailed(c, ev, err)
 		return
 	}
-	sources, err := formActionSources(p.URL)
-	if err != nil {
+	if err := AllowFormAction(c, p.URL); err != nil {
 		s.consoleFailed(c, ev, err)
 		return
 	}
@@ -290,10 +289,7 @@ func (s *Server) handleConsole(c *gin.Context) {
 	}
 	s.audit.Record(ctx, ev)
 	page.Post = p
-	h := c.Writer.Header()
-	h.Set("Content-Security-Policy", strings.Replace(h.Get("Content-Security-Policy"),
-		"form-action 'self'", "form-action 'self' "+sources, 1))
-	h.Set("Cache-Control", "no-store") // a bearer assertion: never cached
+	c.Header("Cache-Control", "no-store") // a bearer assertion: never cached
 	s.render(c, http.StatusOK, "saml_post.html", view{User: &user, Console: &page})
 }
 
@@ -349,6 +345,23 @@ func consoleQuery(role, dest string) string {
 		q += "&destination=" + url.QueryEscape(dest)
 	}
 	return q
+}
+
+// AllowFormAction widens the Content-Security-Policy of this response so
+// that its page may submit a form to target (an http(s) URL: a SAML ACS).
+// Every page's policy allows forms to this origin only (form-action 'self');
+// a page of the SAML HTTP-POST binding posts elsewhere. Call it before
+// rendering. An unusable target is an error (answer 500: it came from
+// configuration or metadata, not from the user).
+func AllowFormAction(c *gin.Context, target string) error {
+	sources, err := formActionSources(target)
+	if err != nil {
+		return err
+	}
+	h := c.Writer.Header()
+	h.Set("Content-Security-Policy", strings.Replace(h.Get("Content-Security-Policy"),
+		"form-action 'self'", "form-action 'self' "+sources, 1))
+	return nil
 }
 
 // formActionSources are the CSP form-action sources the SAML POST page
