@@ -1,0 +1,117 @@
+package samlidp
+
+import (
+	"bytes"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/beevik/etree"
+	"github.com/crewjam/saml"
+	dsig "github.com/russellhaering/goxmldsig"
+)
+
+// MaxResponseBase64 is AWS's limit on the base64 SAMLAssertion (item 20,
+// STS AssumeRoleWithSAML: 4..100000 characters).
+const MaxResponseBase64 = 100_000
+
+// signerState is the signing context of one certificate, built once.
+type signerState struct {
+	cert *x509.Certificate
+	ctx  *dsig.SigningContext
+}
+
+// signingContext returns the context of the ring's current key: RSA-SHA256
+// (http://www.w3.org/2001/04/xmldsig-more#rsa-sha256), SHA-256 digests and
+// exclusive C14N without prefix list (http://www.w3.org/2001/10/xml-exc-c14n#),
+// the certificate in KeyInfo. crewjam would pick RSA-SHA256 by default too
+// (defaultSignatureMethod); Warden says it explicitly. A
+// dsig.SigningContext is read-only once built, so it is shared by all
+// requests; it is rebuilt when the current key changes (rotation).
+func (i *IdP) signingContext() (*dsig.SigningContext, error) {
+	cur := i.keys.Current()
+	if st := i.sig.Load(); st != nil && cur.Cert != nil && (st.cert == cur.Cert || bytes.Equal(st.cert.Raw, cur.Cert.Raw)) {
+		return st.ctx, nil
+	}
+	if cur.Key == nil || cur.Cert == nil {
+		return nil, errors.New("signing: the key ring has no current key")
+	}
+	ks := dsig.TLSCertKeyStore(tls.Certificate{Certificate: [][]byte{cur.Cert.Raw}, PrivateKey: cur.Key, Leaf: cur.Cert})
+	ctx := dsig.NewDefaultSigningContext(ks)
+	ctx.Canonicalizer = dsig.MakeC14N10ExclusiveCanonicalizerWithPrefixList("")
+	if err := ctx.SetSignatureMethod(dsig.RSASHA256SignatureMethod); err != nil {
+		return nil, fmt.Errorf("signing: %w", err)
+	}
+	i.sig.Store(&signerState{cert: cur.Cert, ctx: ctx})
+	return ctx, nil
+}
+
+// signEnveloped signs el and puts the ds:Signature right after its
+// saml:Issuer, where the SAML schema wants it (saml-core §2.3.3 and
+// §3.2.2: Issuer, then Signature); goxmldsig appends it last. The
+// enveloped-signature transform removes it before digesting, so its
+// position does not change the signature.
+func signEnveloped(ctx *dsig.SigningContext, el *etree.Element) (*etree.Element, error) {
+	signed, err := ctx.SignEnveloped(el)
+	if err != nil {
+		return nil, err
+	}
+	last := len(signed.Child) - 1
+	sig := signed.RemoveChildAt(last)
+	signed.InsertChildAt(1, sig) // after Issuer, the first child of both elements
+	return signed, nil
+}
+
+// response is a signed SAML Response ready to POST.
+type response struct {
+	XML    []byte
+	Base64 string
+}
+
+// buildResponse signs the assertion, wraps it in a Response to dest
+// (Destination, item 5), signs that too when signResponse, and encodes it.
+func (i *IdP) buildResponse(a *saml.Assertion, dest, inResponseTo string, signResponse bool, now time.Time) (response, error) {
+	ctx, err := i.signingContext()
+	if err != nil {
+		return response{}, err
+	}
+	ael, err := a.CanonicalElement()
+	if err != nil {
+		return response{}, fmt.Errorf("assertion: %w", err)
+	}
+	if ael, err = signEnveloped(ctx, ael); err != nil {
+		return response{}, fmt.Errorf("sign assertion: %w", err)
+	}
+	id, err := i.newID()
+	if err != nil {
+		return response{}, err
+	}
+	r := &saml.Response{
+		ID:           id,
+		InResponseTo: inResponseTo,
+		Version:      "2.0",
+		IssueInstant: now,
+		Destination:  dest,
+		Issuer:       &saml.Issuer{Format: entityFormat, Value: i.entityID},
+		Status:       saml.Status{StatusCode: saml.StatusCode{Value: saml.StatusSuccess}},
+	}
+	rel := r.Element()
+	rel.AddChild(ael)
+	if signResponse {
+		if rel, err = signEnveloped(ctx, rel); err != nil {
+			return response{}, fmt.Errorf("sign response: %w", err)
+		}
+	}
+	doc := etree.NewDocument()
+	doc.SetRoot(rel)
+	buf, err := doc.WriteToBytes()
+	if err != nil {
+		return response{}, fmt.Errorf("serialize response: %w", err)
+	}
+	return response{XML: buf, Base64: base64.StdEncoding.EncodeToString(buf)}, nil
+}
+
+const entityFormat = "urn:oasis:names:tc:SAML:2.0:nameid-format:entity"
