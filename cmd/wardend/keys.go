@@ -101,12 +101,8 @@ func keysCmd(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// keysConfig is the keys block of c. The keys block joins config.Config
-// after step 3's integration; until then every key setting is its default.
-func keysConfig(c *config.Config) keys.Config {
-	_ = c
-	return keys.Config{}
-}
+// keysConfig is the keys block of c.
+func keysConfig(c *config.Config) keys.Config { return c.Keys }
 
 type keysRun struct {
 	dir, dataDir, publicURL string

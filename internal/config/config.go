@@ -23,6 +23,7 @@ import (
 
 	"github.com/wardenidp/warden/internal/admin"
 	"github.com/wardenidp/warden/internal/directory/ldap"
+	"github.com/wardenidp/warden/internal/keys"
 	"github.com/wardenidp/warden/internal/store"
 	"github.com/wardenidp/warden/internal/web"
 )
@@ -36,6 +37,7 @@ type Config struct {
 	Session     store.SessionConfig `yaml:"session"`
 	LoginLimits store.LimitConfig   `yaml:"login_limits"`
 	Admin       admin.Config        `yaml:"admin"`
+	Keys        keys.Config         `yaml:"keys"`
 	Log         LogConfig           `yaml:"log"`
 	// DataDir is where wardend keeps what it generates (signing keys and
 	// certificates).
@@ -98,6 +100,7 @@ func applyDefaults(c *Config) {
 	c.Session.SetDefaults()
 	c.LoginLimits.SetDefaults()
 	c.Admin.SetDefaults()
+	c.Keys.SetDefaults()
 	c.Log.setDefaults()
 	if c.DataDir == "" {
 		c.DataDir = DefaultDataDir
@@ -133,6 +136,7 @@ func Dev(listen string) Config {
 	// the dev directory's admins group (alice)
 	c.Admin.Groups = []string{"admins"}
 	c.Admin.SetDefaults()
+	c.Keys.SetDefaults()
 	c.Log = LogConfig{Level: DefaultLogLevel, Format: "text"}
 	c.DataDir = DefaultDevDataDir
 	return c
