@@ -43,6 +43,14 @@ type Portal interface {
 	Console(ctx context.Context, user identity.User, grant rolemap.Grant, relayState string) (ConsolePost, error)
 }
 
+// ConsolePartitioner is a Portal that signs in to the console of one AWS
+// partition only ("aws", "aws-us-gov", "aws-cn"): roles of the others are
+// listed without a Console button, and /aws/console refuses them with
+// ErrOtherPartition before calling Console.
+type ConsolePartitioner interface {
+	ConsolePartition() string
+}
+
 // ConsolePost is an HTTP-POST binding message (SAML bindings §3.5): the
 // browser POSTs SAMLResponse and RelayState to URL (the AWS ACS).
 type ConsolePost struct {
@@ -60,6 +68,9 @@ var (
 	// ErrUnusableUser: the user's directory data cannot make a valid
 	// assertion (e.g. no usable RoleSessionName, item 11). Answered 422.
 	ErrUnusableUser = errors.New("user data cannot make a valid assertion")
+	// ErrOtherPartition: the role is in an AWS partition this Warden does
+	// not sign in to (ConsolePartitioner). Answered 422.
+	ErrOtherPartition = errors.New("role is in another AWS partition")
 )
 
 // Input bounds of /aws/console: a role ARN is at most 2048 bytes
@@ -89,11 +100,13 @@ type roleView struct {
 	DeepLink  string // /aws/console?role=<account>/<role>
 	Search    string // lowercase text the search box matches
 	Partition string
+	Elsewhere bool // in another partition than the console sign-in's: no Console button
 }
 
 // buildPortal groups grants by account, accounts sorted by name (then ID),
 // roles by name (then ARN).
-func buildPortal(grants []rolemap.Grant, publicURL string) *portalView {
+// consolePartition is "" when every partition can be signed in to.
+func buildPortal(grants []rolemap.Grant, publicURL, consolePartition string) *portalView {
 	p := &portalView{Roles: len(grants)}
 	byID := map[string]int{}
 	for _, g := range grants {
@@ -115,6 +128,7 @@ func buildPortal(grants []rolemap.Grant, publicURL string) *portalView {
 		p.Accounts[i].Roles = append(p.Accounts[i].Roles, roleView{
 			Name: g.RoleName, Path: path, ARN: g.RoleARN, Session: sessionText(g.SessionSeconds),
 			DeepLink: publicURL + link, Partition: g.Partition,
+			Elsewhere: otherPartition(consolePartition, g),
 			// the ARN holds the account ID, the path and the role name
 			Search: strings.ToLower(g.AccountName + " " + g.RoleARN),
 		})
@@ -128,6 +142,23 @@ func buildPortal(grants []rolemap.Grant, publicURL string) *portalView {
 		})
 	}
 	return p
+}
+
+// otherPartition reports whether g cannot be signed in to from here.
+func otherPartition(consolePartition string, g rolemap.Grant) bool {
+	p := g.Partition
+	if p == "" {
+		p = "aws"
+	}
+	return consolePartition != "" && p != consolePartition
+}
+
+// consolePartition is the Portal's partition, or "" (any).
+func (s *Server) consolePartition() string {
+	if cp, ok := s.portal.(ConsolePartitioner); ok {
+		return cp.ConsolePartition()
+	}
+	return ""
 }
 
 // consoleLink is the deep link of a role: /aws/console?role=<account>/<role>.
@@ -262,6 +293,10 @@ func (s *Server) handleConsole(c *gin.Context) {
 		return
 	}
 	ev.Object = grant.RoleARN
+	if otherPartition(s.consolePartition(), grant) {
+		s.consoleFailed(c, ev, fmt.Errorf("portal: role partition %q: %w", grant.Partition, ErrOtherPartition))
+		return
+	}
 	page := consolePage{AccountName: grant.AccountName, AccountID: grant.AccountID, RoleName: grant.RoleName,
 		RoleARN: grant.RoleARN, Destination: dest}
 	if !post && crossSiteNavigation(c.Request) {
@@ -304,6 +339,9 @@ func (s *Server) consoleFailed(c *gin.Context, ev audit.Event, err error) {
 	case errors.Is(err, ErrResponseTooLarge):
 		status, ev.Result = http.StatusUnprocessableEntity, "too_large"
 		heading, msg = "Too much to send to AWS", "The sign-in response for this role would be larger than AWS accepts. Ask your admin to reduce the session tags of your account."
+	case errors.Is(err, ErrOtherPartition):
+		status, ev.Result = http.StatusUnprocessableEntity, "other_partition"
+		heading, msg = "Not signed in from here", "This role is in an AWS partition (such as GovCloud or China) that this Warden does not sign in to. Use the sign-in your admin set up for that partition."
 	case errors.Is(err, ErrUnusableUser):
 		status, ev.Result = http.StatusUnprocessableEntity, "unusable_user"
 		heading, msg = "Your account cannot sign in to AWS", "Your directory account lacks what AWS needs (such as a usable session name). Ask your admin; the request ID below helps them find the reason."

@@ -502,3 +502,30 @@ func TestSessionText(t *testing.T) {
 		}
 	}
 }
+
+// partitionPortal signs in to the aws partition only.
+type partitionPortal struct{ *fakePortal }
+
+func (partitionPortal) ConsolePartition() string { return "aws" }
+
+func TestConsoleOtherPartition(t *testing.T) {
+	gov := rolemap.Grant{RoleARN: "arn:aws-us-gov:iam::777788889999:role/ViewOnly", ProviderARN: "arn:aws-us-gov:iam::777788889999:saml-provider/warden-gov",
+		AccountID: "777788889999", AccountName: "sandbox", Partition: "aws-us-gov", RoleName: "ViewOnly"}
+	p := &fakePortal{grants: map[string][]rolemap.Grant{"bob": append([]rolemap.Grant{gov}, bobGrants...)}, acs: "https://signin.aws.amazon.com/saml"}
+	e := newEnv(t, withPortal(partitionPortal{p}))
+	b := signedIn(t, e)
+	body := b.get("/").Body.String()
+	if strings.Contains(body, `value="`+gov.RoleARN+`"`) || !strings.Contains(body, "not from here") || !strings.Contains(body, `<span class="tag">aws-us-gov</span>`) {
+		t.Errorf("the gov role must be listed without a Console button:\n%s", body)
+	}
+	if n := strings.Count(body, `class="console"`); n != len(bobGrants) {
+		t.Errorf("%d Console buttons, want %d", n, len(bobGrants))
+	}
+	rec := b.get("/aws/console?role=sandbox/ViewOnly")
+	if rec.Code != http.StatusUnprocessableEntity || !strings.Contains(rec.Body.String(), "partition") || len(p.Calls()) != 0 {
+		t.Errorf("gov role: %d, %d calls\n%s", rec.Code, len(p.Calls()), rec.Body)
+	}
+	if rec := b.get("/aws/console?role=prod/ReadOnly"); rec.Code != http.StatusOK {
+		t.Errorf("aws role: %d", rec.Code)
+	}
+}

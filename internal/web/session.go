@@ -93,7 +93,7 @@ func (s *Server) handleHome(c *gin.Context) {
 			s.log.LogAttrs(c.Request.Context(), slog.LevelWarn, "portal: grants", slog.String("err", err.Error()))
 			v.Portal = &portalView{Error: true}
 		} else {
-			v.Portal = buildPortal(res.Grants, s.origin)
+			v.Portal = buildPortal(res.Grants, s.origin, s.consolePartition())
 		}
 	}
 	s.render(c, http.StatusOK, "home.html", v)

@@ -47,8 +47,9 @@
   function visibleButtons() {
     var out = [];
     for (var i = 0; i < roles.length; i++) {
-      if (!roles[i].hidden) {
-        out.push(roles[i].querySelector("button.console"));
+      var b = roles[i].hidden ? null : roles[i].querySelector("button.console");
+      if (b) {
+        out.push(b); // roles of another partition have none
       }
     }
     return out;
@@ -82,7 +83,7 @@
       return;
     }
     var li = e.target.closest ? e.target.closest("li.role") : null;
-    if (!li) {
+    if (!li || !li.querySelector("button.console")) {
       return;
     }
     var buttons = visibleButtons();
