@@ -23,6 +23,7 @@ import (
 	"github.com/wardenidp/warden/internal/directory/ldap"
 	"github.com/wardenidp/warden/internal/keys"
 	"github.com/wardenidp/warden/internal/rolemap"
+	"github.com/wardenidp/warden/internal/samlidp"
 	"github.com/wardenidp/warden/internal/store"
 	"github.com/wardenidp/warden/internal/web"
 )
@@ -36,6 +37,12 @@ type Options struct {
 	Session     store.SessionConfig
 	LoginLimits store.LimitConfig
 	Admin       admin.Config
+	// Keys configures the signing key ring (data_dir/keys); zero values
+	// take the defaults.
+	Keys keys.Config
+	// SAML configures the SAML identity provider (the AWS preset and other
+	// service providers); zero values take the defaults.
+	SAML samlidp.Config
 	// AuditMaxLen bounds the audit stream in Redis (0: store.DefaultAuditMaxLen).
 	AuditMaxLen int64
 	// DataDir holds generated keys (DataDir/keys).
@@ -124,11 +131,17 @@ func Run(ctx context.Context, o Options) error {
 		st = s
 	}
 
-	signer, created, err := keys.LoadOrGenerate(filepath.Join(o.DataDir, "keys"), keys.Options{Now: o.Now})
+	// The key ring: created on first start (step 1's two files are
+	// migrated), followed on every replica that shares the directory.
+	o.Keys.SetDefaults()
+	keyDir := filepath.Join(o.DataDir, "keys")
+	ring, err := keys.Open(keyDir, o.Keys, keys.Options{Now: o.Now})
 	if err != nil {
 		return fmt.Errorf("app: %w", err)
 	}
-	log.Info("signing key", "fingerprint_sha256", signer.Fingerprint(), "generated", created, "dir", filepath.Join(o.DataDir, "keys"))
+	cur := ring.Current()
+	log.Info("signing key", "kid", cur.ID, "fingerprint_sha256", cur.Fingerprint(), "published", len(ring.Published()), "dir", keyDir)
+	go ring.Watch(ctx, log)
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -172,11 +185,38 @@ func Run(ctx context.Context, o Options) error {
 	if err := seedRules(ctx, rules, o.Admin, builtinRules, log); err != nil {
 		return err
 	}
-	// The compiled rules the portal (step 3) and the token exchange (step 4)
-	// evaluate against, kept current on every replica. Until they land,
-	// the admin UI compiles the stored version itself.
+	// The compiled rules the portal, the SAML IdP (and in step 4 the token
+	// exchange) evaluate against, kept current on every replica. The admin
+	// UI compiles the stored version itself.
 	holder := &rolemap.Holder{}
 	go watchRules(ctx, rules, holder, log)
+
+	// The SAML IdP: metadata, SP-initiated SSO and, for the portal,
+	// IdP-initiated AWS console sign-in.
+	nameIDKey, err := sharedSecret(ctx, st, "saml-nameid", log)
+	if err != nil {
+		return err
+	}
+	o.SAML.SetDefaults()
+	idp, err := samlidp.New(o.SAML, samlidp.Deps{
+		Keys:      ring,
+		Rules:     holder,
+		Replay:    store.NewSAMLReplay(st),
+		Pending:   store.NewSAMLPending(st, nil),
+		Audit:     auditTo,
+		Logger:    log,
+		Clock:     o.Now,
+		PublicURL: o.Server.PublicURL,
+		NameIDKey: nameIDKey,
+	})
+	if err != nil {
+		return fmt.Errorf("app: saml: %w", err)
+	}
+	closers = append(closers, idp.Close)
+	var portalDep web.Portal
+	if o.SAML.AWS.On() {
+		portalDep = portal{rules: holder, idp: idp, partition: o.SAML.AWS.Partition}
+	}
 
 	adm, err := admin.New(o.Admin, admin.Deps{
 		Directory: dir,
@@ -204,7 +244,8 @@ func Run(ctx context.Context, o Options) error {
 		Registry: reg,
 		Gatherer: reg,
 		Audit:    auditTo,
-		Mounts:   []web.Mount{adm},
+		Mounts:   []web.Mount{adm, idp},
+		Portal:   portalDep,
 	})
 	if err != nil {
 		return fmt.Errorf("app: web: %w", err)
