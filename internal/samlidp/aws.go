@@ -122,20 +122,20 @@ func (i *IdP) awsAssertion(ctx context.Context, user identity.User, grants []rol
 	}
 	roles := make([]saml.AttributeValue, len(grants))
 	for k, g := range grants {
-		roles[k] = str(g.RoleARN + "," + g.ProviderARN)
+		roles[k] = val(g.RoleARN + "," + g.ProviderARN)
 	}
 	attrs := make([]saml.Attribute, 0, 5+len(res.Tags))
 	attrs = append(attrs,
 		saml.Attribute{Name: AttrRole, NameFormat: attrFormatURI, Values: roles},
-		saml.Attribute{Name: AttrRoleSessionName, NameFormat: attrFormatURI, Values: []saml.AttributeValue{str(sessionName)}},
-		saml.Attribute{Name: AttrSessionDuration, NameFormat: attrFormatURI, Values: []saml.AttributeValue{str(strconv.Itoa(sessionSeconds))}},
+		saml.Attribute{Name: AttrRoleSessionName, NameFormat: attrFormatURI, Values: []saml.AttributeValue{val(sessionName)}},
+		saml.Attribute{Name: AttrSessionDuration, NameFormat: attrFormatURI, Values: []saml.AttributeValue{val(strconv.Itoa(sessionSeconds))}},
 	)
 	var transitive []saml.AttributeValue
 	for _, t := range res.Tags {
 		attrs = append(attrs, saml.Attribute{Name: AttrPrincipalTag + t.Key, NameFormat: attrFormatURI,
-			Values: []saml.AttributeValue{str(t.Value)}})
+			Values: []saml.AttributeValue{val(t.Value)}})
 		if t.Transitive {
-			transitive = append(transitive, str(t.Key))
+			transitive = append(transitive, val(t.Key))
 		}
 	}
 	if len(transitive) > 0 {
@@ -143,7 +143,7 @@ func (i *IdP) awsAssertion(ctx context.Context, user identity.User, grants []rol
 	}
 	if res.SourceIdentity != "" {
 		attrs = append(attrs, saml.Attribute{Name: AttrSourceIdentity, NameFormat: attrFormatURI,
-			Values: []saml.AttributeValue{str(res.SourceIdentity)}})
+			Values: []saml.AttributeValue{val(res.SourceIdentity)}})
 	}
 	sessionEnd := now.Add(time.Duration(sessionSeconds) * time.Second)
 	nameID := &saml.NameID{Format: nameIDFormatPersistent, Value: i.persistentID(i.aws.entityID, user)}
@@ -201,7 +201,13 @@ func (i *IdP) assertion(nameID *saml.NameID, audiences []string, recipient, inRe
 	}, nil
 }
 
+// str is a typed string value (generic SPs).
 func str(v string) saml.AttributeValue { return saml.AttributeValue{Type: "xs:string", Value: v} }
+
+// val is an untyped value (AWS): AWS reads the text only, and without
+// xsi:type exclusive C14N drops the per-value namespace declarations,
+// about 110 bytes a value, which matters for a 500-role response (item 20).
+func val(v string) saml.AttributeValue { return saml.AttributeValue{Value: v} }
 
 // persistentID is the persistent NameID of user for the SP spEntityID:
 // base64url(HMAC-SHA256(NameIDKey, spEntityID NUL user.ID)). Opaque (not

@@ -39,6 +39,14 @@ func (m assertionMaker) MakeAssertion(req *saml.IdpAuthnRequest, s *saml.Session
 	var err error
 	if e.aws != nil {
 		res := i.rules.Load().Evaluate(rolemap.InputFromUser(sess.User))
+		// Only roles of the configured partition can go to its sign-in.
+		grants := res.Grants[:0:0]
+		for _, g := range res.Grants {
+			if g.Partition == e.aws.partition {
+				grants = append(grants, g)
+			}
+		}
+		res.Grants = grants
 		if len(res.Grants) == 0 {
 			return &pageError{status: http.StatusForbidden, public: "You hold no AWS role, so there is nothing to sign in to. Ask an administrator for access.", err: errNoRoles}
 		}
