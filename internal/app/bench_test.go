@@ -142,3 +142,216 @@ func BenchmarkDevStartup(b *testing.B) {
 		b.StartTimer()
 	}
 }
+
+// benchClient is one simulated browser of a benchmark: its cookies as a
+// Cookie header, and its CSRF token.
+type benchClient struct{ cookie, token string }
+
+// cookieHeader merges Set-Cookie answers into a Cookie header value.
+func cookieHeader(old string, resp *http.Response) string {
+	jar := map[string]string{}
+	var order []string
+	for _, kv := range strings.Split(old, "; ") {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			jar[k] = v
+			order = append(order, k)
+		}
+	}
+	for _, c := range resp.Cookies() {
+		if _, ok := jar[c.Name]; !ok {
+			order = append(order, c.Name)
+		}
+		jar[c.Name] = c.Value
+	}
+	var parts []string
+	for _, k := range order {
+		parts = append(parts, k+"="+jar[k])
+	}
+	return strings.Join(parts, "; ")
+}
+
+// latencies collects per-request times from parallel clients.
+type latencies struct {
+	mu  sync.Mutex
+	all []time.Duration
+}
+
+func (l *latencies) add(d []time.Duration) { l.mu.Lock(); l.all = append(l.all, d...); l.mu.Unlock() }
+
+func (l *latencies) report(b *testing.B, elapsed time.Duration, unit string) {
+	if len(l.all) == 0 {
+		return
+	}
+	slices.Sort(l.all)
+	q := func(p float64) float64 { return float64(l.all[int(p*float64(len(l.all)-1))].Microseconds()) / 1000 }
+	b.ReportMetric(float64(len(l.all))/elapsed.Seconds(), unit)
+	b.ReportMetric(q(0.50), "p50-ms")
+	b.ReportMetric(q(0.99), "p99-ms")
+}
+
+// benchPortal starts wardend on the real OpenLDAP and Redis with the
+// example rules and waits until bob's roles are compiled.
+func benchPortal(b *testing.B) (string, *http.Client, func()) {
+	o := portalOptions(b)
+	o.Logger = nil // the access log would be the benchmark
+	base := startApp(b, o)
+	br := newBrowser(b, base)
+	br.signIn("bob", os.Getenv("LDAP_USER_PW"))
+	br.waitRoles()
+	tr := &http.Transport{MaxIdleConns: 128, MaxIdleConnsPerHost: 128}
+	client := &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	return base, client, tr.CloseIdleConnections
+}
+
+// benchUsers hold prod/ReadOnly (developers) under the example rules.
+var benchUsers = []string{"bob", "carol"}
+
+// BenchmarkConsole measures IdP-initiated AWS console sign-in for a user who
+// is signed in: POST /aws/console from the portal (session read from Redis,
+// CSRF, rules evaluated, RoleSessionName, persistent NameID, the assertion
+// signed with RSA-2048, the auto-submit page rendered), with 32 concurrent
+// clients against the real OpenLDAP and redis-server.
+//
+//	eval "$(deploy/testenv/up.sh)"
+//	go test -run '^$' -bench 'Console$' -benchtime 20000x ./internal/app/
+func BenchmarkConsole(b *testing.B) {
+	base, client, done := benchPortal(b)
+	defer done()
+	pw := os.Getenv("LDAP_USER_PW")
+	var n atomic.Int64
+	// each client signs in once, as a browser would, and takes the token
+	// of its portal page
+	signIn := func(user string) benchClient {
+		resp, err := client.Get(base + "/login")
+		if err != nil {
+			b.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		c := benchClient{cookie: cookieHeader("", resp), token: csrfRE.FindStringSubmatch(string(body))[1]}
+		form := url.Values{"username": {user}, "password": {pw}, "csrf_token": {c.token}}.Encode()
+		req, _ := http.NewRequest(http.MethodPost, base+"/login", strings.NewReader(form))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Cookie", c.cookie)
+		if resp, err = client.Do(req); err != nil || resp.StatusCode != http.StatusSeeOther {
+			b.Fatalf("sign-in: %v", err)
+		}
+		resp.Body.Close()
+		c.cookie = cookieHeader(c.cookie, resp)
+		req, _ = http.NewRequest(http.MethodGet, base+"/", nil)
+		req.Header.Set("Cookie", c.cookie)
+		if resp, err = client.Do(req); err != nil {
+			b.Fatal(err)
+		}
+		body, _ = io.ReadAll(resp.Body)
+		resp.Body.Close()
+		c.token = csrfRE.FindStringSubmatch(string(body))[1]
+		return c
+	}
+	const clients = 32
+	b.SetParallelism((clients + 1) / 2)
+	var lat latencies
+	form := "role=" + url.QueryEscape("arn:aws:iam::111122223333:role/ReadOnly") + "&csrf_token="
+	b.ResetTimer()
+	start := time.Now()
+	b.RunParallel(func(pb *testing.PB) {
+		c := signIn(benchUsers[int(n.Add(1))%len(benchUsers)])
+		local := make([]time.Duration, 0, 1024)
+		body := form + url.QueryEscape(c.token)
+		for pb.Next() {
+			req, _ := http.NewRequest(http.MethodPost, base+"/aws/console", strings.NewReader(body))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			req.Header.Set("Cookie", c.cookie)
+			t0 := time.Now()
+			resp, err := client.Do(req)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			page, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			local = append(local, time.Since(t0))
+			if resp.StatusCode != http.StatusOK || !strings.Contains(string(page), `name="SAMLResponse"`) {
+				b.Errorf("console: %d", resp.StatusCode)
+				return
+			}
+		}
+		lat.add(local)
+	})
+	elapsed := time.Since(start)
+	b.StopTimer()
+	lat.report(b, elapsed, "responses/s")
+}
+
+// BenchmarkSignInConsole measures sign-in and console sign-in as one flow,
+// the way a bookmark of a role works: POST /login (LDAP search, bind and
+// groups, a new Redis session), then the redirect's GET
+// /aws/console?role=prod/ReadOnly (a signed one-role response). The
+// comparison is Dex's password grant with signed tokens on the same
+// OpenLDAP (about 570/s on this 2-core machine).
+//
+//	go test -run '^$' -bench SignInConsole -benchtime 10000x ./internal/app/
+func BenchmarkSignInConsole(b *testing.B) {
+	base, client, done := benchPortal(b)
+	defer done()
+	pw := os.Getenv("LDAP_USER_PW")
+	fetch := func() benchClient {
+		resp, err := client.Get(base + "/login")
+		if err != nil {
+			b.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return benchClient{cookie: cookieHeader("", resp), token: csrfRE.FindStringSubmatch(string(body))[1]}
+	}
+	const clients = 32
+	b.SetParallelism((clients + 1) / 2)
+	var lat latencies
+	var n atomic.Int64
+	b.ResetTimer()
+	start := time.Now()
+	b.RunParallel(func(pb *testing.PB) {
+		c := fetch()
+		i := int(n.Add(1))
+		local := make([]time.Duration, 0, 1024)
+		for pb.Next() {
+			user := benchUsers[i%len(benchUsers)]
+			i++
+			form := url.Values{"username": {user}, "password": {pw}, "csrf_token": {c.token},
+				"next": {"/aws/console?role=prod/ReadOnly"}}.Encode()
+			req, _ := http.NewRequest(http.MethodPost, base+"/login", strings.NewReader(form))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			req.Header.Set("Cookie", c.cookie)
+			t0 := time.Now()
+			resp, err := client.Do(req)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/aws/console?role=prod/ReadOnly" {
+				b.Errorf("sign-in as %s: %d to %q", user, resp.StatusCode, resp.Header.Get("Location"))
+				return
+			}
+			// the session cookie of this sign-in only (the browser's CSRF cookie stays)
+			req, _ = http.NewRequest(http.MethodGet, base+resp.Header.Get("Location"), nil)
+			req.Header.Set("Cookie", cookieHeader(c.cookie, resp))
+			if resp, err = client.Do(req); err != nil {
+				b.Error(err)
+				return
+			}
+			page, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			local = append(local, time.Since(t0))
+			if resp.StatusCode != http.StatusOK || !strings.Contains(string(page), `name="SAMLResponse"`) {
+				b.Errorf("console after sign-in: %d", resp.StatusCode)
+				return
+			}
+		}
+		lat.add(local)
+	})
+	elapsed := time.Since(start)
+	b.StopTimer()
+	lat.report(b, elapsed, "flows/s")
+}
