@@ -118,6 +118,7 @@ type requestHead struct {
 	ID           string    `xml:"ID,attr"`
 	IssueInstant time.Time `xml:"IssueInstant,attr"`
 	Issuer       string    `xml:"urn:oasis:names:tc:SAML:2.0:assertion Issuer"`
+	Signature    *struct{} `xml:"http://www.w3.org/2000/09/xmldsig# Signature"`
 }
 
 // readRequest extracts the AuthnRequest XML and RelayState of either
@@ -238,7 +239,7 @@ func (i *IdP) parseRequest(c *gin.Context) (*saml.IdpAuthnRequest, *spEntry, err
 	if !ok {
 		return nil, nil, bad(msgUnknownSP, errors.New("service provider vanished"))
 	}
-	if e.cfg != nil && e.cfg.RequireSignedRequests && !requestSigned(c.Request, req) {
+	if e.cfg != nil && e.cfg.RequireSignedRequests && head.Signature == nil && !requestSigned(c.Request) {
 		return nil, nil, bad(msgSignature, fmt.Errorf("unsigned authn request from %s, which must sign", e.name))
 	}
 	// One request is answered once (item 3 of the issue; SAML profiles
@@ -255,12 +256,10 @@ func (i *IdP) parseRequest(c *gin.Context) (*saml.IdpAuthnRequest, *spEntry, err
 	return req, e, nil
 }
 
-// requestSigned reports whether the request carried a signature (crewjam
-// has verified any that it carried).
-func requestSigned(r *http.Request, req *saml.IdpAuthnRequest) bool {
-	if req.Request.Signature != nil {
-		return true
-	}
+// requestSigned reports whether the request carried a signature of its
+// binding (crewjam has verified any signature the request carried; an
+// enveloped XML signature is seen in requestHead).
+func requestSigned(r *http.Request) bool {
 	if r.Method == http.MethodGet {
 		q := r.URL.Query()
 		return q.Get("Signature") != "" && q.Get("SigAlg") != ""
