@@ -286,6 +286,11 @@ func TestDevMode(t *testing.T) {
 	if code != http.StatusOK || !strings.Contains(body, "company") {
 		t.Fatalf("dev sign-in as bob: %d\n%s", code, body)
 	}
+	// the portal lists the example rules' roles, and signs in to one
+	b.waitRoles()
+	if code, body, _ := b.get("/aws/console?role=prod/ReadOnly"); code != http.StatusOK || !strings.Contains(body, `name="SAMLResponse"`) {
+		t.Errorf("dev: /aws/console as bob: %d", code)
+	}
 	if code, _, _ := b.get("/admin"); code != http.StatusForbidden {
 		t.Errorf("bob (not an admin) GET /admin: %d, want 403", code)
 	}
