@@ -305,4 +305,10 @@ func readBody(t testing.TB, r *http.Response) string {
 	return string(b)
 }
 
-var _ = httptest.NewServer
+
+
+func newTestServer(t testing.TB, h http.Handler) string {
+	s := httptest.NewServer(h)
+	t.Cleanup(s.Close)
+	return s.URL
+}
