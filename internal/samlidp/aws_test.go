@@ -143,12 +143,12 @@ func checkSignature(t testing.TB, el *etree.Element, certDER []byte) {
 }
 
 type awsCase struct {
-	name                 string
-	partition, region    string
-	signResponse         bool
-	user, role, relay    string
-	wantACS, wantEntity  string
-	wantSeconds          int
+	name                string
+	partition, region   string
+	signResponse        bool
+	user, role, relay   string
+	wantACS, wantEntity string
+	wantSeconds         int
 }
 
 // TestAWSRules checks every rule of aws-federation-rules.md section A

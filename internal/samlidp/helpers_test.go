@@ -106,7 +106,7 @@ var testUsers = map[string]identity.User{
 	"frank": {ID: "0b3a8c1e-0000-4000-8000-00000000f4a2", Username: "frank", DisplayName: "Frank Fischer"},
 	"jürgen": {ID: "0b3a8c1e-0000-4000-8000-0000000003e6", Username: "jürgen", DisplayName: "Jürgen Müller",
 		Email: "juergen@example.org", Groups: []identity.Group{group("developers")}},
-	"x": {ID: "0b3a8c1e-0000-4000-8000-000000000078", Username: "x", Groups: []identity.Group{group("developers")}},
+	"x":    {ID: "0b3a8c1e-0000-4000-8000-000000000078", Username: "x", Groups: []identity.Group{group("developers")}},
 	"many": {ID: "0b3a8c1e-0000-4000-8000-000000000500", Username: "many", Groups: []identity.Group{group("many")}},
 	"two-hundred": {ID: "0b3a8c1e-0000-4000-8000-000000000200", Username: "two-hundred",
 		Groups: []identity.Group{group("two-hundred")}},
@@ -304,8 +304,6 @@ func readBody(t testing.TB, r *http.Response) string {
 	}
 	return string(b)
 }
-
-
 
 func newTestServer(t testing.TB, h http.Handler) string {
 	s := httptest.NewServer(h)

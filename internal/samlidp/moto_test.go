@@ -73,7 +73,7 @@ func TestAWSCLIPlumbing(t *testing.T) {
 		t.Fatalf("aws sts assume-role-with-saml: %v\n%s", err, out)
 	}
 	var res struct {
-		Credentials struct{ AccessKeyId, SecretAccessKey, SessionToken, Expiration string }
+		Credentials     struct{ AccessKeyId, SecretAccessKey, SessionToken, Expiration string }
 		AssumedRoleUser struct{ Arn string }
 	}
 	if err := json.Unmarshal(out, &res); err != nil {
