@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"os"
 	"os/exec"
 	"testing"
 	"time"
@@ -14,18 +13,11 @@ import (
 	"github.com/wardenidp/warden/internal/testenv"
 )
 
-// motoServer starts moto_server (the pyenv Python's, found on PATH) on a
+// motoServer starts moto_server (the pyenv Python's) on a
 // free loopback port and returns its URL.
 func motoServer(t *testing.T) string {
 	t.Helper()
-	bin, err := exec.LookPath("moto_server")
-	if err != nil {
-		msg := "moto_server not on PATH (pip install 'moto[server]')"
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
+	bin := testenv.Binary(t, "moto_server") // pip install 'moto[server]'
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

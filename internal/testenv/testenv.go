@@ -7,6 +7,8 @@ package testenv
 
 import (
 	"os"
+	"os/exec"
+	"path/filepath"
 	"testing"
 )
 
@@ -36,12 +38,25 @@ func Require(t testing.TB, names ...string) map[string]string {
 }
 
 // Binary returns the path of a program the test needs (redis-server,
-// xmlsec1, chromium), or skips (fails under CI=true) when it is not installed.
+// xmlsec1, chromium, moto_server), or skips (fails under CI=true) when it is
+// not installed. It looks on PATH, then in the system directories (root's
+// PATH may lack /usr/sbin), then in pyenv's Pythons (moto lives there on
+// our machines).
 func Binary(t testing.TB, name string) string {
 	t.Helper()
-	for _, dir := range []string{"/usr/bin", "/usr/sbin", "/usr/local/bin"} {
-		p := dir + "/" + name
-		if st, err := os.Stat(p); err == nil && !st.IsDir() {
+	if p, err := exec.LookPath(name); err == nil {
+		return p
+	}
+	candidates := []string{"/usr/bin/" + name, "/usr/sbin/" + name, "/usr/local/bin/" + name}
+	for _, root := range []string{os.Getenv("PYENV_ROOT"), os.Getenv("HOME") + "/.pyenv", "/root/.pyenv"} {
+		if root == "" || root == "/.pyenv" {
+			continue
+		}
+		found, _ := filepath.Glob(filepath.Join(root, "versions", "*", "bin", name))
+		candidates = append(candidates, found...)
+	}
+	for _, p := range candidates {
+		if st, err := os.Stat(p); err == nil && !st.IsDir() && st.Mode()&0o111 != 0 {
 			return p
 		}
 	}
