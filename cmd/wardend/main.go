@@ -113,6 +113,8 @@ flags:
 		Session:     cfg.Session,
 		LoginLimits: cfg.LoginLimits,
 		Admin:       cfg.Admin,
+		Keys:        cfg.Keys,
+		SAML:        cfg.SAML,
 		DataDir:     cfg.DataDir,
 		Logger:      logger,
 		Banner:      stdout,

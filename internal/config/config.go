@@ -24,6 +24,7 @@ import (
 	"github.com/wardenidp/warden/internal/admin"
 	"github.com/wardenidp/warden/internal/directory/ldap"
 	"github.com/wardenidp/warden/internal/keys"
+	"github.com/wardenidp/warden/internal/samlidp"
 	"github.com/wardenidp/warden/internal/store"
 	"github.com/wardenidp/warden/internal/web"
 )
@@ -38,6 +39,7 @@ type Config struct {
 	LoginLimits store.LimitConfig   `yaml:"login_limits"`
 	Admin       admin.Config        `yaml:"admin"`
 	Keys        keys.Config         `yaml:"keys"`
+	SAML        samlidp.Config      `yaml:"saml"`
 	Log         LogConfig           `yaml:"log"`
 	// DataDir is where wardend keeps what it generates (signing keys and
 	// certificates).
@@ -101,6 +103,7 @@ func applyDefaults(c *Config) {
 	c.LoginLimits.SetDefaults()
 	c.Admin.SetDefaults()
 	c.Keys.SetDefaults()
+	c.SAML.SetDefaults()
 	c.Log.setDefaults()
 	if c.DataDir == "" {
 		c.DataDir = DefaultDataDir
@@ -137,6 +140,7 @@ func Dev(listen string) Config {
 	c.Admin.Groups = []string{"admins"}
 	c.Admin.SetDefaults()
 	c.Keys.SetDefaults()
+	c.SAML.SetDefaults()
 	c.Log = LogConfig{Level: DefaultLogLevel, Format: "text"}
 	c.DataDir = DefaultDevDataDir
 	return c

@@ -31,6 +31,7 @@ func (c *Config) problems() []*FieldError {
 	add("login_limits", reflect.TypeOf(c.LoginLimits), c.LoginLimits.Validate())
 	add("admin", reflect.TypeOf(c.Admin), c.Admin.Validate())
 	add("keys", reflect.TypeOf(c.Keys), c.Keys.Validate())
+	add("saml", reflect.TypeOf(c.SAML), c.SAML.Validate())
 
 	bad := func(path, format string, args ...any) {
 		ps = append(ps, &FieldError{Path: path, Msg: fmt.Sprintf(format, args...)})
