@@ -1,0 +1,399 @@
+package awsfed
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// Web-identity session tags that Warden's role-scoped ID token carries
+// (principal_tags of the https://aws.amazon.com/tags claim, item 35), and
+// that a role's trust policy tests with aws:RequestTag/<key> (item 37: AWS
+// can test only aud, sub and request tags of a web-identity token). Both
+// are needed: a token for role "Admin" of one account must not open the
+// "Admin" role of another account that trusts the same issuer.
+const (
+	TagRole    = "WardenRole"    // the role name
+	TagAccount = "WardenAccount" // the role's 12-digit account ID
+)
+
+// DefaultSTSAudience is the aud of the web-identity token and the
+// client-id-list of the IAM OIDC provider unless configured otherwise.
+const DefaultSTSAudience = "sts.amazonaws.com"
+
+// MaxOIDCProviderURL is the longest IAM OIDC provider URL (item 28).
+const MaxOIDCProviderURL = 255
+
+// ErrInvalidIssuer is wrapped by ValidOIDCProviderURL errors.
+var ErrInvalidIssuer = errors.New("issuer not usable as an IAM OIDC provider URL")
+
+// ValidOIDCProviderURL checks issuer against IAM's rules for an OIDC
+// provider URL (item 28, IAM CreateOpenIDConnectProvider Url): https, at
+// most 255 characters, a host without port, no query, no fragment, no user
+// info. A path is allowed. The token's iss must equal it exactly.
+func ValidOIDCProviderURL(issuer string) error {
+	if len(issuer) > MaxOIDCProviderURL {
+		return fmt.Errorf("%w: longer than %d characters", ErrInvalidIssuer, MaxOIDCProviderURL)
+	}
+	u, err := url.Parse(issuer)
+	switch {
+	case err != nil:
+		return fmt.Errorf("%w: %s is not a URL", ErrInvalidIssuer, Quote(issuer))
+	case u.Scheme != "https":
+		return fmt.Errorf("%w: %s must start with https://", ErrInvalidIssuer, Quote(issuer))
+	case u.Host == "" || u.Opaque != "":
+		return fmt.Errorf("%w: %s has no host", ErrInvalidIssuer, Quote(issuer))
+	case u.Port() != "":
+		return fmt.Errorf("%w: %s has a port; IAM accepts none", ErrInvalidIssuer, Quote(issuer))
+	case u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || strings.Contains(issuer, "#"):
+		return fmt.Errorf("%w: %s has a query or fragment", ErrInvalidIssuer, Quote(issuer))
+	case u.User != nil:
+		return fmt.Errorf("%w: %s has user info", ErrInvalidIssuer, Quote(issuer))
+	}
+	return nil
+}
+
+// IssuerHostPath is the issuer without its scheme, the name IAM gives the
+// OIDC provider and the prefix of its condition keys ("<host/path>:aud",
+// item 37): "https://sso.example.com/oidc" → "sso.example.com/oidc".
+func IssuerHostPath(issuer string) string {
+	s, _ := strings.CutPrefix(issuer, "https://")
+	s, _ = strings.CutPrefix(s, "http://")
+	return s
+}
+
+// OIDCProviderARN is the ARN IAM gives the OIDC provider of issuer in an
+// account: arn:<partition>:iam::<account>:oidc-provider/<host/path>.
+func OIDCProviderARN(partition, account, issuer string) string {
+	return "arn:" + partition + ":iam::" + account + ":oidc-provider/" + IssuerHostPath(issuer)
+}
+
+// PolicyDocument is an IAM policy (here: a role trust policy).
+type PolicyDocument struct {
+	Version   string      `json:"Version"`
+	Statement []Statement `json:"Statement"`
+}
+
+// Statement is one statement of a trust policy. Condition maps an operator
+// (StringEquals) to condition keys and their values; encoding/json writes
+// map keys sorted, so the output is stable.
+type Statement struct {
+	Sid       string                       `json:"Sid,omitempty"`
+	Effect    string                       `json:"Effect"`
+	Principal map[string]string            `json:"Principal"`
+	Action    []string                     `json:"Action"`
+	Condition map[string]map[string]string `json:"Condition,omitempty"`
+}
+
+// Statement IDs of the two trust paths.
+const (
+	SidSAML        = "WardenSAML"
+	SidWebIdentity = "WardenWebIdentity"
+)
+
+// SAMLTrustStatement lets the SAML provider providerARN assume the role
+// (AssumeRoleWithSAML) with responses addressed to acs: SAML:aud is the
+// Recipient of the response, i.e. the ACS URL (item 4). sts:TagSession is
+// always allowed (the tag rules may send session tags, item 13),
+// sts:SetSourceIdentity when the rules send a source identity (item 15).
+func SAMLTrustStatement(providerARN, acs string, sourceIdentity bool) Statement {
+	return Statement{
+		Sid:       SidSAML,
+		Effect:    "Allow",
+		Principal: map[string]string{"Federated": providerARN},
+		Action:    actions("sts:AssumeRoleWithSAML", sourceIdentity),
+		Condition: map[string]map[string]string{"StringEquals": {"SAML:aud": acs}},
+	}
+}
+
+// WebIdentityTrustStatement lets the OIDC provider of issuer in the role's
+// account assume role (AssumeRoleWithWebIdentity) with a token whose aud
+// is audience and whose session tags name exactly this role and account
+// (TagRole, TagAccount; items 35 and 37). sts:TagSession is required for
+// the tags, sts:SetSourceIdentity when the rules send a source identity.
+func WebIdentityTrustStatement(role RoleARN, issuer, audience string, sourceIdentity bool) Statement {
+	return Statement{
+		Sid:       SidWebIdentity,
+		Effect:    "Allow",
+		Principal: map[string]string{"Federated": OIDCProviderARN(role.Partition, role.Account, issuer)},
+		Action:    actions("sts:AssumeRoleWithWebIdentity", sourceIdentity),
+		Condition: map[string]map[string]string{"StringEquals": {
+			IssuerHostPath(issuer) + ":aud":  audience,
+			"aws:RequestTag/" + TagRole:    role.Name,
+			"aws:RequestTag/" + TagAccount: role.Account,
+		}},
+	}
+}
+
+func actions(assume string, sourceIdentity bool) []string {
+	a := []string{assume, "sts:TagSession"}
+	if sourceIdentity {
+		a = append(a, "sts:SetSourceIdentity")
+	}
+	return a
+}
+
+// SetupOptions describe the Warden whose AWS setup is printed.
+type SetupOptions struct {
+	// MetadataURL is Warden's SAML metadata (public_url + /saml/metadata).
+	MetadataURL string
+	// SAMLPartition and SAMLRegion are saml.aws.partition and .region: the
+	// ACS that Warden's SAML responses are addressed to. SAML is false
+	// when the AWS preset is off.
+	SAML                      bool
+	SAMLPartition, SAMLRegion string
+	// Issuer is the OIDC issuer, exactly as in the tokens; empty leaves the
+	// web-identity path out.
+	Issuer string
+	// STSAudience is the aud of the web-identity token (default
+	// DefaultSTSAudience).
+	STSAudience string
+	// SourceIdentity is true when the rules send a source identity.
+	SourceIdentity bool
+}
+
+// SetupAccount is one account of the catalogue with the roles the rules
+// name explicitly.
+type SetupAccount struct {
+	ID, Name, Partition, SAMLProvider string
+	Roles                             []SetupRole
+}
+
+// SetupRole is one role and the session length the rules give it.
+type SetupRole struct {
+	ARN            string
+	SessionSeconds int
+}
+
+// Setup is everything an AWS administrator runs or pastes.
+type Setup struct {
+	MetadataURL string         `json:"metadata_url,omitempty"`
+	Issuer      string         `json:"issuer,omitempty"`
+	STSAudience string         `json:"sts_audience,omitempty"`
+	Accounts    []AccountSetup `json:"accounts"`
+	// Notes are warnings and hints for the whole setup.
+	Notes []string `json:"notes,omitempty"`
+}
+
+// AccountSetup is the setup of one account.
+type AccountSetup struct {
+	ID              string      `json:"id"`
+	Name            string      `json:"name"`
+	Partition       string      `json:"partition"`
+	SAMLProviderARN string      `json:"saml_provider_arn,omitempty"`
+	SAMLACS         string      `json:"saml_acs,omitempty"`
+	OIDCProviderARN string      `json:"oidc_provider_arn,omitempty"`
+	Commands        []string    `json:"commands"`
+	Roles           []RoleSetup `json:"roles"`
+	Notes           []string    `json:"notes,omitempty"`
+}
+
+// RoleSetup is the trust policy of one role and the commands that set it.
+type RoleSetup struct {
+	ARN            string         `json:"arn"`
+	Name           string         `json:"name"`
+	SessionSeconds int            `json:"session_seconds,omitempty"`
+	TrustPolicy    PolicyDocument `json:"trust_policy"`
+	// PolicyFile is the file name the commands read the policy from.
+	PolicyFile string   `json:"policy_file"`
+	Commands   []string `json:"commands"`
+}
+
+// iamRegion is the --region that IAM commands need outside the aws
+// partition (IAM's endpoint there is regional).
+func iamRegion(partition string) string {
+	switch partition {
+	case "aws-us-gov":
+		return " --region us-gov-west-1"
+	case "aws-cn":
+		return " --region cn-north-1"
+	}
+	return ""
+}
+
+// BuildSetup works out the IAM commands and trust policies for accounts.
+// It never fails on a value AWS would refuse: it says so in a note (dev
+// mode has an http issuer, and the output is still worth reading). Only
+// an unusable input (a role ARN that does not parse, an unknown partition)
+// is an error.
+func BuildSetup(accounts []SetupAccount, o SetupOptions) (Setup, error) {
+	if o.STSAudience == "" {
+		o.STSAudience = DefaultSTSAudience
+	}
+	s := Setup{MetadataURL: o.MetadataURL, Issuer: o.Issuer, Accounts: []AccountSetup{}}
+	if o.Issuer != "" {
+		s.STSAudience = o.STSAudience
+		if err := ValidOIDCProviderURL(o.Issuer); err != nil {
+			s.Notes = append(s.Notes, "AWS will refuse this issuer for an OIDC provider: "+err.Error()+
+				" (item 28); the web-identity path works only with an https issuer without port")
+		}
+	}
+	var acs string
+	if o.SAML {
+		var err error
+		if acs, err = SigninACS(o.SAMLPartition, o.SAMLRegion); err != nil {
+			return Setup{}, fmt.Errorf("awsfed: setup: %w", err)
+		}
+	}
+	if !o.SAML && o.Issuer == "" {
+		s.Notes = append(s.Notes, "neither the SAML preset nor an OIDC issuer is on: nothing to set up")
+	}
+	accounts = append([]SetupAccount(nil), accounts...)
+	sort.SliceStable(accounts, func(i, j int) bool { return accounts[i].ID < accounts[j].ID })
+	for _, a := range accounts {
+		as, err := accountSetup(a, o, acs)
+		if err != nil {
+			return Setup{}, err
+		}
+		s.Accounts = append(s.Accounts, as)
+	}
+	return s, nil
+}
+
+func accountSetup(a SetupAccount, o SetupOptions, acs string) (AccountSetup, error) {
+	part := a.Partition
+	if part == "" {
+		part = "aws"
+	}
+	if _, ok := LookupPartition(part); !ok {
+		return AccountSetup{}, fmt.Errorf("awsfed: setup: account %s: unknown partition %s", a.ID, Quote(part))
+	}
+	as := AccountSetup{ID: a.ID, Name: a.Name, Partition: part, Commands: []string{}, Roles: []RoleSetup{}}
+	region := iamRegion(part)
+	samlHere := o.SAML && part == o.SAMLPartition
+	if o.SAML && !samlHere {
+		as.Notes = append(as.Notes, fmt.Sprintf("Warden's SAML responses go to the %s partition (saml.aws.partition); "+
+			"this %s account is reached by the web-identity path only", o.SAMLPartition, part))
+	}
+	if samlHere {
+		arn, err := ProviderARN(part, a.ID, a.SAMLProvider)
+		if err != nil {
+			return AccountSetup{}, fmt.Errorf("awsfed: setup: account %s: %w", a.ID, err)
+		}
+		as.SAMLProviderARN, as.SAMLACS = arn, acs
+		as.Commands = append(as.Commands,
+			"aws iam create-saml-provider"+region+" --name "+shellQuote(a.SAMLProvider)+
+				" --saml-metadata-document file://warden-metadata.xml")
+	}
+	if o.Issuer != "" {
+		as.OIDCProviderARN = OIDCProviderARN(part, a.ID, o.Issuer)
+		as.Commands = append(as.Commands,
+			"aws iam create-open-id-connect-provider"+region+" --url "+shellQuote(o.Issuer)+
+				" --client-id-list "+shellQuote(o.STSAudience))
+	}
+	roles := append([]SetupRole(nil), a.Roles...)
+	sort.SliceStable(roles, func(i, j int) bool { return roles[i].ARN < roles[j].ARN })
+	for _, r := range roles {
+		arn, err := ParseRoleARN(r.ARN)
+		if err != nil {
+			return AccountSetup{}, fmt.Errorf("awsfed: setup: account %s: %w", a.ID, err)
+		}
+		if arn.Account != a.ID || arn.Partition != part {
+			return AccountSetup{}, fmt.Errorf("awsfed: setup: role %s is not in account %s (%s)", r.ARN, a.ID, part)
+		}
+		doc := PolicyDocument{Version: "2012-10-17", Statement: []Statement{}}
+		if samlHere {
+			doc.Statement = append(doc.Statement, SAMLTrustStatement(as.SAMLProviderARN, acs, o.SourceIdentity))
+		}
+		if o.Issuer != "" {
+			doc.Statement = append(doc.Statement, WebIdentityTrustStatement(arn, o.Issuer, o.STSAudience, o.SourceIdentity))
+		}
+		rs := RoleSetup{ARN: r.ARN, Name: arn.Name, SessionSeconds: r.SessionSeconds, TrustPolicy: doc,
+			PolicyFile: "trust-" + a.ID + "-" + arn.Name + ".json"}
+		rs.Commands = append(rs.Commands, "aws iam update-assume-role-policy"+region+" --role-name "+shellQuote(arn.Name)+
+			" --policy-document file://"+shellQuote(rs.PolicyFile))
+		if r.SessionSeconds > 3600 {
+			// A SessionDuration above the role's MaxSessionDuration
+			// (default 1 hour) is refused (item 23).
+			rs.Commands = append(rs.Commands, "aws iam update-role"+region+" --role-name "+shellQuote(arn.Name)+
+				" --max-session-duration "+strconv.Itoa(r.SessionSeconds))
+		}
+		as.Roles = append(as.Roles, rs)
+	}
+	return as, nil
+}
+
+// shellQuote quotes s for a POSIX shell when it holds anything but
+// letters, digits and _ . , : / = + @ % -.
+func shellQuote(s string) string {
+	safe := s != ""
+	for i := 0; i < len(s) && safe; i++ {
+		c := s[i]
+		safe = isWord(c) || strings.IndexByte("_.,:/=+@%-", c) >= 0
+	}
+	if safe {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// JSON returns the trust policy as indented JSON, the text to paste into
+// the IAM console or to save as PolicyFile.
+func (p PolicyDocument) JSON() string {
+	b, err := json.MarshalIndent(p, "", "  ")
+	if err != nil { // cannot happen: strings, slices and maps of strings
+		panic(err)
+	}
+	return string(b)
+}
+
+// WriteText writes the setup as a shell-script-like text: comments, the
+// commands, and each trust policy in a here-document that creates its
+// PolicyFile, so that the whole output can be read, edited and run.
+func (s Setup) WriteText(w io.Writer) error {
+	var b strings.Builder
+	b.WriteString("# AWS setup for Warden (generated by wardend aws setup; see docs/aws-setup.md)\n")
+	if s.MetadataURL != "" {
+		fmt.Fprintf(&b, "# SAML metadata: %s\n", s.MetadataURL)
+	}
+	if s.Issuer != "" {
+		fmt.Fprintf(&b, "# OIDC issuer:   %s (audience %s)\n", s.Issuer, s.STSAudience)
+		b.WriteString("# The OIDC provider needs no thumbprint when the issuer's TLS certificate comes from a CA\n" +
+			"# that AWS trusts; otherwise add --thumbprint-list <SHA-1 of the top intermediate CA> (item 31).\n")
+	}
+	for _, n := range s.Notes {
+		fmt.Fprintf(&b, "# NOTE: %s\n", n)
+	}
+	if s.MetadataURL != "" && anySAML(s) {
+		fmt.Fprintf(&b, "\ncurl -fsS %s -o warden-metadata.xml\n", shellQuote(s.MetadataURL))
+	}
+	if len(s.Accounts) == 0 {
+		b.WriteString("\n# The rules name no account yet.\n")
+	}
+	for _, a := range s.Accounts {
+		fmt.Fprintf(&b, "\n# ===== Account %s (%s), partition %s =====\n", a.ID, a.Name, a.Partition)
+		b.WriteString("# Run with credentials of this account.\n")
+		for _, n := range a.Notes {
+			fmt.Fprintf(&b, "# NOTE: %s\n", n)
+		}
+		for _, c := range a.Commands {
+			b.WriteString(c + "\n")
+		}
+		if len(a.Roles) == 0 {
+			b.WriteString("# No grant rule names a role of this account.\n")
+		}
+		for _, r := range a.Roles {
+			fmt.Fprintf(&b, "\n# Role %s\n", r.ARN)
+			fmt.Fprintf(&b, "cat > %s <<'EOF'\n%s\nEOF\n", shellQuote(r.PolicyFile), r.TrustPolicy.JSON())
+			for _, c := range r.Commands {
+				b.WriteString(c + "\n")
+			}
+		}
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func anySAML(s Setup) bool {
+	for _, a := range s.Accounts {
+		if a.SAMLProviderARN != "" {
+			return true
+		}
+	}
+	return false
+}
