@@ -123,9 +123,9 @@ func WebIdentityTrustStatement(role RoleARN, issuer, audience string, sourceIden
 		Principal: map[string]string{"Federated": OIDCProviderARN(role.Partition, role.Account, issuer)},
 		Action:    actions("sts:AssumeRoleWithWebIdentity", sourceIdentity),
 		Condition: map[string]map[string]string{"StringEquals": {
-			IssuerHostPath(issuer) + ":aud":  audience,
-			"aws:RequestTag/" + TagRole:    role.Name,
-			"aws:RequestTag/" + TagAccount: role.Account,
+			IssuerHostPath(issuer) + ":aud": audience,
+			"aws:RequestTag/" + TagRole:     role.Name,
+			"aws:RequestTag/" + TagAccount:  role.Account,
 		}},
 	}
 }
