@@ -1,0 +1,573 @@
+package oidcop
+
+// Role-scoped tokens for the CLI: the token-exchange grant (RFC 8693) of
+// the token endpoint. See Exchanger.
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/wardenidp/warden/internal/audit"
+	"github.com/wardenidp/warden/internal/awsfed"
+	"github.com/wardenidp/warden/internal/identity"
+	"github.com/wardenidp/warden/internal/rolemap"
+	"github.com/wardenidp/warden/internal/samlidp"
+	"github.com/wardenidp/warden/internal/store"
+	"github.com/wardenidp/warden/internal/web"
+)
+
+// Token-exchange identifiers (RFC 8693 §2.1, §3).
+const (
+	GrantTypeTokenExchange = "urn:ietf:params:oauth:grant-type:token-exchange"
+	TokenTypeAccessToken   = "urn:ietf:params:oauth:token-type:access_token"
+	TokenTypeSAML2         = "urn:ietf:params:oauth:token-type:saml2"
+	TokenTypeIDToken       = "urn:ietf:params:oauth:token-type:id_token"
+)
+
+// ClaimAWSTags and ClaimAWSSourceIdentity are the claims AWS STS reads from
+// a web-identity token (aws-federation-rules.md items 35–36).
+const (
+	ClaimAWSTags           = "https://aws.amazon.com/tags"
+	ClaimAWSSourceIdentity = "https://aws.amazon.com/source_identity"
+)
+
+// Limits of the exchange request. A request above them is invalid_request
+// (never read whole, never a 500).
+const (
+	maxExchangeBody     = 16 << 10 // bytes of form body
+	maxSubjectToken     = 4096     // bytes; AWS itself takes web-identity tokens up to 20,000
+	maxTokenTypeParam   = 128
+	maxScopeParam       = 1024
+	maxClientIDParam    = 256
+	maxWebIdentityLife  = 5 * time.Minute // the brief's, and item 18's, bound
+	maxSAMLExpiresIn    = 300             // seconds: STS refuses a response 5 min after issuance (item 18)
+	defaultWebIdentLife = 5 * time.Minute
+)
+
+// ExchangeSubject is what the exchange needs of a verified access token
+// (the Provider's AccessInfo).
+type ExchangeSubject struct {
+	Username, UserID, ClientID string
+	Scopes                     []string
+	Expiry                     time.Time
+}
+
+// accessVerifier verifies the subject token: an access token that this
+// OP issued, unexpired and not revoked. Any other token is an error; an
+// outage of the token store wraps store.ErrUnavailable.
+type accessVerifier interface {
+	verifyForExchange(ctx context.Context, token string) (ExchangeSubject, error)
+}
+
+// AccessVerifierFunc adapts a function to the subject-token verifier.
+type AccessVerifierFunc func(ctx context.Context, token string) (ExchangeSubject, error)
+
+func (f AccessVerifierFunc) verifyForExchange(ctx context.Context, token string) (ExchangeSubject, error) {
+	return f(ctx, token)
+}
+
+// jwtSigner signs claims as an RS256 JWT with the key ring's current key
+// and its kid (Provider.SignJWT).
+type jwtSigner interface {
+	SignJWT(claims any) (string, error)
+}
+
+// subjecter gives a user's opaque, stable sub (Provider.Subject).
+type subjecter interface {
+	Subject(user identity.User) string
+}
+
+// userLookup is the fresh directory lookup of every exchange
+// (directory.Directory.Lookup).
+type userLookup interface {
+	Lookup(ctx context.Context, username string) (identity.User, error)
+}
+
+// samlSTS makes a one-role SAML response for AssumeRoleWithSAML
+// (samlidp.IdP.STSResponse).
+type samlSTS interface {
+	STSResponse(ctx context.Context, user identity.User, grant rolemap.Grant, res rolemap.Result) (samlidp.STSAssertion, error)
+}
+
+// ExchangeConfig configures the exchange.
+type ExchangeConfig struct {
+	// Issuer is the iss of the web-identity token, exactly the OP's issuer
+	// (item 28).
+	Issuer string
+	// STSAudience is the aud of the web-identity token and the only
+	// audience accepted for it (oidc.sts_audience; default
+	// awsfed.DefaultSTSAudience).
+	STSAudience string
+	// WebIdentityLifetime is how long the web-identity token is valid
+	// (default and maximum 5 minutes).
+	WebIdentityLifetime time.Duration
+}
+
+// ExchangeDeps are the exchange's collaborators. Access, Subjects,
+// Signer, Directory and Rules are required; SAML nil makes the saml2 type
+// unavailable (the AWS preset is off).
+type ExchangeDeps struct {
+	Access    accessVerifier
+	Subjects  subjecter
+	Signer    jwtSigner
+	Directory userLookup
+	Rules     *rolemap.Holder
+	SAML      samlSTS
+	Audit     audit.Logger     // nil: audit.Discard
+	Logger    *slog.Logger     // nil: discard
+	Clock     func() time.Time // nil: time.Now
+	Rand      io.Reader        // nil: crypto/rand (jti)
+}
+
+// Exchanger answers the token-exchange grant of the token endpoint
+// (RFC 8693): a subject token (an access token of this OP) and one role
+// ARN as the resource give a token for exactly that role:
+//
+//   - requested_token_type urn:ietf:params:oauth:token-type:saml2 (the
+//     default when absent): a signed SAML Response (base64) for
+//     AssumeRoleWithSAML, from samlidp.STSResponse; token_type "N_A"
+//     (RFC 8693 §2.2.1: not an OAuth access token), expires_in ≤ 300;
+//   - urn:ietf:params:oauth:token-type:id_token: an RS256 ID token for
+//     AssumeRoleWithWebIdentity, aud the STS audience, valid at most 5
+//     minutes, whose session tags name the role and its account
+//     (awsfed.TagRole, awsfed.TagAccount) besides the user's tag rules.
+//
+// Every exchange looks the user up in the directory afresh and evaluates
+// the current rules: a user removed from a group, or gone, loses the role
+// at the next exchange.
+//
+// Errors (JSON, RFC 6749 §5.2 and RFC 8693 §2.2.2, with request_id):
+// a malformed, oversized or duplicated parameter, an unsupported token
+// type, and an invalid, expired, revoked or foreign subject token are
+// invalid_request (RFC 8693 §2.2.2 names invalid_request for an invalid
+// subject token, not invalid_grant); a user who is gone or no longer the
+// token's user is invalid_grant (the grant behind the token is void,
+// RFC 6749 §5.2); a resource that is not a role ARN, a role the user does
+// not hold, or an audience other than the STS audience is invalid_target
+// (RFC 8693 §2.2.2); a directory or store outage is 503
+// temporarily_unavailable. Nothing is a 500.
+type Exchanger struct {
+	cfg  ExchangeConfig
+	deps ExchangeDeps
+}
+
+// NewExchanger checks deps and fills in defaults.
+func NewExchanger(cfg ExchangeConfig, deps ExchangeDeps) (*Exchanger, error) {
+	switch {
+	case deps.Access == nil, deps.Subjects == nil, deps.Signer == nil, deps.Directory == nil, deps.Rules == nil:
+		return nil, errors.New("oidcop: exchange: Access, Subjects, Signer, Directory and Rules are required")
+	case cfg.Issuer == "":
+		return nil, errors.New("oidcop: exchange: Issuer is required")
+	case cfg.WebIdentityLifetime < 0 || cfg.WebIdentityLifetime > maxWebIdentityLife:
+		return nil, fmt.Errorf("oidcop: exchange: web-identity token lifetime %v is not within 0..%v", cfg.WebIdentityLifetime, maxWebIdentityLife)
+	}
+	if cfg.STSAudience == "" {
+		cfg.STSAudience = awsfed.DefaultSTSAudience
+	}
+	if cfg.WebIdentityLifetime == 0 {
+		cfg.WebIdentityLifetime = defaultWebIdentLife
+	}
+	if deps.Audit == nil {
+		deps.Audit = audit.Discard{}
+	}
+	if deps.Logger == nil {
+		deps.Logger = slog.New(slog.DiscardHandler)
+	}
+	if deps.Clock == nil {
+		deps.Clock = time.Now
+	}
+	if deps.Rand == nil {
+		deps.Rand = rand.Reader
+	}
+	return &Exchanger{cfg: cfg, deps: deps}, nil
+}
+
+// ExchangeResponse is the success response (RFC 8693 §2.2.1).
+type ExchangeResponse struct {
+	AccessToken     string `json:"access_token"`
+	IssuedTokenType string `json:"issued_token_type"`
+	TokenType       string `json:"token_type"`
+	ExpiresIn       int64  `json:"expires_in"`
+}
+
+// exchangeError is an OAuth error response: status, code and a fixed
+// public description; err is the private detail, logged only.
+type exchangeError struct {
+	status      int
+	code, desc  string
+	err         error
+	auditResult string // non-empty: audit the refusal with this result
+}
+
+func (e *exchangeError) Error() string { return e.code + ": " + e.desc }
+
+func badRequest(desc string) *exchangeError {
+	return &exchangeError{status: http.StatusBadRequest, code: "invalid_request", desc: desc}
+}
+
+func badTarget(desc string) *exchangeError {
+	return &exchangeError{status: http.StatusBadRequest, code: "invalid_target", desc: desc}
+}
+
+func unavailable(err error) *exchangeError {
+	return &exchangeError{status: http.StatusServiceUnavailable, code: "temporarily_unavailable",
+		desc: "the service is temporarily unavailable; try again", err: err}
+}
+
+// exchangeRequest is a parsed request.
+type exchangeRequest struct {
+	subjectToken, requestedType, clientID string
+	role                                  awsfed.RoleARN
+	roleARN                               string
+}
+
+// Handle is the gin handler of the grant (Provider.SetTokenExchange).
+func (x *Exchanger) Handle(c *gin.Context) {
+	x.serve(c.Writer, c.Request, web.ClientIP(c))
+	c.Abort()
+}
+
+// ServeHTTP answers an exchange request that did not come through the web
+// server's middleware (the client IP is the TCP peer).
+func (x *Exchanger) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	x.serve(w, r, host)
+}
+
+func (x *Exchanger) serve(w http.ResponseWriter, r *http.Request, clientIP string) {
+	ctx := r.Context()
+	reqID := web.RequestID(ctx)
+	if reqID == "" {
+		reqID = x.randomID(12)
+	}
+	resp, xerr := x.exchange(ctx, r, clientIP, reqID)
+	h := w.Header()
+	h.Set("Content-Type", "application/json; charset=utf-8")
+	h.Set("Cache-Control", "no-store") // RFC 6749 §5.1
+	h.Set("Pragma", "no-cache")
+	if xerr != nil {
+		level := slog.LevelInfo
+		if xerr.status >= 500 {
+			level = slog.LevelError
+		}
+		attrs := []slog.Attr{slog.String("error", xerr.code), slog.String("request_id", reqID)}
+		if xerr.err != nil {
+			attrs = append(attrs, slog.String("err", xerr.err.Error()))
+		}
+		x.deps.Logger.LogAttrs(ctx, level, "token exchange refused", attrs...)
+		if xerr.status == http.StatusUnauthorized {
+			h.Set("WWW-Authenticate", `Basic realm="warden"`)
+		}
+		w.WriteHeader(xerr.status)
+		_ = json.NewEncoder(w).Encode(map[string]string{"error": xerr.code, "error_description": xerr.desc, "request_id": reqID})
+		return
+	}
+	w.WriteHeader(http.StatusOK)
+	_ = json.NewEncoder(w).Encode(resp)
+}
+
+// exchange does the work; it returns exactly one of its results.
+func (x *Exchanger) exchange(ctx context.Context, r *http.Request, clientIP, reqID string) (*ExchangeResponse, *exchangeError) {
+	req, xerr := x.parse(r)
+	if xerr != nil {
+		return nil, xerr
+	}
+	ev := audit.Event{Actor: "anonymous", Action: "token.exchange", Object: req.roleARN, ClientIP: clientIP, RequestID: reqID,
+		Detail: map[string]string{"requested_token_type": req.requestedType}}
+	resp, xerr := x.issue(ctx, req, &ev)
+	switch {
+	case xerr == nil:
+		ev.Result = "success"
+	case xerr.auditResult != "":
+		ev.Result = xerr.auditResult
+	default:
+		return nil, xerr
+	}
+	x.deps.Audit.Record(ctx, ev)
+	return resp, xerr
+}
+
+func (x *Exchanger) issue(ctx context.Context, req exchangeRequest, ev *audit.Event) (*ExchangeResponse, *exchangeError) {
+	sub, err := x.deps.Access.verifyForExchange(ctx, req.subjectToken)
+	if err != nil {
+		if errors.Is(err, store.ErrUnavailable) {
+			return nil, unavailable(err)
+		}
+		xe := badRequest("subject_token is not a valid access token of this server (expired, revoked or foreign)")
+		xe.err, xe.auditResult = err, "invalid_subject_token"
+		return nil, xe
+	}
+	ev.Actor = sub.Username
+	ev.Detail["client_id"] = sub.ClientID
+	if req.clientID != "" && req.clientID != sub.ClientID {
+		return nil, &exchangeError{status: http.StatusUnauthorized, code: "invalid_client", auditResult: "wrong_client",
+			desc: "client_id is not the client the subject_token was issued to",
+			err:  fmt.Errorf("client_id %q, token's client %q", req.clientID, sub.ClientID)}
+	}
+	user, err := x.deps.Directory.Lookup(ctx, sub.Username)
+	switch {
+	case err == nil && sub.UserID != "" && user.ID != sub.UserID:
+		return nil, &exchangeError{status: http.StatusBadRequest, code: "invalid_grant", auditResult: "user_changed",
+			desc: "the user of the subject_token no longer exists; sign in again",
+			err:  fmt.Errorf("directory entry %q has ID %q, the token's user had %q", sub.Username, user.ID, sub.UserID)}
+	case errors.Is(err, identity.ErrUserNotFound) || identity.IsRejection(err):
+		return nil, &exchangeError{status: http.StatusBadRequest, code: "invalid_grant", auditResult: "user_rejected",
+			desc: "the user of the subject_token can no longer be signed in; sign in again", err: err}
+	case err != nil:
+		return nil, unavailable(err)
+	}
+	res := x.deps.Rules.Load().Evaluate(rolemap.InputFromUser(user))
+	var grant *rolemap.Grant
+	for k := range res.Grants {
+		if res.Grants[k].RoleARN == req.roleARN {
+			grant = &res.Grants[k]
+			break
+		}
+	}
+	if grant == nil {
+		return nil, &exchangeError{status: http.StatusBadRequest, code: "invalid_target", auditResult: "denied",
+			desc: "you do not hold this role (or no longer do)"}
+	}
+	switch req.requestedType {
+	case TokenTypeSAML2:
+		return x.issueSAML(ctx, user, *grant, res, ev)
+	default:
+		return x.issueWebIdentity(user, req.role, res, ev)
+	}
+}
+
+func (x *Exchanger) issueSAML(ctx context.Context, user identity.User, grant rolemap.Grant, res rolemap.Result, ev *audit.Event) (*ExchangeResponse, *exchangeError) {
+	if x.deps.SAML == nil {
+		return nil, badRequest("SAML tokens are not available: the AWS SAML service provider is off")
+	}
+	a, err := x.deps.SAML.STSResponse(ctx, user, grant, res)
+	switch {
+	case errors.Is(err, web.ErrOtherPartition):
+		return nil, &exchangeError{status: http.StatusBadRequest, code: "invalid_target", auditResult: "other_partition", err: err,
+			desc: "this role is in an AWS partition that Warden's SAML sign-in is not configured for; request an id_token instead"}
+	case errors.Is(err, samlidp.ErrSessionName):
+		return nil, &exchangeError{status: http.StatusBadRequest, code: "invalid_grant", auditResult: "no_session_name", err: err,
+			desc: "your account has no usable AWS role session name; ask an administrator"}
+	case errors.Is(err, samlidp.ErrAWSDisabled):
+		return nil, badRequest("SAML tokens are not available: the AWS SAML service provider is off")
+	case err != nil:
+		return nil, unavailable(err)
+	}
+	ev.Detail["assertion_id"] = a.ID
+	in := int64(a.Expires.Sub(x.deps.Clock()) / time.Second)
+	in = max(min(in, maxSAMLExpiresIn), 1)
+	return &ExchangeResponse{AccessToken: a.Response, IssuedTokenType: TokenTypeSAML2, TokenType: "N_A", ExpiresIn: in}, nil
+}
+
+// webIdentityClaims are the claims of the role-scoped web-identity token
+// (aws-federation-rules.md section C): integer times (item 30), no azp
+// (item 32), exp at most 5 minutes ahead (item 33), the opaque sub (item
+// 34), tags in AWS's shape (item 35).
+type webIdentityClaims struct {
+	Issuer         string  `json:"iss"`
+	Subject        string  `json:"sub"`
+	Audience       string  `json:"aud"`
+	Expiry         int64   `json:"exp"`
+	IssuedAt       int64   `json:"iat"`
+	NotBefore      int64   `json:"nbf"`
+	ID             string  `json:"jti"`
+	Tags           awsTags `json:"https://aws.amazon.com/tags"`
+	SourceIdentity string  `json:"https://aws.amazon.com/source_identity,omitempty"`
+}
+
+// awsTags is the https://aws.amazon.com/tags claim (item 35): each value
+// an array of exactly one string.
+type awsTags struct {
+	PrincipalTags     map[string][]string `json:"principal_tags"`
+	TransitiveTagKeys []string            `json:"transitive_tag_keys,omitempty"`
+}
+
+func (x *Exchanger) issueWebIdentity(user identity.User, role awsfed.RoleARN, res rolemap.Result, ev *audit.Event) (*ExchangeResponse, *exchangeError) {
+	now := x.deps.Clock()
+	exp := now.Add(x.cfg.WebIdentityLifetime)
+	tags := x.sessionTags(user, role, res)
+	c := webIdentityClaims{
+		Issuer:         x.cfg.Issuer,
+		Subject:        x.deps.Subjects.Subject(user),
+		Audience:       x.cfg.STSAudience,
+		Expiry:         exp.Unix(),
+		IssuedAt:       now.Unix(),
+		NotBefore:      now.Unix(),
+		ID:             x.randomID(16),
+		Tags:           tags,
+		SourceIdentity: res.SourceIdentity,
+	}
+	tok, err := x.deps.Signer.SignJWT(c)
+	if err != nil {
+		return nil, unavailable(fmt.Errorf("sign web-identity token: %w", err))
+	}
+	ev.Detail["jti"] = c.ID
+	return &ExchangeResponse{AccessToken: tok, IssuedTokenType: TokenTypeIDToken, TokenType: "N_A",
+		ExpiresIn: c.Expiry - c.IssuedAt}, nil
+}
+
+// sessionTags are WardenRole and WardenAccount, then the user's tag rules
+// (rolemap already applied the limits of item 14 to them). A rule tag
+// whose key equals one of Warden's, regardless of case (AWS compares keys
+// so), or one past AWS's 50 tags is left out and logged, never renamed.
+func (x *Exchanger) sessionTags(user identity.User, role awsfed.RoleARN, res rolemap.Result) awsTags {
+	t := awsTags{PrincipalTags: map[string][]string{
+		awsfed.TagRole:    {role.Name},
+		awsfed.TagAccount: {role.Account},
+	}}
+	for _, tag := range res.Tags {
+		reason := ""
+		switch {
+		case strings.EqualFold(tag.Key, awsfed.TagRole) || strings.EqualFold(tag.Key, awsfed.TagAccount):
+			reason = "the key is Warden's own"
+		case len(t.PrincipalTags) >= awsfed.MaxSessionTags:
+			reason = "AWS accepts at most 50 session tags"
+		}
+		if reason != "" {
+			x.deps.Logger.Warn("token exchange: session tag left out", "user", user.Username, "key", tag.Key, "reason", reason)
+			continue
+		}
+		t.PrincipalTags[tag.Key] = []string{tag.Value}
+		if tag.Transitive {
+			t.TransitiveTagKeys = append(t.TransitiveTagKeys, tag.Key)
+		}
+	}
+	return t
+}
+
+// parse reads the form strictly: urlencoded, bounded, each parameter at
+// most once (RFC 6749 §3.2), within its size; unknown parameters are
+// ignored (RFC 6749 §3.2). Tokens in the query string are refused.
+func (x *Exchanger) parse(r *http.Request) (exchangeRequest, *exchangeError) {
+	form, xerr := readForm(r)
+	if xerr != nil {
+		return exchangeRequest{}, xerr
+	}
+	one := func(name string, limit int) (string, *exchangeError) {
+		v := form[name]
+		switch {
+		case len(v) > 1:
+			return "", badRequest("the parameter " + name + " is repeated")
+		case len(v) == 0:
+			return "", nil
+		case len(v[0]) > limit:
+			return "", badRequest(fmt.Sprintf("the parameter %s is longer than %d bytes", name, limit))
+		}
+		return v[0], nil
+	}
+	var p struct{ grant, token, tokenType, requested, resource, audience, scope, clientID, actor string }
+	for _, f := range []struct {
+		name  string
+		limit int
+		dst   *string
+	}{
+		{"grant_type", maxTokenTypeParam, &p.grant},
+		{"subject_token", maxSubjectToken, &p.token},
+		{"subject_token_type", maxTokenTypeParam, &p.tokenType},
+		{"requested_token_type", maxTokenTypeParam, &p.requested},
+		{"resource", awsfed.MaxARNLength, &p.resource},
+		{"audience", awsfed.MaxARNLength, &p.audience},
+		{"scope", maxScopeParam, &p.scope},
+		{"client_id", maxClientIDParam, &p.clientID},
+		{"actor_token", maxSubjectToken, &p.actor},
+	} {
+		v, xerr := one(f.name, f.limit)
+		if xerr != nil {
+			return exchangeRequest{}, xerr
+		}
+		*f.dst = v
+	}
+	switch {
+	case p.grant != GrantTypeTokenExchange:
+		return exchangeRequest{}, &exchangeError{status: http.StatusBadRequest, code: "unsupported_grant_type",
+			desc: "grant_type must be " + GrantTypeTokenExchange}
+	case p.token == "":
+		return exchangeRequest{}, badRequest("subject_token is required")
+	case p.tokenType != TokenTypeAccessToken:
+		return exchangeRequest{}, badRequest("subject_token_type must be " + TokenTypeAccessToken)
+	case p.actor != "" || len(form["actor_token_type"]) > 0:
+		return exchangeRequest{}, badRequest("delegation (actor_token) is not supported")
+	}
+	req := exchangeRequest{subjectToken: p.token, requestedType: p.requested, clientID: p.clientID}
+	switch p.requested {
+	case "":
+		req.requestedType = TokenTypeSAML2
+	case TokenTypeSAML2, TokenTypeIDToken:
+	default:
+		return exchangeRequest{}, badRequest("requested_token_type must be " + TokenTypeSAML2 + " or " + TokenTypeIDToken)
+	}
+	// The role: the resource; or the audience when there is no resource
+	// and it is not the STS audience.
+	roleText, aud := p.resource, p.audience
+	if roleText == "" && aud != "" && aud != x.cfg.STSAudience {
+		roleText, aud = aud, ""
+	}
+	switch {
+	case roleText == "":
+		return exchangeRequest{}, badRequest("resource is required: the ARN of the role")
+	case aud != "" && (req.requestedType != TokenTypeIDToken || aud != x.cfg.STSAudience):
+		return exchangeRequest{}, badTarget("audience must be the STS audience " + x.cfg.STSAudience + " (with requested_token_type id_token), or absent")
+	}
+	role, err := awsfed.ParseRoleARN(roleText)
+	if err != nil {
+		xe := badTarget("resource is not an IAM role ARN (arn:<partition>:iam::<account>:role/<name>): " + strings.TrimPrefix(err.Error(), awsfed.ErrInvalidARN.Error()+": "))
+		xe.err = err
+		return exchangeRequest{}, xe
+	}
+	req.role, req.roleARN = role, roleText
+	return req, nil
+}
+
+func readForm(r *http.Request) (url.Values, *exchangeError) {
+	if q := r.URL.Query(); q.Has("subject_token") || q.Has("actor_token") {
+		return nil, badRequest("tokens are not accepted in the URL; send them in the form body")
+	}
+	if r.PostForm != nil { // parsed already by the token endpoint
+		return r.PostForm, nil
+	}
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mt != "application/x-www-form-urlencoded" {
+		return nil, badRequest("the body must be application/x-www-form-urlencoded")
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxExchangeBody+1))
+	if err != nil {
+		xe := badRequest("the request body could not be read")
+		xe.err = err
+		return nil, xe
+	}
+	if len(body) > maxExchangeBody {
+		return nil, badRequest(fmt.Sprintf("the request body is larger than %d bytes", maxExchangeBody))
+	}
+	form, err := url.ParseQuery(string(body))
+	if err != nil {
+		return nil, badRequest("the form body is not valid urlencoded data")
+	}
+	return form, nil
+}
+
+func (x *Exchanger) randomID(n int) string {
+	b := make([]byte, n)
+	if _, err := io.ReadFull(x.deps.Rand, b); err != nil {
+		// crypto/rand does not fail on supported platforms; a test
+		// reader that runs dry gives a fixed ID rather than a 500.
+		return "exchange"
+	}
+	return base64.RawURLEncoding.EncodeToString(b)
+}
