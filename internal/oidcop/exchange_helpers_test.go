@@ -185,8 +185,10 @@ func (xNoReplay) Seen(context.Context, string, time.Duration) (bool, error) { re
 
 type xNoPending struct{}
 
-func (xNoPending) Put(context.Context, []byte, time.Duration) (string, error) { return "", errors.New("unused") }
-func (xNoPending) Take(context.Context, string) ([]byte, error)            { return nil, store.ErrNotFound }
+func (xNoPending) Put(context.Context, []byte, time.Duration) (string, error) {
+	return "", errors.New("unused")
+}
+func (xNoPending) Take(context.Context, string) ([]byte, error) { return nil, store.ErrNotFound }
 
 // xAudit records events.
 type xAudit struct {

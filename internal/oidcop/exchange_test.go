@@ -466,9 +466,15 @@ func TestExchangeBadInput(t *testing.T) {
 		{name: "user gone", contentType: form, body: with(func(v url.Values) { v.Set("subject_token", "tok-ghost") }), status: 400, code: "invalid_grant"},
 		{name: "user recreated", contentType: form, body: with(func(v url.Values) { v.Set("subject_token", "tok-recreated") }), status: 400, code: "invalid_grant"},
 		{name: "user locked", contentType: form, body: ok().Encode(), status: 400, code: "invalid_grant",
-			setup: func() func() { f.dir.err = fmt.Errorf("x: %w", identity.ErrAccountLocked); return func() { f.dir.err = nil } }},
+			setup: func() func() {
+				f.dir.err = fmt.Errorf("x: %w", identity.ErrAccountLocked)
+				return func() { f.dir.err = nil }
+			}},
 		{name: "user disabled", contentType: form, body: ok().Encode(), status: 400, code: "invalid_grant",
-			setup: func() func() { f.dir.err = fmt.Errorf("x: %w", identity.ErrAccountDisabled); return func() { f.dir.err = nil } }},
+			setup: func() func() {
+				f.dir.err = fmt.Errorf("x: %w", identity.ErrAccountDisabled)
+				return func() { f.dir.err = nil }
+			}},
 		{name: "role not held", contentType: form, body: with(func(v url.Values) { v.Set("subject_token", "tok-frank") }), status: 400, code: "invalid_target"},
 		{name: "role of another account", contentType: form, body: with(func(v url.Values) { v.Set("resource", "arn:aws:iam::999999999999:role/ReadOnly") }), status: 400, code: "invalid_target"},
 		{name: "role name case differs", contentType: form, body: with(func(v url.Values) { v.Set("resource", "arn:aws:iam::111122223333:role/readonly") }), status: 400, code: "invalid_target"},
