@@ -92,8 +92,9 @@ type Admin struct {
 	log      *slog.Logger
 	now      func() time.Time
 
-	mu     sync.Mutex
-	cached *compiled // the last compiled version (see current)
+	mu       sync.Mutex
+	cached   *compiled       // the last compiled version (see current)
+	awsSetup awsSetupOptions // SetAWSSetup (awssetup.go)
 }
 
 // New validates cfg (after defaults) and deps.
@@ -174,6 +175,7 @@ func (a *Admin) routeTable() []route {
 		{method: "GET", path: "/admin/history/:version", handler: a.pageVersion},
 		{method: "POST", path: "/admin/history/:version/restore", handler: a.postRestore, rulesChange: true},
 		{method: "GET", path: "/admin/export", handler: a.getExport},
+		{method: "GET", path: "/admin/aws-setup", handler: a.pageAWSSetup},
 		{method: "GET", path: "/admin/import", handler: a.pageImport},
 		{method: "POST", path: "/admin/import", handler: a.postImport, rulesChange: true, maxBody: maxRulesBody},
 
