@@ -37,6 +37,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return checkConfig(args[1:], stdout, stderr)
 		case "keys":
 			return keysCmd(args[1:], stdout, stderr)
+		case "aws":
+			return awsCmd(args[1:], stdout, stderr)
 		case "version":
 			fmt.Fprintln(stdout, "wardend", version.Get().String())
 			return 0

@@ -1,0 +1,161 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wardenidp/warden/internal/awsfed"
+	"github.com/wardenidp/warden/internal/store"
+	"github.com/wardenidp/warden/internal/testenv"
+)
+
+const awsTestRules = `accounts:
+  - id: "111122223333"
+    name: prod
+    saml_provider: Warden
+  - id: "444455556666"
+    name: gov
+    partition: aws-us-gov
+    saml_provider: Warden
+grants:
+  - id: devs
+    group: developers
+    roles:
+      - arn: arn:aws:iam::111122223333:role/ReadOnly
+        max_session_seconds: 7200
+      - arn: arn:aws-us-gov:iam::444455556666:role/Auditor
+tags:
+  attributes:
+    - attribute: email
+      key: email
+`
+
+func writeTemp(t *testing.T, name, data string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, []byte(data), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestAWSSetupFromFile: -rules with -public-url, text and JSON; the JSON
+// policies are valid and carry the condition keys.
+func TestAWSSetupFromFile(t *testing.T) {
+	rules := writeTemp(t, "rules.yaml", awsTestRules)
+	code, out := runCmd(t, "aws", "setup", "-rules", rules, "-public-url", "https://sso.example.com/", "-saml-region", "eu-west-1")
+	if code != 0 {
+		t.Fatalf("%d %s", code, out)
+	}
+	for _, want := range []string{
+		"curl -fsS https://sso.example.com/saml/metadata -o warden-metadata.xml",
+		"aws iam create-saml-provider --name Warden --saml-metadata-document file://warden-metadata.xml",
+		"aws iam create-open-id-connect-provider --url https://sso.example.com --client-id-list sts.amazonaws.com",
+		"aws iam create-open-id-connect-provider --region us-gov-west-1 --url https://sso.example.com",
+		`"SAML:aud": "https://eu-west-1.signin.aws.amazon.com/saml"`,
+		`"sso.example.com:aud": "sts.amazonaws.com"`,
+		`"aws:RequestTag/WardenRole": "Auditor"`,
+		"aws iam update-role --role-name ReadOnly --max-session-duration 7200",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %s:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "sts:SetSourceIdentity") {
+		t.Error("SetSourceIdentity without a source identity rule")
+	}
+	code, out = runCmd(t, "aws", "setup", "-rules", rules, "-public-url", "https://sso.example.com", "-format", "json",
+		"-issuer", "https://sso.example.com/oidc", "-sts-audience", "warden-sts")
+	if code != 0 {
+		t.Fatalf("%d %s", code, out)
+	}
+	var s awsfed.Setup
+	if err := json.Unmarshal([]byte(out), &s); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if len(s.Accounts) != 2 || s.Issuer != "https://sso.example.com/oidc" || s.STSAudience != "warden-sts" {
+		t.Fatalf("%+v", s)
+	}
+	st := s.Accounts[0].Roles[0].TrustPolicy.Statement
+	if len(st) != 2 || st[1].Condition["StringEquals"]["sso.example.com/oidc:aud"] != "warden-sts" ||
+		st[1].Principal["Federated"] != "arn:aws:iam::111122223333:oidc-provider/sso.example.com/oidc" {
+		t.Fatalf("%+v", st)
+	}
+}
+
+func TestAWSSetupArguments(t *testing.T) {
+	rules := writeTemp(t, "rules.yaml", awsTestRules)
+	bad := writeTemp(t, "bad.yaml", "accounts:\n  - id: 12\n    nmae: x\n")
+	for _, tc := range []struct {
+		args []string
+		code int
+		out  string
+	}{
+		{[]string{"aws"}, 2, "usage:"},
+		{[]string{"aws", "nosuch"}, 2, `unknown command "nosuch"`},
+		{[]string{"aws", "help"}, 0, "wardend aws setup -config FILE"},
+		{[]string{"aws", "setup"}, 2, "need -config FILE or -rules FILE"},
+		{[]string{"aws", "setup", "-rules", rules}, 2, "needs -public-url"},
+		{[]string{"aws", "setup", "-rules", rules, "-public-url", "https://x", "-format", "yaml"}, 2, "-format must be"},
+		{[]string{"aws", "setup", "-rules", rules, "-public-url", "https://x", "extra"}, 2, "unexpected argument"},
+		{[]string{"aws", "setup", "-rules", bad, "-public-url", "https://x"}, 1, "nmae"},
+		{[]string{"aws", "setup", "-rules", filepath.Join(t.TempDir(), "none.yaml"), "-public-url", "https://x"}, 1, "none.yaml"},
+		{[]string{"aws", "setup", "-rules", rules, "-public-url", "https://x", "-saml-region", "moon"}, 1, "region"},
+		{[]string{"aws", "setup", "-rules", rules, "-public-url", "http://127.0.0.1:8080"}, 0, "NOTE: AWS will refuse this issuer"},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			code, out := runCmd(t, tc.args...)
+			if code != tc.code || !strings.Contains(out, tc.out) {
+				t.Errorf("exit %d, want %d; output lacks %q:\n%s", code, tc.code, tc.out, out)
+			}
+		})
+	}
+}
+
+// TestAWSSetupFromRedis: with -config, the stored rules are read from the
+// real Redis.
+func TestAWSSetupFromRedis(t *testing.T) {
+	env := testenv.Require(t, "REDIS_ADDR")
+	prefix := fmt.Sprintf("warden-awssetup-%d:", time.Now().UnixNano())
+	cfg := writeTemp(t, "wardend.yaml", fmt.Sprintf(`server:
+  public_url: https://sso.example.com
+redis:
+  addrs: [%q]
+  key_prefix: %q
+saml:
+  aws:
+    partition: aws
+`, env["REDIS_ADDR"], prefix))
+	code, out := runCmd(t, "aws", "setup", "-config", cfg)
+	if code != 1 || !strings.Contains(out, "no rules are stored yet") {
+		t.Fatalf("empty store: %d %s", code, out)
+	}
+	rc := store.RedisConfig{Addrs: []string{env["REDIS_ADDR"]}, KeyPrefix: prefix}
+	rc.SetDefaults()
+	st, err := store.Open(context.Background(), rc, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if _, err := store.NewRules(st, nil).Save(context.Background(), 0, []byte(awsTestRules), store.ChangeMeta{Author: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	code, out = runCmd(t, "aws", "setup", "-config", cfg)
+	if code != 0 || !strings.Contains(out, `"SAML:aud": "https://signin.aws.amazon.com/saml"`) ||
+		!strings.Contains(out, "--role-name ReadOnly") {
+		t.Fatalf("%d %s", code, out)
+	}
+	// -rules wins over the stored rules, with the config's settings.
+	other := writeTemp(t, "other.yaml", strings.ReplaceAll(awsTestRules, "ReadOnly", "PowerUser"))
+	code, out = runCmd(t, "aws", "setup", "-config", cfg, "-rules", other)
+	if code != 0 || !strings.Contains(out, "--role-name PowerUser") || strings.Contains(out, "ReadOnly") {
+		t.Fatalf("%d %s", code, out)
+	}
+}
