@@ -38,12 +38,10 @@ const (
 	TokenTypeIDToken       = "urn:ietf:params:oauth:token-type:id_token"
 )
 
-// ClaimAWSTags and ClaimAWSSourceIdentity are the claims AWS STS reads from
-// a web-identity token (aws-federation-rules.md items 35–36).
-const (
-	ClaimAWSTags           = "https://aws.amazon.com/tags"
-	ClaimAWSSourceIdentity = "https://aws.amazon.com/source_identity"
-)
+// ClaimAWSSourceIdentity is the claim AWS STS reads a web-identity
+// token's source identity from (aws-federation-rules.md item 36; the tags
+// are TagsClaim, item 35).
+const ClaimAWSSourceIdentity = "https://aws.amazon.com/source_identity"
 
 // Limits of the exchange request. A request above them is invalid_request
 // (never read whole, never a 500).
@@ -64,6 +62,7 @@ type ExchangeSubject struct {
 	Username, UserID, ClientID string
 	Scopes                     []string
 	Expiry                     time.Time
+	TokenID                    string // audited
 }
 
 // accessVerifier verifies the subject token: an access token that this
@@ -118,8 +117,9 @@ type ExchangeConfig struct {
 }
 
 // ExchangeDeps are the exchange's collaborators. Access, Subjects,
-// Signer, Directory and Rules are required; SAML nil makes the saml2 type
-// unavailable (the AWS preset is off).
+// Signer, Directory and Rules are required (Provider.InstallTokenExchange
+// fills in the first three); SAML nil makes the saml2 type unavailable
+// (the AWS preset is off).
 type ExchangeDeps struct {
 	Access    accessVerifier
 	Subjects  subjecter
@@ -235,9 +235,17 @@ type exchangeRequest struct {
 	roleARN                               string
 }
 
-// Handle is the gin handler of the grant (Provider.SetTokenExchange).
+// Handle is a gin handler of the grant that does not authenticate the
+// client: a client_id parameter, when sent, must be the subject token's
+// client. Provider.InstallTokenExchange authenticates the client first.
 func (x *Exchanger) Handle(c *gin.Context) {
-	x.serve(c.Writer, c.Request, web.ClientIP(c))
+	x.serve(c.Writer, c.Request, web.ClientIP(c), "")
+	c.Abort()
+}
+
+// serveClient answers for the authenticated client clientID.
+func (x *Exchanger) serveClient(c *gin.Context, clientID string) {
+	x.serve(c.Writer, c.Request, web.ClientIP(c), clientID)
 	c.Abort()
 }
 
@@ -248,16 +256,18 @@ func (x *Exchanger) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		host = r.RemoteAddr
 	}
-	x.serve(w, r, host)
+	x.serve(w, r, host, "")
 }
 
-func (x *Exchanger) serve(w http.ResponseWriter, r *http.Request, clientIP string) {
+// serve answers one request; authClient is the authenticated client, or
+// "" when the caller did not authenticate it.
+func (x *Exchanger) serve(w http.ResponseWriter, r *http.Request, clientIP, authClient string) {
 	ctx := r.Context()
 	reqID := web.RequestID(ctx)
 	if reqID == "" {
 		reqID = x.randomID(12)
 	}
-	resp, xerr := x.exchange(ctx, r, clientIP, reqID)
+	resp, xerr := x.exchange(ctx, r, clientIP, reqID, authClient)
 	h := w.Header()
 	h.Set("Content-Type", "application/json; charset=utf-8")
 	h.Set("Cache-Control", "no-store") // RFC 6749 §5.1
@@ -284,10 +294,13 @@ func (x *Exchanger) serve(w http.ResponseWriter, r *http.Request, clientIP strin
 }
 
 // exchange does the work; it returns exactly one of its results.
-func (x *Exchanger) exchange(ctx context.Context, r *http.Request, clientIP, reqID string) (*ExchangeResponse, *exchangeError) {
+func (x *Exchanger) exchange(ctx context.Context, r *http.Request, clientIP, reqID, authClient string) (*ExchangeResponse, *exchangeError) {
 	req, xerr := x.parse(r)
 	if xerr != nil {
 		return nil, xerr
+	}
+	if authClient != "" {
+		req.clientID = authClient
 	}
 	ev := audit.Event{Actor: "anonymous", Action: "token.exchange", Object: req.roleARN, ClientIP: clientIP, RequestID: reqID,
 		Detail: map[string]string{"requested_token_type": req.requestedType}}
@@ -316,10 +329,15 @@ func (x *Exchanger) issue(ctx context.Context, req exchangeRequest, ev *audit.Ev
 	}
 	ev.Actor = sub.Username
 	ev.Detail["client_id"] = sub.ClientID
+	if sub.TokenID != "" {
+		ev.Detail["subject_token_id"] = sub.TokenID
+	}
 	if req.clientID != "" && req.clientID != sub.ClientID {
-		return nil, &exchangeError{status: http.StatusUnauthorized, code: "invalid_client", auditResult: "wrong_client",
-			desc: "client_id is not the client the subject_token was issued to",
-			err:  fmt.Errorf("client_id %q, token's client %q", req.clientID, sub.ClientID)}
+		// RFC 8693 §2.2.2: a subject token unacceptable by policy is
+		// invalid_request; the client itself may be authentic.
+		return nil, &exchangeError{status: http.StatusBadRequest, code: "invalid_request", auditResult: "wrong_client",
+			desc: "the subject_token was issued to another client",
+			err:  fmt.Errorf("client %q, token's client %q", req.clientID, sub.ClientID)}
 	}
 	user, err := x.deps.Directory.Lookup(ctx, sub.Username)
 	switch {
@@ -388,15 +406,8 @@ type webIdentityClaims struct {
 	IssuedAt       int64   `json:"iat"`
 	NotBefore      int64   `json:"nbf"`
 	ID             string  `json:"jti"`
-	Tags           awsTags `json:"https://aws.amazon.com/tags"`
+	Tags           AWSTags `json:"https://aws.amazon.com/tags"`
 	SourceIdentity string  `json:"https://aws.amazon.com/source_identity,omitempty"`
-}
-
-// awsTags is the https://aws.amazon.com/tags claim (item 35): each value
-// an array of exactly one string.
-type awsTags struct {
-	PrincipalTags     map[string][]string `json:"principal_tags"`
-	TransitiveTagKeys []string            `json:"transitive_tag_keys,omitempty"`
 }
 
 func (x *Exchanger) issueWebIdentity(user identity.User, role awsfed.RoleARN, res rolemap.Result, ev *audit.Event) (*ExchangeResponse, *exchangeError) {
@@ -427,8 +438,8 @@ func (x *Exchanger) issueWebIdentity(user identity.User, role awsfed.RoleARN, re
 // (rolemap already applied the limits of item 14 to them). A rule tag
 // whose key equals one of Warden's, regardless of case (AWS compares keys
 // so), or one past AWS's 50 tags is left out and logged, never renamed.
-func (x *Exchanger) sessionTags(user identity.User, role awsfed.RoleARN, res rolemap.Result) awsTags {
-	t := awsTags{PrincipalTags: map[string][]string{
+func (x *Exchanger) sessionTags(user identity.User, role awsfed.RoleARN, res rolemap.Result) AWSTags {
+	t := AWSTags{PrincipalTags: map[string][]string{
 		awsfed.TagRole:    {role.Name},
 		awsfed.TagAccount: {role.Account},
 	}}

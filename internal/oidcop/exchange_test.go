@@ -263,9 +263,9 @@ func checkWebIdentityToken(t *testing.T, tok string, user identity.User, role aw
 	if len(sub) < 6 || len(sub) > 255 || strings.Contains(sub, user.Username) || strings.Contains(sub, user.ID) || (user.Email != "" && strings.Contains(sub, user.Email)) {
 		t.Errorf("sub %q", sub)
 	}
-	tags, ok := c[ClaimAWSTags].(map[string]any) // item 35
+	tags, ok := c[TagsClaim].(map[string]any) // item 35
 	if !ok {
-		t.Fatalf("no %s claim: %s", ClaimAWSTags, pb)
+		t.Fatalf("no %s claim: %s", TagsClaim, pb)
 	}
 	pt, ok := tags["principal_tags"].(map[string]any)
 	if !ok || len(pt) > 50 {
@@ -318,10 +318,10 @@ func TestExchangeIDToken(t *testing.T) {
 	}
 	role, _ := awsfed.ParseRoleARN(xProdRO)
 	c := checkWebIdentityToken(t, r.ok.AccessToken, bob, role, now)
-	pt := c[ClaimAWSTags].(map[string]any)["principal_tags"].(map[string]any)
+	pt := c[TagsClaim].(map[string]any)["principal_tags"].(map[string]any)
 	if fmt.Sprint(pt["email"]) != "[bob@example.org]" || fmt.Sprint(pt["department"]) != "[Apps]" ||
-		fmt.Sprint(c[ClaimAWSTags].(map[string]any)["transitive_tag_keys"]) != "[department]" {
-		t.Errorf("user tags %v", c[ClaimAWSTags])
+		fmt.Sprint(c[TagsClaim].(map[string]any)["transitive_tag_keys"]) != "[department]" {
+		t.Errorf("user tags %v", c[TagsClaim])
 	}
 	if c[ClaimAWSSourceIdentity] != "bob" {
 		t.Errorf("source identity %v", c[ClaimAWSSourceIdentity])
@@ -376,7 +376,7 @@ func TestExchangeIDTokenTagLimits(t *testing.T) {
 	}
 	role, _ := awsfed.ParseRoleARN(xProdRO)
 	c := checkWebIdentityToken(t, r.ok.AccessToken, f.dir.users["bob"], role, time.Now())
-	pt := c[ClaimAWSTags].(map[string]any)["principal_tags"].(map[string]any)
+	pt := c[TagsClaim].(map[string]any)["principal_tags"].(map[string]any)
 	if len(pt) != 50 || pt["wardenrole"] != nil || fmt.Sprint(pt[awsfed.TagRole]) != "[ReadOnly]" {
 		t.Errorf("%d tags: %v", len(pt), pt)
 	}
@@ -462,7 +462,7 @@ func TestExchangeBadInput(t *testing.T) {
 		}), status: 400, code: "invalid_target"},
 		{name: "saml2 with STS audience", contentType: form, body: with(func(v url.Values) { v.Set("audience", "sts.amazonaws.com") }), status: 400, code: "invalid_target"},
 		{name: "expired, revoked or foreign token", contentType: form, body: with(func(v url.Values) { v.Set("subject_token", "eyJhbGciOiJSUzI1NiJ9.e30.c2ln") }), status: 400, code: "invalid_request"},
-		{name: "wrong client_id", contentType: form, body: with(func(v url.Values) { v.Set("client_id", "other-app") }), status: 401, code: "invalid_client"},
+		{name: "wrong client_id", contentType: form, body: with(func(v url.Values) { v.Set("client_id", "other-app") }), status: 400, code: "invalid_request"},
 		{name: "user gone", contentType: form, body: with(func(v url.Values) { v.Set("subject_token", "tok-ghost") }), status: 400, code: "invalid_grant"},
 		{name: "user recreated", contentType: form, body: with(func(v url.Values) { v.Set("subject_token", "tok-recreated") }), status: 400, code: "invalid_grant"},
 		{name: "user locked", contentType: form, body: ok().Encode(), status: 400, code: "invalid_grant",
