@@ -22,6 +22,7 @@ import (
 	"github.com/wardenidp/warden/internal/audit"
 	"github.com/wardenidp/warden/internal/directory/ldap"
 	"github.com/wardenidp/warden/internal/keys"
+	"github.com/wardenidp/warden/internal/oidcop"
 	"github.com/wardenidp/warden/internal/rolemap"
 	"github.com/wardenidp/warden/internal/samlidp"
 	"github.com/wardenidp/warden/internal/store"
@@ -43,6 +44,9 @@ type Options struct {
 	// SAML configures the SAML identity provider (the AWS preset and other
 	// service providers); zero values take the defaults.
 	SAML samlidp.Config
+	// OIDC configures the OpenID provider (issuer, clients, lifetimes);
+	// zero values take the defaults (issuer = Server.PublicURL).
+	OIDC oidcop.Config
 	// AuditMaxLen bounds the audit stream in Redis (0: store.DefaultAuditMaxLen).
 	AuditMaxLen int64
 	// DataDir holds generated keys (DataDir/keys).
@@ -218,6 +222,27 @@ func Run(ctx context.Context, o Options) error {
 		portalDep = portal{rules: holder, idp: idp, partition: o.SAML.AWS.Partition}
 	}
 
+	// The OpenID provider: code flow with PKCE, refresh rotation, device
+	// authorization, userinfo, revocation, introspection, end_session.
+	subKey, err := sharedSecret(ctx, st, "oidc-sub", log)
+	if err != nil {
+		return err
+	}
+	oidcProvider, err := oidcop.New(o.OIDC, oidcop.Deps{
+		Keys:       ring,
+		Store:      st,
+		Directory:  dir,
+		Rules:      holder,
+		Audit:      auditTo,
+		Logger:     log,
+		Clock:      o.Now,
+		PublicURL:  o.Server.PublicURL,
+		SubjectKey: subKey,
+	})
+	if err != nil {
+		return fmt.Errorf("app: oidc: %w", err)
+	}
+
 	adm, err := admin.New(o.Admin, admin.Deps{
 		Directory: dir,
 		Rules:     rules,
@@ -244,7 +269,7 @@ func Run(ctx context.Context, o Options) error {
 		Registry: reg,
 		Gatherer: reg,
 		Audit:    auditTo,
-		Mounts:   []web.Mount{adm, idp},
+		Mounts:   []web.Mount{adm, idp, oidcProvider},
 		Portal:   portalDep,
 	})
 	if err != nil {

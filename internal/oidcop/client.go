@@ -82,9 +82,11 @@ func (c *client) AuthMethod() oidc.AuthMethod {
 	return oidc.AuthMethodBasic
 }
 
-func (c *client) ResponseTypes() []oidc.ResponseType { return []oidc.ResponseType{oidc.ResponseTypeCode} }
-func (c *client) GrantTypes() []oidc.GrantType       { return c.grants }
-func (c *client) LoginURL(id string) string          { return c.loginURLFunc(id) }
+func (c *client) ResponseTypes() []oidc.ResponseType {
+	return []oidc.ResponseType{oidc.ResponseTypeCode}
+}
+func (c *client) GrantTypes() []oidc.GrantType { return c.grants }
+func (c *client) LoginURL(id string) string    { return c.loginURLFunc(id) }
 
 // AccessTokenType: opaque bearer tokens, looked up in Redis at every use,
 // so that revocation takes effect at once.

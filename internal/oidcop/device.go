@@ -63,9 +63,9 @@ func FormatUserCode(code string) string {
 // Errors of DeviceRequest, ApproveDevice and DenyDevice (test with
 // errors.Is). A Redis outage wraps store.ErrUnavailable instead.
 var (
-	ErrUnknownCode     = errors.New("unknown user code")
-	ErrExpired         = errors.New("device code expired")
-	ErrAlreadyDecided  = errors.New("device request already approved or denied")
+	ErrUnknownCode    = errors.New("unknown user code")
+	ErrExpired        = errors.New("device code expired")
+	ErrAlreadyDecided = errors.New("device request already approved or denied")
 )
 
 // DeviceRequest is a pending device authorization, as the approval page

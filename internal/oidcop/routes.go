@@ -43,12 +43,12 @@ func (p *Provider) Routes() []web.Route {
 		api(http.MethodPost, "/oauth/token", p.token),
 		api(http.MethodOptions, "/oauth/token", zh),
 		api(http.MethodPost, "/oauth/device_authorization", p.checkedForm(zh)),
-		api(http.MethodGet, "/oauth/userinfo", zh),
-		api(http.MethodPost, "/oauth/userinfo", p.checkedForm(zh)),
+		api(http.MethodGet, "/oauth/userinfo", p.userinfo),
+		api(http.MethodPost, "/oauth/userinfo", p.checkedForm(p.userinfo)),
 		api(http.MethodOptions, "/oauth/userinfo", zh),
 		api(http.MethodPost, "/oauth/revoke", p.checkedForm(zh)),
 		api(http.MethodOptions, "/oauth/revoke", zh),
-		api(http.MethodPost, "/oauth/introspect", p.checkedForm(zh)),
+		api(http.MethodPost, "/oauth/introspect", p.checkedForm(p.introspect)),
 		{Method: http.MethodGet, Path: "/oauth/end_session", Handler: zh, CrossSite: true},
 		{Method: http.MethodPost, Path: "/oauth/end_session", Handler: p.checkedForm(zh), CrossSite: true, MaxBody: maxFormBody},
 	}
@@ -123,6 +123,44 @@ func (w *bufWriter) WriteHeader(s int) {
 func (p *Provider) serveOP(c *gin.Context) {
 	r, sc := p.withScratch(c)
 	p.runOP(c, r, sc, func(w http.ResponseWriter, r *http.Request) { p.op.ServeHTTP(w, r) })
+}
+
+// userinfo is zitadel's userinfo endpoint, with a token that is not (or no
+// longer) valid answered as RFC 6750 §3.1 says: 401 invalid_token with a
+// WWW-Authenticate challenge (zitadel says 403 for a revoked one).
+func (p *Provider) userinfo(c *gin.Context) {
+	r, sc := p.withScratch(c)
+	p.runOP(c, r, sc, func(w http.ResponseWriter, r *http.Request) {
+		bw := &bufWriter{h: http.Header{}}
+		p.op.ServeHTTP(bw, r)
+		if bw.status == http.StatusForbidden || bw.status == http.StatusUnauthorized {
+			w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusUnauthorized)
+			_, _ = w.Write([]byte(`{"error":"invalid_token","error_description":"invalid, expired or revoked access token"}`))
+			return
+		}
+		for k, v := range bw.h {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(bw.status)
+		_, _ = w.Write(bw.body.Bytes())
+	})
+}
+
+// introspect admits confidential clients only (RFC 7662 §2.1: the
+// endpoint requires authorization); zitadel answers the rest.
+func (p *Provider) introspect(c *gin.Context) {
+	cl, e := p.clientFromRequest(c.Request)
+	switch {
+	case e != nil:
+		TokenError(c, string(e.ErrorType), e.Description)
+		return
+	case cl.public:
+		TokenError(c, "invalid_client", "introspection is for confidential clients")
+		return
+	}
+	p.serveOP(c)
 }
 
 // runOP runs fn with a buffered writer and writes its response, unless an
@@ -276,6 +314,10 @@ func (p *Provider) SetTokenExchange(h gin.HandlerFunc) { p.tokenExchange.Store(&
 // the query (the state and nonce come back in redirects and tokens).
 func (p *Provider) authorize(c *gin.Context) {
 	q := c.Request.URL.Query()
+	if q.Get("client_id") == "" || q.Get("redirect_uri") == "" {
+		web.Fail(c, http.StatusBadRequest, "The sign-in request from the application lacks its client_id or redirect_uri.", nil)
+		return
+	}
 	for k, vs := range q {
 		if len(vs) > 1 || len(vs[0]) > maxParam || len(k) > 128 {
 			web.Fail(c, http.StatusBadRequest, "The sign-in request from the application is malformed (a parameter is repeated or too long).", nil)

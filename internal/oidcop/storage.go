@@ -40,14 +40,14 @@ type authRequest struct {
 	AuthTime time.Time       `json:"auth_time,omitzero"`
 }
 
-func (a *authRequest) GetID() string            { return a.ID }
-func (a *authRequest) GetACR() string           { return "" }
-func (a *authRequest) GetAMR() []string         { return []string{"pwd"} }
-func (a *authRequest) GetAudience() []string    { return []string{a.ClientID} }
-func (a *authRequest) GetAuthTime() time.Time   { return a.AuthTime }
-func (a *authRequest) GetClientID() string      { return a.ClientID }
-func (a *authRequest) GetNonce() string         { return a.Nonce }
-func (a *authRequest) GetRedirectURI() string   { return a.RedirectURI }
+func (a *authRequest) GetID() string          { return a.ID }
+func (a *authRequest) GetACR() string         { return "" }
+func (a *authRequest) GetAMR() []string       { return []string{"pwd"} }
+func (a *authRequest) GetAudience() []string  { return []string{a.ClientID} }
+func (a *authRequest) GetAuthTime() time.Time { return a.AuthTime }
+func (a *authRequest) GetClientID() string    { return a.ClientID }
+func (a *authRequest) GetNonce() string       { return a.Nonce }
+func (a *authRequest) GetRedirectURI() string { return a.RedirectURI }
 func (a *authRequest) GetResponseType() oidc.ResponseType {
 	return oidc.ResponseTypeCode
 }
@@ -73,12 +73,12 @@ type refreshRequest struct {
 	token  string // the presented refresh token
 }
 
-func (r *refreshRequest) GetAMR() []string          { return r.grant.AMR }
-func (r *refreshRequest) GetAudience() []string     { return []string{r.grant.ClientID} }
-func (r *refreshRequest) GetAuthTime() time.Time    { return r.grant.AuthTime }
-func (r *refreshRequest) GetClientID() string       { return r.grant.ClientID }
-func (r *refreshRequest) GetScopes() []string       { return r.scopes }
-func (r *refreshRequest) GetSubject() string        { return r.grant.Subject }
+func (r *refreshRequest) GetAMR() []string            { return r.grant.AMR }
+func (r *refreshRequest) GetAudience() []string       { return []string{r.grant.ClientID} }
+func (r *refreshRequest) GetAuthTime() time.Time      { return r.grant.AuthTime }
+func (r *refreshRequest) GetClientID() string         { return r.grant.ClientID }
+func (r *refreshRequest) GetScopes() []string         { return r.scopes }
+func (r *refreshRequest) GetSubject() string          { return r.grant.Subject }
 func (r *refreshRequest) SetCurrentScopes(s []string) { r.scopes = s }
 
 // approvedDevice is an approved device authorization being redeemed.
