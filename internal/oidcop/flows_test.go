@@ -1,7 +1,6 @@
 package oidcop_test
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -696,5 +695,3 @@ func TestSignJWT(t *testing.T) {
 		t.Fatalf("verify: %v", err)
 	}
 }
-
-var _ = context.Background
