@@ -110,4 +110,3 @@ func BenchmarkDevicePoll(b *testing.B) {
 	})
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "polls/s")
 }
-
