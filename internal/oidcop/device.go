@@ -14,7 +14,6 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
 
-	"github.com/wardenidp/warden/internal/audit"
 	"github.com/wardenidp/warden/internal/identity"
 	"github.com/wardenidp/warden/internal/store"
 )
@@ -119,25 +118,25 @@ func (p *Provider) deviceByCode(ctx context.Context, userCode string) (string, s
 
 // ApproveDevice approves the device authorization of userCode for user
 // (the signed-in user who pressed Approve): the device's next poll gets
-// tokens for user. Errors as DeviceRequest. Audited as device.approve.
+// tokens for user. Errors as DeviceRequest. Not audited here: the device
+// page, which knows the session and the request, records device.approve.
 func (p *Provider) ApproveDevice(ctx context.Context, userCode string, user identity.User) error {
 	return p.decideDevice(ctx, userCode, &user)
 }
 
-// DenyDevice denies it: the device's next poll gets access_denied.
-// Audited as device.deny.
+// DenyDevice denies it: the device's next poll gets access_denied (the
+// page records device.deny).
 func (p *Provider) DenyDevice(ctx context.Context, userCode string) error {
 	return p.decideDevice(ctx, userCode, nil)
 }
 
 func (p *Provider) decideDevice(ctx context.Context, userCode string, user *identity.User) error {
-	h, d, err := p.deviceByCode(ctx, userCode)
+	h, _, err := p.deviceByCode(ctx, userCode)
 	if err != nil {
 		return err
 	}
 	var sub string
 	var js []byte
-	action, actor := "device.deny", "anonymous"
 	if user != nil {
 		if user.ID == "" || user.Username == "" {
 			return errors.New("oidcop: device: approving user has no ID")
@@ -145,7 +144,7 @@ func (p *Provider) decideDevice(ctx context.Context, userCode string, user *iden
 		if js, err = json.Marshal(user); err != nil {
 			return fmt.Errorf("oidcop: device: %w", err)
 		}
-		sub, action, actor = p.Subject(*user), "device.approve", user.Username
+		sub = p.Subject(*user)
 	}
 	now := p.now()
 	err = p.st.DecideDevice(ctx, h, user != nil, sub, js, now, now)
@@ -159,9 +158,6 @@ func (p *Provider) decideDevice(ctx context.Context, userCode string, user *iden
 	case err != nil:
 		return fmt.Errorf("oidcop: device: %w", err)
 	}
-	p.record(ctx, audit.Event{Actor: actor, Action: action, Object: d.ClientID, Result: "success",
-		Detail: map[string]string{"user_code": FormatUserCode(d.UserCode), "device_ip": d.ClientIP,
-			"scopes": strings.Join(d.Scopes, " ")}})
 	return nil
 }
 

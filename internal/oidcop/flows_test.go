@@ -653,8 +653,8 @@ func TestDeviceGrant(t *testing.T) {
 		"device_code": {da2.DeviceCode}, "client_id": {oidcop.CLIClientID}}); b["error"] != "access_denied" {
 		t.Errorf("denied: %v", b)
 	}
-	if !s.audit.has("device.approve", "success") || !s.audit.has("device.deny", "success") {
-		t.Error("device decisions not audited")
+	if !s.audit.has("device.authorize", "pending") || !s.audit.has("oidc.token", "success") {
+		t.Error("device authorization or token not audited")
 	}
 
 	// Expired: expired_token from the token endpoint; the API refuses.
