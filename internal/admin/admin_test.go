@@ -391,6 +391,13 @@ func TestWhoGetsWhat(t *testing.T) {
 	if res := a.post("/admin/whogets", url.Values{"groups": {"cn=,,bad"}}); res.code != 422 || !fieldErr("groups").MatchString(res.body) {
 		t.Errorf("bad group list: %d", res.code)
 	}
+	// A locked account is a result (no roles), not an outage.
+	e.dir.mu.Lock()
+	e.dir.err = fmt.Errorf("ldap: lookup: %w", identity.ErrAccountLocked)
+	e.dir.mu.Unlock()
+	if res := a.get("/admin/whogets?username=bob"); res.code != 200 || !strings.Contains(res.body, "is locked") || strings.Contains(res.body, "role/Developer") {
+		t.Errorf("locked user: %d %s", res.code, res.body)
+	}
 	e.dir.mu.Lock()
 	e.dir.err = fmt.Errorf("ldap: dial: connection refused 10.0.0.9: %w", identity.ErrDirectoryUnavailable)
 	e.dir.mu.Unlock()

@@ -339,6 +339,8 @@ func (a *Admin) apiEvaluate(c *gin.Context) {
 			a.jsonError(c, status, msg, nil)
 		case lv == nil:
 			a.jsonError(c, status, msg, []apiProblem{{Path: "username", Message: msg}})
+		case lv.Blocked != "":
+			c.JSON(http.StatusOK, gin.H{"version": lv.Version, "blocked": lv.Blocked, "message": msg})
 		case lv.NotFound:
 			a.jsonError(c, http.StatusNotFound, msg, nil)
 		default:

@@ -50,6 +50,9 @@ type lookupView struct {
 	Result   rolemap.Result
 	Version  int64
 	NotFound bool
+	// Blocked says why the directory refuses the account (locked,
+	// disabled, ...): such a user gets no roles, whatever the rules say.
+	Blocked string
 }
 
 func (a *Admin) pageTester(c *gin.Context) {
@@ -112,6 +115,11 @@ func (a *Admin) whoGetsUser(c *gin.Context, username string) (*lookupView, int, 
 	case errors.Is(err, identity.ErrUserNotFound):
 		return &lookupView{NotFound: true, Version: cur.version.Version}, http.StatusOK,
 			"There is no user " + strconv.Quote(username) + " in the directory.", nil
+	case identity.IsRejection(err):
+		state := accountStateText(err)
+		return &lookupView{NotFound: true, Blocked: state, Version: cur.version.Version}, http.StatusOK,
+			"The directory says the account " + strconv.Quote(username) + " is " + state +
+				": Warden refuses it sign-in and token exchange, so it gets no roles.", nil
 	case err != nil:
 		return nil, http.StatusServiceUnavailable,
 			"The directory does not answer, so the user cannot be looked up. Please try again in a moment.", err
@@ -360,4 +368,21 @@ func publicQueryError(err error) string {
 func auditEvent(t time.Time, actor, action, object, result, ip, rid, before, after string, detail map[string]string) audit.Event {
 	return audit.Event{Time: t, Actor: actor, Action: action, Object: object, Result: result, ClientIP: ip,
 		RequestID: rid, Before: before, After: after, Detail: detail}
+}
+
+// accountStateText names an account state the directory reported.
+func accountStateText(err error) string {
+	switch {
+	case errors.Is(err, identity.ErrAccountLocked):
+		return "locked"
+	case errors.Is(err, identity.ErrAccountDisabled):
+		return "disabled"
+	case errors.Is(err, identity.ErrAccountExpired):
+		return "expired"
+	case errors.Is(err, identity.ErrPasswordExpired):
+		return "blocked until its expired password is changed"
+	case errors.Is(err, identity.ErrMustChangePassword):
+		return "blocked until its password is changed"
+	}
+	return "refused"
 }

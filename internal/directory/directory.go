@@ -19,7 +19,11 @@ import (
 type Directory interface {
 	Authenticate(ctx context.Context, username, password string) (identity.User, error)
 	// Lookup finds a user without a password (for "who gets what" and for
-	// re-evaluating grants): identity.ErrUserNotFound when there is none.
+	// re-evaluating grants at every token exchange): identity.ErrUserNotFound
+	// when there is none, and the account-state sentinel (ErrAccountLocked,
+	// ErrAccountDisabled, ErrAccountExpired, ...) when the entry alone shows
+	// that a bind would be refused, so that a user locked or disabled after
+	// signing in loses access at the next lookup.
 	Lookup(ctx context.Context, username string) (identity.User, error)
 	// Ping succeeds when at least one server answers a service-bound query.
 	Ping(ctx context.Context) error

@@ -61,6 +61,10 @@ type Fixture struct {
 	// States maps account-state users ("locked", "mustchange", ...) to the
 	// sentinel Authenticate must return with the right password.
 	States map[string]error
+	// LookupStates maps account-state users to the sentinel Lookup must
+	// return without a password (what the directory can tell from the
+	// entry alone); users of States not listed here must be found.
+	LookupStates map[string]error
 	// DirectKnown is false where the directory cannot tell direct from
 	// nested membership (memberOf computed transitively): Direct is then not
 	// checked.
@@ -393,6 +397,18 @@ func testLookup(t *testing.T, f Fixture, d directory.Directory) {
 	for _, n := range []string{"no-such-user-4711", ""} {
 		if _, err := d.Lookup(ctx, n); !errors.Is(err, identity.ErrUserNotFound) {
 			t.Errorf("Lookup(%q): %v, want ErrUserNotFound", n, err)
+		}
+	}
+	// An account disabled or locked after sign-in must lose access at the
+	// next lookup (token exchange), without a bind.
+	for login := range f.States {
+		_, err := d.Lookup(ctx, login)
+		want, ok := f.LookupStates[login]
+		switch {
+		case ok && !errors.Is(err, want):
+			t.Errorf("Lookup(%q): %v, want %v", login, err, want)
+		case !ok && err != nil:
+			t.Errorf("Lookup(%q): %v, want the user (the entry alone does not tell)", login, err)
 		}
 	}
 }

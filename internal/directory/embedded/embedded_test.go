@@ -75,6 +75,12 @@ func TestEmbedded(t *testing.T) {
 			"mustchange": identity.ErrMustChangePassword,
 			"pwexpired":  identity.ErrPasswordExpired,
 		},
+		// ppolicy: the lock and pwdReset are on the entry; expiry by age
+		// needs the policy, and only a bind tells it.
+		LookupStates: map[string]error{
+			"locked":     identity.ErrAccountLocked,
+			"mustchange": identity.ErrMustChangePassword,
+		},
 		DirectKnown: true,
 		Failover: func(t *testing.T, rec *directorytest.Recorder, dead string) directory.Directory {
 			c := cfg

@@ -195,6 +195,9 @@ func (d *Directory) buildUserAttrs() []string {
 	for _, e := range a.Extra {
 		add(e)
 	}
+	for _, s := range stateAttrs(d.cfg.Type) {
+		add(s)
+	}
 	return out
 }
 
@@ -258,6 +261,9 @@ func (d *Directory) Lookup(ctx context.Context, username string) (identity.User,
 	}
 	if err != nil {
 		return identity.User{}, err
+	}
+	if err := accountState(entry, d.cfg.Type, d.now()); err != nil {
+		return identity.User{}, accountError(err)
 	}
 	return d.buildUser(ctx, entry, username)
 }

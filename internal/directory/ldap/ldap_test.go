@@ -109,6 +109,12 @@ func TestOpenLDAP(t *testing.T) {
 			"mustchange": identity.ErrMustChangePassword,
 			"pwexpired":  identity.ErrPasswordExpired,
 		},
+		// ppolicy: the lock and pwdReset are on the entry; expiry by age
+		// needs the policy, and only a bind tells it.
+		LookupStates: map[string]error{
+			"locked":     identity.ErrAccountLocked,
+			"mustchange": identity.ErrMustChangePassword,
+		},
 		// The memberof overlay stores direct membership only, so the client
 		// walks the nesting and knows what is direct; dynlist computes
 		// memberOf transitively and cannot tell.
@@ -161,6 +167,13 @@ func TestActiveDirectory(t *testing.T) {
 		Password: env["AD_USER_PW"],
 		Users:    seedUsers(strings.ToLower(env["AD_REALM"])),
 		States: map[string]error{
+			"locked":      identity.ErrAccountLocked,
+			"pwexpired":   identity.ErrPasswordExpired,
+			"mustchange":  identity.ErrMustChangePassword,
+			"disabled":    identity.ErrAccountDisabled,
+			"acctexpired": identity.ErrAccountExpired,
+		},
+		LookupStates: map[string]error{
 			"locked":      identity.ErrAccountLocked,
 			"pwexpired":   identity.ErrPasswordExpired,
 			"mustchange":  identity.ErrMustChangePassword,
