@@ -111,11 +111,17 @@ func testLogger(t testing.TB) *slog.Logger {
 	return slog.New(slog.DiscardHandler)
 }
 
-func newStack(t testing.TB, mod func(*oidcop.Config)) *stack {
+func newStack(t testing.TB, mod func(*oidcop.Config)) *stack { return newStackOn(t, "", mod) }
+
+// newStackOn is newStack on the Redis at redisAddr ("" = REDIS_ADDR).
+func newStackOn(t testing.TB, redisAddr string, mod func(*oidcop.Config)) *stack {
 	t.Helper()
 	env := testenv.Require(t, "LDAP_URL", "LDAP_BASE_DN", "LDAP_BIND_DN", "LDAP_BIND_PW", "LDAP_USER_PW", "REDIS_ADDR")
 	logger := testLogger(t)
-	rc := store.RedisConfig{Addrs: []string{env["REDIS_ADDR"]}}
+	if redisAddr == "" {
+		redisAddr = env["REDIS_ADDR"]
+	}
+	rc := store.RedisConfig{Addrs: []string{redisAddr}, DialTimeout: 300 * time.Millisecond, ReadTimeout: 300 * time.Millisecond, WriteTimeout: 300 * time.Millisecond}
 	rc.SetDefaults()
 	rc.KeyPrefix = fmt.Sprintf("warden-oidctest-%d:", time.Now().UnixNano())
 	st, err := store.Open(context.Background(), rc, logger)
