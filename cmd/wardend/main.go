@@ -117,6 +117,7 @@ flags:
 		Admin:       cfg.Admin,
 		Keys:        cfg.Keys,
 		SAML:        cfg.SAML,
+		OIDC:        cfg.OIDC,
 		DataDir:     cfg.DataDir,
 		Logger:      logger,
 		Banner:      stdout,

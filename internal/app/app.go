@@ -13,6 +13,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/wardenidp/warden/internal/admin"
 	"github.com/wardenidp/warden/internal/audit"
+	"github.com/wardenidp/warden/internal/awsfed"
 	"github.com/wardenidp/warden/internal/directory/ldap"
 	"github.com/wardenidp/warden/internal/keys"
 	"github.com/wardenidp/warden/internal/oidcop"
@@ -224,6 +226,7 @@ func Run(ctx context.Context, o Options) error {
 
 	// The OpenID provider: code flow with PKCE, refresh rotation, device
 	// authorization, userinfo, revocation, introspection, end_session.
+	o.OIDC.SetDefaults()
 	subKey, err := sharedSecret(ctx, st, "oidc-sub", log)
 	if err != nil {
 		return err
@@ -242,6 +245,19 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return fmt.Errorf("app: oidc: %w", err)
 	}
+	deviceUI, err := oidcProvider.DeviceUI(st, o.OIDC.DeviceLimits)
+	if err != nil {
+		return fmt.Errorf("app: oidc device pages: %w", err)
+	}
+	// Role-scoped tokens for the CLI (RFC 8693 at /oauth/token): a one-role
+	// SAML response for AssumeRoleWithSAML, or a web-identity token.
+	exchangeDeps := oidcop.ExchangeDeps{Audit: auditTo, Logger: log, Clock: o.Now}
+	if o.SAML.AWS.On() {
+		exchangeDeps.SAML = idp
+	}
+	if _, err := oidcProvider.InstallTokenExchange(oidcop.ExchangeConfig{STSAudience: o.OIDC.STSAudience}, exchangeDeps); err != nil {
+		return fmt.Errorf("app: token exchange: %w", err)
+	}
 
 	adm, err := admin.New(o.Admin, admin.Deps{
 		Directory: dir,
@@ -255,6 +271,14 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return fmt.Errorf("app: admin: %w", err)
 	}
+	adm.SetAWSSetup(awsfed.SetupOptions{
+		MetadataURL:   strings.TrimSuffix(o.Server.PublicURL, "/") + "/saml/metadata",
+		SAML:          o.SAML.AWS.On(),
+		SAMLPartition: o.SAML.AWS.Partition,
+		SAMLRegion:    o.SAML.AWS.Region,
+		Issuer:        oidcProvider.Issuer(),
+		STSAudience:   o.OIDC.STSAudience,
+	})
 
 	srv, err := web.New(o.Server, web.Deps{
 		Directory: dir,
@@ -269,7 +293,7 @@ func Run(ctx context.Context, o Options) error {
 		Registry: reg,
 		Gatherer: reg,
 		Audit:    auditTo,
-		Mounts:   []web.Mount{adm, idp, oidcProvider},
+		Mounts:   []web.Mount{adm, idp, oidcProvider, deviceUI},
 		Portal:   portalDep,
 	})
 	if err != nil {

@@ -24,6 +24,7 @@ import (
 	"github.com/wardenidp/warden/internal/admin"
 	"github.com/wardenidp/warden/internal/directory/ldap"
 	"github.com/wardenidp/warden/internal/keys"
+	"github.com/wardenidp/warden/internal/oidcop"
 	"github.com/wardenidp/warden/internal/samlidp"
 	"github.com/wardenidp/warden/internal/store"
 	"github.com/wardenidp/warden/internal/web"
@@ -40,6 +41,7 @@ type Config struct {
 	Admin       admin.Config        `yaml:"admin"`
 	Keys        keys.Config         `yaml:"keys"`
 	SAML        samlidp.Config      `yaml:"saml"`
+	OIDC        oidcop.Config       `yaml:"oidc"`
 	Log         LogConfig           `yaml:"log"`
 	// DataDir is where wardend keeps what it generates (signing keys and
 	// certificates).
@@ -104,6 +106,7 @@ func applyDefaults(c *Config) {
 	c.Admin.SetDefaults()
 	c.Keys.SetDefaults()
 	c.SAML.SetDefaults()
+	c.OIDC.SetDefaults()
 	c.Log.setDefaults()
 	if c.DataDir == "" {
 		c.DataDir = DefaultDataDir
@@ -141,6 +144,7 @@ func Dev(listen string) Config {
 	c.Admin.SetDefaults()
 	c.Keys.SetDefaults()
 	c.SAML.SetDefaults()
+	c.OIDC.SetDefaults()
 	c.Log = LogConfig{Level: DefaultLogLevel, Format: "text"}
 	c.DataDir = DefaultDevDataDir
 	return c

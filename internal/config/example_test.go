@@ -80,11 +80,15 @@ func writeTestCA(t testing.TB, path string) {
 }
 
 // exampleEnv sets up what config/wardend.yaml refers to: a secrets
-// directory with the bind password, a CA file, the Redis password.
+// directory with the bind password and a client secret, a CA file, the
+// Redis password.
 func exampleEnv(t *testing.T) map[string]string {
 	t.Helper()
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "ldap-bind-password"), []byte("bind-pw-from-file\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "grafana-client-secret"), []byte("grafana-secret-from-file-0123456789\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	ca := filepath.Join(dir, "ca.pem")
@@ -189,6 +193,9 @@ func TestExampleOpenLDAPBlock(t *testing.T) {
 		block = append(block, l)
 	}
 	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "grafana-client-secret"), []byte("grafana-secret-from-file-0123456789\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	ca := filepath.Join(dir, "ca.pem")
 	writeTestCA(t, ca)
 	doc := strings.ReplaceAll(strings.Join(block, "\n"), "/etc/warden/ldap-ca.pem", ca)

@@ -8,7 +8,18 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/wardenidp/warden/internal/awsfed"
+	"github.com/wardenidp/warden/internal/store"
 )
+
+// flattenErrors opens up errors.Join.
+func flattenErrors(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
+}
 
 // Config is the `oidc` block of the config file.
 type Config struct {
@@ -45,6 +56,12 @@ type Config struct {
 	CLIClient struct {
 		Enabled *bool `yaml:"enabled"`
 	} `yaml:"cli_client"`
+	// STSAudience is the aud of the role-scoped web-identity tokens of the
+	// token exchange, and the client ID of the IAM OIDC provider (default
+	// sts.amazonaws.com).
+	STSAudience string `yaml:"sts_audience"`
+	// DeviceLimits bounds the wrong user codes typed on /device.
+	DeviceLimits store.DeviceLimitConfig `yaml:"device_limits"`
 }
 
 // CLIClientID is the client ID of the built-in CLI client.
@@ -99,6 +116,10 @@ var clientIDPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
 // SetDefaults fills every unset field except Issuer, whose default
 // (server.public_url) New resolves from Deps.PublicURL.
 func (c *Config) SetDefaults() {
+	if c.STSAudience == "" {
+		c.STSAudience = awsfed.DefaultSTSAudience
+	}
+	c.DeviceLimits.SetDefaults()
 	def := func(d *time.Duration, v time.Duration) {
 		if *d == 0 {
 			*d = v
@@ -130,6 +151,14 @@ func (c Config) Validate() error {
 	var errs []error
 	add := func(path, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%s: %s", path, fmt.Sprintf(format, args...)))
+	}
+	if a := c.STSAudience; a == "" || len(a) > 255 {
+		add("sts_audience", "must be 1 to 255 characters (IAM's client ID list)")
+	}
+	if err := c.DeviceLimits.Validate(); err != nil {
+		for _, e := range flattenErrors(err) {
+			errs = append(errs, fmt.Errorf("device_limits.%w", e))
+		}
 	}
 	if c.Issuer != "" {
 		if msg := issuerProblem(c.Issuer); msg != "" {
