@@ -1,0 +1,296 @@
+package cli
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/wardenidp/warden/internal/awsfed"
+)
+
+// credsMinRemaining: cached credentials are reused while more than this
+// remains (botocore refreshes at 15 minutes, item 47).
+const credsMinRemaining = 15 * time.Minute
+
+// credFlags are the flags shared by the credential commands.
+type credFlags struct {
+	role, via, stsEndpoint, region string
+	duration                       time.Duration
+}
+
+func (f *credFlags) register(cmd *cobra.Command, withDuration bool) {
+	cmd.Flags().StringVarP(&f.role, "role", "r", "", "role: an ARN, account-id/role or account-name/role (picked interactively when omitted on a terminal)")
+	cmd.Flags().StringVar(&f.via, "via", "", "STS path: saml (AssumeRoleWithSAML) or web-identity (AssumeRoleWithWebIdentity); default from config")
+	cmd.Flags().StringVar(&f.stsEndpoint, "sts-endpoint", "", "STS endpoint URL (regional, private, or a test server)")
+	cmd.Flags().StringVar(&f.region, "region", "", "AWS region (default from config)")
+	if withDuration {
+		cmd.Flags().DurationVarP(&f.duration, "duration", "d", 0, "session length, 15m to 12h (default: config, else the role's)")
+	}
+	_ = cmd.RegisterFlagCompletionFunc("via", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+		return []string{ViaSAML, ViaWebIdentity}, cobra.ShellCompDirectiveNoFileComp
+	})
+}
+
+// credRequest is one resolved request for credentials.
+type credRequest struct {
+	cfg      Config
+	role     Role
+	duration int // seconds; 0 = STS's default
+}
+
+// resolve loads the config, applies the flags, and resolves the role.
+func (a *App) resolve(ctx context.Context, f credFlags, interactive bool) (credRequest, error) {
+	cfg, err := a.LoadConfig()
+	if err != nil {
+		return credRequest{}, err
+	}
+	if f.via != "" {
+		cfg.Via = f.via
+	}
+	if f.region != "" {
+		cfg.Region = f.region
+	}
+	if f.stsEndpoint != "" {
+		cfg.STSEndpoint = f.stsEndpoint
+	}
+	if err := cfg.Validate(); err != nil {
+		return credRequest{}, err
+	}
+	if cfg.IdPURL == "" {
+		return credRequest{}, ErrNotConfigured
+	}
+	role, err := a.resolveRole(ctx, f.role, interactive)
+	if err != nil {
+		return credRequest{}, err
+	}
+	r := credRequest{cfg: cfg, role: role, duration: cfg.SessionSeconds}
+	if f.duration != 0 {
+		r.duration = int(f.duration / time.Second)
+		if f.duration%time.Second != 0 || r.duration < 900 || r.duration > 43200 {
+			return credRequest{}, fmt.Errorf("--duration %s: want 15m to 12h", f.duration)
+		}
+	}
+	if r.duration == 0 {
+		r.duration = role.SessionSeconds
+	}
+	return r, nil
+}
+
+// credsCache is CacheDir/creds/<hex sha256(via + role ARN)>.json.
+type credsCache struct {
+	RoleARN         string    `json:"role_arn"`
+	Via             string    `json:"via"`
+	AccessKeyID     string    `json:"access_key_id"`
+	SecretAccessKey string    `json:"secret_access_key"`
+	SessionToken    string    `json:"session_token"`
+	Expiration      time.Time `json:"expiration"`
+	AccountID       string    `json:"account_id,omitempty"`
+}
+
+func credsKey(via, roleARN string) string {
+	h := sha256.Sum256([]byte(via + roleARN))
+	return hex.EncodeToString(h[:])
+}
+
+func (a *App) credsPath(key string) string {
+	return filepath.Join(a.CacheDir, "creds", key+".json")
+}
+
+// cachedCreds returns the cached credentials for via and role when more
+// than 15 minutes remain.
+func (a *App) cachedCreds(key, via, roleARN string) (awsfed.Credentials, bool) {
+	var c credsCache
+	if ok, _ := readJSON(a.credsPath(key), &c); !ok || c.RoleARN != roleARN || c.Via != via {
+		return awsfed.Credentials{}, false
+	}
+	if c.Expiration.Sub(a.Now()) <= credsMinRemaining {
+		return awsfed.Credentials{}, false
+	}
+	return awsfed.Credentials{AccessKeyID: c.AccessKeyID, SecretAccessKey: c.SecretAccessKey,
+		SessionToken: c.SessionToken, Expiration: c.Expiration, AccountID: c.AccountID}, true
+}
+
+// Credentials returns credentials for the request: cached while more than
+// 15 minutes remain, else through a token exchange and an STS call, under
+// a per-role file lock so that concurrent callers (the SDKs run
+// credential_process in parallel) make one exchange and one STS call.
+func (a *App) credentials(ctx context.Context, r credRequest, interactive bool) (awsfed.Credentials, error) {
+	key := credsKey(r.cfg.Via, r.role.RoleARN)
+	if c, ok := a.cachedCreds(key, r.cfg.Via, r.role.RoleARN); ok {
+		return c, nil
+	}
+	unlock, err := a.Lock(ctx, "creds-"+key[:16])
+	if err != nil {
+		return awsfed.Credentials{}, err
+	}
+	defer unlock()
+	if c, ok := a.cachedCreds(key, r.cfg.Via, r.role.RoleARN); ok {
+		return c, nil
+	}
+	c, err := a.assume(ctx, r, interactive)
+	if err != nil {
+		return awsfed.Credentials{}, err
+	}
+	if err := ensureDir(filepath.Join(a.CacheDir, "creds")); err != nil {
+		return awsfed.Credentials{}, err
+	}
+	err = writeJSON(a.credsPath(key), credsCache{RoleARN: r.role.RoleARN, Via: r.cfg.Via, AccessKeyID: c.AccessKeyID,
+		SecretAccessKey: c.SecretAccessKey, SessionToken: c.SessionToken, Expiration: c.Expiration, AccountID: c.AccountID})
+	return c, err
+}
+
+// assume exchanges the access token for a role token and calls STS.
+func (a *App) assume(ctx context.Context, r credRequest, interactive bool) (awsfed.Credentials, error) {
+	tok, err := a.token(ctx, interactive, false)
+	if err != nil {
+		return awsfed.Credentials{}, err
+	}
+	d, err := a.Discovery(ctx)
+	if err != nil {
+		return awsfed.Credentials{}, err
+	}
+	roleTok, err := a.exchange(ctx, d.TokenEndpoint, tok.AccessToken, r.role.RoleARN, r.cfg.Via)
+	var xe *ExchangeError
+	if errors.As(err, &xe) && xe.Code == "invalid_request" && strings.Contains(xe.Description, "subject") {
+		// The access token died early (revoked, or the IdP restarted):
+		// refresh once and try again.
+		if tok, err = a.token(ctx, interactive, true); err != nil {
+			return awsfed.Credentials{}, err
+		}
+		roleTok, err = a.exchange(ctx, d.TokenEndpoint, tok.AccessToken, r.role.RoleARN, r.cfg.Via)
+	}
+	if err != nil {
+		return awsfed.Credentials{}, err
+	}
+	opts := awsfed.STSOptions{Region: r.cfg.Region, Endpoint: r.cfg.STSEndpoint, HTTPClient: a.HTTP}
+	var c awsfed.Credentials
+	if r.cfg.Via == ViaWebIdentity {
+		c, err = awsfed.AssumeRoleWithWebIdentity(ctx, opts, r.role.RoleARN, awsfed.SessionName(tok.Username), roleTok, r.duration)
+	} else {
+		principal := r.role.ProviderARN
+		if principal == "" {
+			if principal, err = principalFromSAML(roleTok, r.role.RoleARN); err != nil {
+				return awsfed.Credentials{}, err
+			}
+		}
+		c, err = awsfed.AssumeRoleWithSAML(ctx, opts, r.role.RoleARN, principal, roleTok, r.duration)
+	}
+	if err != nil {
+		if adv := awsfed.Advice(err); adv != "" {
+			return awsfed.Credentials{}, fmt.Errorf("%w; %s", err, adv)
+		}
+		return awsfed.Credentials{}, err
+	}
+	if c.AccountID == "" {
+		c.AccountID = r.role.AccountID
+	}
+	return c, nil
+}
+
+func credsCmd(a *App) *cobra.Command {
+	var f credFlags
+	var format string
+	cmd := &cobra.Command{
+		Use:   "creds",
+		Short: "Print temporary AWS credentials for one role",
+		Long: "Print temporary AWS credentials for one role, as shell exports (env), JSON, or credential_process output.\n" +
+			"Credentials are cached per role and reused while more than 15 minutes remain.",
+		Example: "  eval \"$(warden creds --role prod/ReadOnly)\"\n  warden creds --role arn:aws:iam::111122223333:role/ReadOnly --format json",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if format != "env" && format != "json" && format != "credential-process" {
+				return fmt.Errorf("--format %q: want env, json or credential-process", format)
+			}
+			ctx := cmd.Context()
+			r, err := a.resolve(ctx, f, a.IsTerminal())
+			if err != nil {
+				return err
+			}
+			c, err := a.credentials(ctx, r, a.IsTerminal())
+			if err != nil {
+				return err
+			}
+			switch format {
+			case "env":
+				for _, kv := range credEnv(c, r.cfg.Region) {
+					k, v, _ := strings.Cut(kv, "=")
+					fmt.Fprintf(a.Stdout, "export %s=%s\n", k, shellQuote(v))
+				}
+			default:
+				_, err = a.Stdout.Write(awsfed.CredentialProcessJSON(c))
+			}
+			return err
+		},
+	}
+	f.register(cmd, true)
+	cmd.Flags().StringVarP(&format, "format", "f", "env", "output: env, json or credential-process")
+	return cmd
+}
+
+// credEnv is the environment that hands c to AWS tools (item 49).
+func credEnv(c awsfed.Credentials, region string) []string {
+	env := []string{
+		"AWS_ACCESS_KEY_ID=" + c.AccessKeyID,
+		"AWS_SECRET_ACCESS_KEY=" + c.SecretAccessKey,
+		"AWS_SESSION_TOKEN=" + c.SessionToken,
+		"AWS_CREDENTIAL_EXPIRATION=" + c.Expiration.UTC().Format(time.RFC3339),
+	}
+	if region != "" {
+		env = append(env, "AWS_REGION="+region)
+	}
+	return env
+}
+
+// shellQuote quotes s for POSIX shells.
+func shellQuote(s string) string {
+	if s != "" && strings.IndexFunc(s, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("+-./:=@_,", r))
+	}) < 0 {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+func credentialProcessCmd(a *App) *cobra.Command {
+	var f credFlags
+	cmd := &cobra.Command{
+		Use:   "credential-process",
+		Short: "Print credentials for AWS's credential_process (in ~/.aws/config)",
+		Long: "Print one role's credentials as AWS's credential_process JSON on stdout.\n" +
+			"Used as `credential_process = warden credential-process --role <ARN>`; `warden profile add` writes that line.\n" +
+			"It never prompts on stdout: when a sign-in is needed and there is no terminal, it fails with one line on stderr.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if f.role == "" {
+				return errors.New("--role is required")
+			}
+			ctx := cmd.Context()
+			interactive := a.IsTerminal()
+			r, err := a.resolve(ctx, f, interactive)
+			if err != nil {
+				return err
+			}
+			c, err := a.credentials(ctx, r, interactive)
+			if err != nil {
+				return err
+			}
+			_, err = a.Stdout.Write(awsfed.CredentialProcessJSON(c))
+			return err
+		},
+	}
+	f.register(cmd, true)
+	return cmd
+}
+
+// credentialCommands are the commands of this file set, for Root.
+func credentialCommands(a *App) []*cobra.Command {
+	return []*cobra.Command{credsCmd(a), credentialProcessCmd(a), execCmd(a), consoleCmd(a), profileCmd(a)}
+}
+

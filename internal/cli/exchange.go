@@ -1,0 +1,179 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+)
+
+// Token types and the grant of RFC 8693 token exchange, as wardend's
+// /oauth/token takes them (docs/aws-setup.md §9).
+const (
+	grantTokenExchange = "urn:ietf:params:oauth:grant-type:token-exchange"
+	tokenTypeAccess    = "urn:ietf:params:oauth:token-type:access_token"
+	tokenTypeSAML2     = "urn:ietf:params:oauth:token-type:saml2"
+	tokenTypeIDToken   = "urn:ietf:params:oauth:token-type:id_token"
+	// stsAudience is the audience of an ID token for AssumeRoleWithWebIdentity.
+	stsAudience = "sts.amazonaws.com"
+)
+
+// ExchangeError is an error answered by the IdP's token exchange (RFC 8693
+// §2.2.2; RFC 6749 §5.2).
+type ExchangeError struct {
+	Status      int
+	Code        string // invalid_target, invalid_request, invalid_grant, …
+	Description string
+	RoleARN     string
+}
+
+func (e *ExchangeError) Error() string {
+	switch e.Code {
+	case "invalid_target":
+		if strings.Contains(e.Description, "partition") || strings.Contains(e.Description, "audience") {
+			return fmt.Sprintf("the IdP will not issue a token for role %s: %s", e.RoleARN, e.Description)
+		}
+		return fmt.Sprintf("you do not hold role %s; `warden roles` lists yours", e.RoleARN)
+	case "invalid_grant":
+		return "the IdP refused your account (" + e.Description + "): run `warden login` or ask your administrator"
+	case "temporarily_unavailable":
+		return "the IdP is temporarily unavailable; try again in a moment"
+	}
+	if e.Code == "" {
+		return fmt.Sprintf("token exchange: the IdP answered HTTP %d", e.Status)
+	}
+	return "token exchange: " + e.Code + ": " + e.Description
+}
+
+// exchange trades the access token for a token for one role: a base64 SAML
+// response (via saml) or an ID token with audience sts.amazonaws.com (via
+// web-identity).
+func (a *App) exchange(ctx context.Context, tokenEndpoint, accessToken, roleARN, via string) (string, error) {
+	form := url.Values{
+		"grant_type":         {grantTokenExchange},
+		"client_id":          {ClientID},
+		"subject_token":      {accessToken},
+		"subject_token_type": {tokenTypeAccess},
+		"resource":           {roleARN},
+	}
+	if via == ViaWebIdentity {
+		form.Set("requested_token_type", tokenTypeIDToken)
+		form.Set("audience", stsAudience)
+	} else {
+		form.Set("requested_token_type", tokenTypeSAML2)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, tokenEndpoint, strings.NewReader(form.Encode()))
+	if err != nil {
+		return "", fmt.Errorf("token exchange: %w", err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Accept", "application/json")
+	resp, err := a.HTTP.Do(req)
+	if err != nil {
+		var uerr *url.Error
+		if errors.As(err, &uerr) {
+			err = uerr.Err
+		}
+		return "", fmt.Errorf("token exchange at %s: %w", tokenEndpoint, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return "", fmt.Errorf("token exchange: %w", err)
+	}
+	var r struct {
+		AccessToken      string `json:"access_token"`
+		IssuedTokenType  string `json:"issued_token_type"`
+		Error            string `json:"error"`
+		ErrorDescription string `json:"error_description"`
+	}
+	jerr := json.Unmarshal(body, &r)
+	if resp.StatusCode != http.StatusOK || r.Error != "" {
+		return "", &ExchangeError{Status: resp.StatusCode, Code: r.Error, Description: oneLine(r.ErrorDescription), RoleARN: roleARN}
+	}
+	want := tokenTypeSAML2
+	if via == ViaWebIdentity {
+		want = tokenTypeIDToken
+	}
+	if jerr != nil || r.AccessToken == "" || r.IssuedTokenType != want {
+		return "", fmt.Errorf("token exchange: the IdP answered no %s token", via)
+	}
+	return r.AccessToken, nil
+}
+
+// oneLine keeps a server's text to one short line.
+func oneLine(s string) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) > 300 {
+		s = s[:300] + "…"
+	}
+	return s
+}
+
+// samlRoleAttribute is the SAML attribute holding "role ARN,provider ARN".
+const samlRoleAttribute = "https://aws.amazon.com/SAML/Attributes/Role"
+
+// principalFromSAML finds the SAML provider ARN paired with roleARN in the
+// Role attribute of the base64 SAML response (either order, item 4 of the
+// rules).
+func principalFromSAML(samlB64, roleARN string) (string, error) {
+	raw, err := base64.StdEncoding.DecodeString(samlB64)
+	if err != nil {
+		return "", fmt.Errorf("token exchange: the SAML response is not base64: %w", err)
+	}
+	dec := xml.NewDecoder(bytes.NewReader(raw))
+	inRole, inValue := false, false
+	var text strings.Builder
+	for {
+		tok, err := dec.Token()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return "", fmt.Errorf("token exchange: the SAML response is not XML: %w", err)
+		}
+		switch t := tok.(type) {
+		case xml.StartElement:
+			if t.Name.Local == "Attribute" {
+				inRole = false
+				for _, at := range t.Attr {
+					if at.Name.Local == "Name" && at.Value == samlRoleAttribute {
+						inRole = true
+					}
+				}
+			}
+			if inRole && t.Name.Local == "AttributeValue" {
+				inValue = true
+				text.Reset()
+			}
+		case xml.CharData:
+			if inValue {
+				text.Write(t)
+			}
+		case xml.EndElement:
+			switch t.Name.Local {
+			case "AttributeValue":
+				if inValue {
+					inValue = false
+					a, b, ok := strings.Cut(strings.TrimSpace(text.String()), ",")
+					if ok && strings.TrimSpace(a) == roleARN {
+						return strings.TrimSpace(b), nil
+					}
+					if ok && strings.TrimSpace(b) == roleARN {
+						return strings.TrimSpace(a), nil
+					}
+				}
+			case "Attribute":
+				inRole = false
+			}
+		}
+	}
+	return "", fmt.Errorf("token exchange: the SAML response carries no Role value for %s", roleARN)
+}
