@@ -2,14 +2,19 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
+	"os/signal"
 
 	"github.com/wardenidp/warden/internal/cli"
 )
 
 func main() {
-	if err := cli.Root().Execute(); err != nil {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	err := cli.Root(cli.NewApp()).ExecuteContext(ctx)
+	stop()
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "warden:", err)
 		os.Exit(1)
 	}

@@ -1,7 +1,8 @@
 // Package cli implements the `warden` command line: the user's tool that turns
-// one sign-in at wardend into AWS credentials. This step has only `version`;
-// configure, login, roles, creds, credential-process, exec, console and logout
-// follow in step 5.
+// one sign-in at wardend (OAuth device authorization grant, RFC 8628) into
+// AWS credentials. This file builds the command tree; app.go holds the App
+// every command works with, config.go the user's configuration, cache.go and
+// lock.go the cache directory, oidc.go and login.go the IdP client.
 package cli
 
 import (
@@ -13,15 +14,27 @@ import (
 	"github.com/wardenidp/warden/internal/version"
 )
 
-// Root builds the `warden` command tree.
-func Root() *cobra.Command {
+// Root builds the `warden` command tree on a. Cobra adds `completion`
+// (bash, zsh, fish, powershell) and `help`.
+func Root(a *App) *cobra.Command {
 	root := &cobra.Command{
-		Use:           "warden",
-		Short:         "Sign in once at your Warden IdP and use AWS from the command line",
+		Use:   "warden",
+		Short: "Sign in once at your Warden IdP and use AWS from the command line",
+		Long: `warden signs you in once at your Warden IdP (a device code, approved in a
+browser) and turns that sign-in into temporary AWS credentials for every role
+you hold, for the AWS CLI, the SDKs and Terraform.
+
+Start with:  warden configure --idp-url https://idp.example.com
+             warden login
+             warden roles`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(versionCmd())
+	root.SetOut(a.Stdout)
+	root.SetErr(a.Stderr)
+	root.SetIn(a.Stdin)
+	root.AddCommand(versionCmd(), configureCmd(a), loginCmd(a), logoutCmd(a), rolesCmd(a))
+	root.AddCommand(credentialCommands(a)...)
 	return root
 }
 

@@ -19,7 +19,7 @@ func TestVersion(t *testing.T) {
 		}},
 	} {
 		var out bytes.Buffer
-		root := Root()
+		root := Root(testApp(t))
 		root.SetOut(&out)
 		root.SetArgs(tc.args)
 		if err := root.Execute(); err != nil {
@@ -29,7 +29,7 @@ func TestVersion(t *testing.T) {
 			t.Errorf("%v: unexpected output %q", tc.args, out.String())
 		}
 	}
-	root := Root()
+	root := Root(testApp(t))
 	root.SetArgs([]string{"version", "extra"})
 	root.SetOut(&bytes.Buffer{})
 	if err := root.Execute(); err == nil {

@@ -1,0 +1,88 @@
+package cli
+
+import (
+	"errors"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"time"
+
+	"golang.org/x/term"
+)
+
+// ErrLoginRequired means that no valid token or refresh token is cached and
+// the caller may not prompt: the user must run `warden login`.
+var ErrLoginRequired = errors.New("not signed in: run `warden login`")
+
+// ErrNotConfigured means that no IdP URL is configured.
+var ErrNotConfigured = errors.New("no IdP configured: run `warden configure --idp-url https://idp.example.com`")
+
+// App is what every command works with: the streams, the clock, the HTTP
+// client and the user's directories. Tests fill it in by hand.
+type App struct {
+	Stdout, Stderr io.Writer
+	Stdin          io.Reader
+	Now            func() time.Time
+	HTTP           *http.Client
+	ConfigDir      string      // default os.UserConfigDir()/warden; env WARDEN_CONFIG_DIR overrides
+	CacheDir       string      // default os.UserCacheDir()/warden (0700); env WARDEN_CACHE_DIR overrides
+	IsTerminal     func() bool // stdin and stderr are terminals
+	OpenBrowser    func(url string) error
+}
+
+// NewApp returns the App of a real process: os streams, the wall clock, an
+// HTTP client with a 30 s timeout, the user's config and cache directories.
+func NewApp() *App {
+	a := &App{
+		Stdout: os.Stdout, Stderr: os.Stderr, Stdin: os.Stdin,
+		Now:  time.Now,
+		HTTP: &http.Client{Timeout: 30 * time.Second},
+		IsTerminal: func() bool {
+			return term.IsTerminal(int(os.Stdin.Fd())) && term.IsTerminal(int(os.Stderr.Fd()))
+		},
+		OpenBrowser: openBrowser,
+	}
+	a.ConfigDir = os.Getenv("WARDEN_CONFIG_DIR")
+	if a.ConfigDir == "" {
+		if d, err := os.UserConfigDir(); err == nil {
+			a.ConfigDir = filepath.Join(d, "warden")
+		}
+	}
+	a.CacheDir = os.Getenv("WARDEN_CACHE_DIR")
+	if a.CacheDir == "" {
+		if d, err := os.UserCacheDir(); err == nil {
+			a.CacheDir = filepath.Join(d, "warden")
+		}
+	}
+	return a
+}
+
+// ErrNoBrowser means that there is no display to open a browser on.
+var ErrNoBrowser = errors.New("no display to open a browser on")
+
+// openBrowser starts the system's URL opener without waiting for it: `open`
+// on macOS, rundll32's FileProtocolHandler on Windows, xdg-open elsewhere
+// when DISPLAY or WAYLAND_DISPLAY says there is a graphical session.
+func openBrowser(url string) error {
+	var cmd *exec.Cmd
+	switch runtime.GOOS {
+	case "darwin":
+		cmd = exec.Command("open", url)
+	case "windows":
+		cmd = exec.Command("rundll32", "url.dll,FileProtocolHandler", url)
+	default:
+		if os.Getenv("DISPLAY") == "" && os.Getenv("WAYLAND_DISPLAY") == "" {
+			return ErrNoBrowser
+		}
+		cmd = exec.Command("xdg-open", url)
+	}
+	cmd.Stdout, cmd.Stderr = nil, nil
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	go func() { _ = cmd.Wait() }()
+	return nil
+}
