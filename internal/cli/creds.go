@@ -293,4 +293,3 @@ func credentialProcessCmd(a *App) *cobra.Command {
 func credentialCommands(a *App) []*cobra.Command {
 	return []*cobra.Command{credsCmd(a), credentialProcessCmd(a), execCmd(a), consoleCmd(a), profileCmd(a)}
 }
-

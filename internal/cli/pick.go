@@ -71,7 +71,7 @@ func filterRoles(roles []Role, q string) []Role {
 	q = strings.ToLower(q)
 	var out []Role
 	for _, r := range roles {
-		s, ok := strings.ToLower(roleLabel(r)+" "+r.RoleARN), true
+		s, ok := strings.ToLower(roleLabel(r)), true
 		for _, c := range q {
 			i := strings.IndexRune(s, c)
 			if i < 0 {
