@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"strconv"
 	"time"
-
-	"github.com/redis/go-redis/v9"
 )
 
 // DeviceLimitConfig bounds the wrong user codes typed on the device
@@ -106,39 +104,8 @@ func (l *DeviceLimiter) Check(ctx context.Context, sessionKey, ip string) (Decis
 	if err != nil {
 		return Decision{}, err
 	}
-	ctx, cancel := l.store.op(ctx)
-	defer cancel()
-	// Plain pipeline: the two keys are in different slots.
-	pipe := l.store.client.Pipeline()
-	sc, st := pipe.Get(ctx, sessKey), pipe.PTTL(ctx, sessKey)
-	ic, it := pipe.Get(ctx, ipKey), pipe.PTTL(ctx, ipKey)
-	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-		return Decision{}, Unavailable("store: check device code limits", err)
-	}
-	d := Decision{Allowed: true}
-	for _, c := range []struct {
-		count *redis.StringCmd
-		ttl   *redis.DurationCmd
-		max   int
-	}{{sc, st, l.cfg.MaxPerSession}, {ic, it, l.cfg.MaxPerIP}} {
-		n, err := c.count.Int()
-		if errors.Is(err, redis.Nil) {
-			continue
-		}
-		if err != nil {
-			return Decision{}, Unavailable("store: check device code limits", err)
-		}
-		if n < c.max {
-			continue
-		}
-		d.Allowed = false
-		wait := c.ttl.Val()
-		if wait <= 0 { // -1 no expiry, -2 gone meanwhile: trust the clock
-			wait = left
-		}
-		d.RetryAfter = max(d.RetryAfter, wait)
-	}
-	return d, nil
+	return checkWindow(ctx, l.store, "store: check device code limits", left,
+		windowCounter{sessKey, l.cfg.MaxPerSession}, windowCounter{ipKey, l.cfg.MaxPerIP})
 }
 
 // Fail counts one wrong code for the session and for the IP.
@@ -147,14 +114,5 @@ func (l *DeviceLimiter) Fail(ctx context.Context, sessionKey, ip string) error {
 	if err != nil {
 		return err
 	}
-	ctx, cancel := l.store.op(ctx)
-	defer cancel()
-	ms := max(left.Milliseconds(), 1)
-	pipe := l.store.client.Pipeline()
-	incrScript.Eval(ctx, pipe, []string{sessKey}, ms)
-	incrScript.Eval(ctx, pipe, []string{ipKey}, ms)
-	if _, err := pipe.Exec(ctx); err != nil {
-		return Unavailable("store: count wrong device code", err)
-	}
-	return nil
+	return countWindow(ctx, l.store, "store: count wrong device code", left, sessKey, ipKey)
 }

@@ -111,34 +111,52 @@ func (l *Limiter) keys(username, ip string) (userKey, ipKey string, left time.Du
 // not if the username or the IP has MaxFailures… failures in this window.
 func (l *Limiter) Check(ctx context.Context, username, ip string) (Decision, error) {
 	userKey, ipKey, left := l.keys(username, ip)
-	ctx, cancel := l.store.op(ctx)
+	return checkWindow(ctx, l.store, "store: check login limits", left,
+		windowCounter{userKey, l.cfg.MaxFailuresPerUser}, windowCounter{ipKey, l.cfg.MaxFailuresPerIP})
+}
+
+// Fail counts one failed sign-in for username and for ip.
+func (l *Limiter) Fail(ctx context.Context, username, ip string) error {
+	userKey, ipKey, left := l.keys(username, ip)
+	return countWindow(ctx, l.store, "store: count failed sign-in", left, userKey, ipKey)
+}
+
+// windowCounter is one fixed-window counter key and its limit.
+type windowCounter struct {
+	key string
+	max int
+}
+
+// checkWindow reads the counters (one plain pipeline: the keys are in
+// different slots) and refuses when any has reached its limit, with
+// RetryAfter the longest remaining window. left is the time to the end of
+// the current window by the injected clock.
+func checkWindow(ctx context.Context, st *Store, op string, left time.Duration, counters ...windowCounter) (Decision, error) {
+	ctx, cancel := st.op(ctx)
 	defer cancel()
-	// Plain pipeline: the two keys are in different slots.
-	pipe := l.store.client.Pipeline()
-	uc, ut := pipe.Get(ctx, userKey), pipe.PTTL(ctx, userKey)
-	ic, it := pipe.Get(ctx, ipKey), pipe.PTTL(ctx, ipKey)
-	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-		return Decision{}, Unavailable("store: check login limits", err)
+	pipe := st.client.Pipeline()
+	counts := make([]*redis.StringCmd, len(counters))
+	ttls := make([]*redis.DurationCmd, len(counters))
+	for i, c := range counters {
+		counts[i], ttls[i] = pipe.Get(ctx, c.key), pipe.PTTL(ctx, c.key)
 	}
-	var d Decision
-	d.Allowed = true
-	for _, c := range []struct {
-		count *redis.StringCmd
-		ttl   *redis.DurationCmd
-		max   int
-	}{{uc, ut, l.cfg.MaxFailuresPerUser}, {ic, it, l.cfg.MaxFailuresPerIP}} {
-		n, err := c.count.Int()
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return Decision{}, Unavailable(op, err)
+	}
+	d := Decision{Allowed: true}
+	for i, c := range counters {
+		n, err := counts[i].Int()
 		if errors.Is(err, redis.Nil) {
 			continue
 		}
 		if err != nil {
-			return Decision{}, Unavailable("store: check login limits", err)
+			return Decision{}, Unavailable(op, err)
 		}
 		if n < c.max {
 			continue
 		}
 		d.Allowed = false
-		wait := c.ttl.Val()
+		wait := ttls[i].Val()
 		if wait <= 0 { // -1 no expiry, -2 gone meanwhile: trust the clock
 			wait = left
 		}
@@ -147,19 +165,18 @@ func (l *Limiter) Check(ctx context.Context, username, ip string) (Decision, err
 	return d, nil
 }
 
-// Fail counts one failed sign-in for username and for ip.
-func (l *Limiter) Fail(ctx context.Context, username, ip string) error {
-	userKey, ipKey, left := l.keys(username, ip)
-	ctx, cancel := l.store.op(ctx)
+// countWindow adds one to each counter, each expiring at the end of the
+// window: a plain pipeline of scripts, each atomic on its own key.
+func countWindow(ctx context.Context, st *Store, op string, left time.Duration, keys ...string) error {
+	ctx, cancel := st.op(ctx)
 	defer cancel()
 	ms := max(left.Milliseconds(), 1)
-	// Plain pipeline of two scripts: the keys are in different slots, and
-	// each script is atomic on its own key.
-	pipe := l.store.client.Pipeline()
-	incrScript.Eval(ctx, pipe, []string{userKey}, ms)
-	incrScript.Eval(ctx, pipe, []string{ipKey}, ms)
+	pipe := st.client.Pipeline()
+	for _, k := range keys {
+		incrScript.Eval(ctx, pipe, []string{k}, ms)
+	}
 	if _, err := pipe.Exec(ctx); err != nil {
-		return Unavailable("store: count failed sign-in", err)
+		return Unavailable(op, err)
 	}
 	return nil
 }
