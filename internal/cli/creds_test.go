@@ -40,7 +40,7 @@ func samlFor(role string) string {
 	return base64.StdEncoding.EncodeToString([]byte(x))
 }
 
-func newFakeIdP(t *testing.T) *fakeIdP {
+func newFakeIdP(t testing.TB) *fakeIdP {
 	f := &fakeIdP{holds: map[string]bool{tRole: true}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/.well-known/openid-configuration", func(w http.ResponseWriter, r *http.Request) {
@@ -79,7 +79,7 @@ type fakeSTS struct {
 	exp   time.Time
 }
 
-func newFakeSTS(t *testing.T) *fakeSTS {
+func newFakeSTS(t testing.TB) *fakeSTS {
 	f := &fakeSTS{errs: make(chan string, 100), exp: time.Now().Add(time.Hour).UTC().Truncate(time.Second)}
 	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		f.calls.Add(1)
@@ -128,7 +128,7 @@ func (f *fakeSTS) check(t *testing.T) {
 }
 
 // signedInApp is an App with a config for idp and a cached access token.
-func signedInApp(t *testing.T, idp string, now func() time.Time) (*App, *bytes.Buffer, *bytes.Buffer) {
+func signedInApp(t testing.TB, idp string, now func() time.Time) (*App, *bytes.Buffer, *bytes.Buffer) {
 	dir := t.TempDir()
 	var out, errb bytes.Buffer
 	a := &App{Stdout: &out, Stderr: &errb, Stdin: strings.NewReader(""), Now: now, HTTP: &http.Client{Timeout: 10 * time.Second},
