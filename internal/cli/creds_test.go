@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -331,3 +332,18 @@ func (c *chunkReader) Read(p []byte) (int, error) {
 }
 
 var _ = awsfed.Credentials{}
+
+// BenchmarkNewRoleCredentials: signed in, credentials for a role not in the
+// cache (token exchange + STS, both local fakes over HTTP).
+func BenchmarkNewRoleCredentials(b *testing.B) {
+	idp, sts := newFakeIdP(b), newFakeSTS(b)
+	a, _, _ := signedInApp(b, idp.srv.URL, time.Now)
+	a.Stdout = io.Discard
+	path := a.credsPath(credsKey(ViaSAML, tRole))
+	for i := 0; i < b.N; i++ {
+		os.Remove(path)
+		if err := run(a, "credential-process", "--role", tRole, "--sts-endpoint", sts.srv.URL); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
