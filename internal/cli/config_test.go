@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/skip2/go-qrcode"
 )
 
 func TestConfigSaveLoad(t *testing.T) {
@@ -168,5 +170,22 @@ func TestQRHalfBlocks(t *testing.T) {
 	// The quiet zone (light) is all blocks on the first line.
 	if strings.Trim(lines[0], "█") != "" {
 		t.Errorf("first line %q is not quiet zone", lines[0])
+	}
+	// Decoding the half blocks back gives the library's module matrix.
+	q2, err := qrcode.New("https://idp.example.com/device?user_code=BCDF-GHJK", qrcode.Low)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bm := q2.Bitmap()
+	if w != len(bm) || len(lines) != (len(bm)+1)/2 {
+		t.Fatalf("size %dx%d lines for a %d-module code", w, len(lines), len(bm))
+	}
+	for y, l := range lines {
+		for x, r := range []rune(l) {
+			top, bottom := r == '█' || r == '▀', r == '█' || r == '▄'
+			if top != !bm[2*y][x] || (2*y+1 < len(bm) && bottom != !bm[2*y+1][x]) {
+				t.Fatalf("module (%d,%d) rendered wrong", x, 2*y)
+			}
+		}
 	}
 }
