@@ -296,6 +296,30 @@ func TestAccessTokenIdPDown(t *testing.T) {
 	}
 }
 
+// An IdP answering 503 temporarily_unavailable (wardend during a Redis
+// outage) is not a dead sign-in either.
+func TestAccessTokenIdPUnavailable(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/.well-known/openid-configuration" {
+			_ = json.NewEncoder(w).Encode(map[string]string{"issuer": "http://" + r.Host, "token_endpoint": "http://" + r.Host + "/token"})
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write([]byte(`{"error":"temporarily_unavailable"}`))
+	}))
+	defer srv.Close()
+	a := testApp(t)
+	seedExpired(t, a, srv.URL, "rt-1")
+	_, err := a.AccessToken(context.Background(), false)
+	if err == nil || errors.Is(err, ErrLoginRequired) {
+		t.Fatalf("IdP unavailable: %v", err)
+	}
+	if _, ok := a.readToken(srv.URL); !ok {
+		t.Fatal("the cached token was dropped although the IdP was only unavailable")
+	}
+}
+
 // 16 goroutines (each with its own App on the same cache, as separate
 // processes would be) find an expired access token: exactly one refresh.
 func TestAccessTokenConcurrentGoroutines(t *testing.T) {

@@ -217,9 +217,10 @@ func (a *App) token(ctx context.Context, interactive, force bool) (tokenCache, e
 		if err == nil {
 			return nt, nil
 		}
-		var re *oauth2.RetrieveError
-		if !errors.As(err, &re) {
-			return tokenCache{}, err // the IdP is unreachable: a login would not work either
+		if !deadRefresh(err) {
+			// The IdP is unreachable or answers temporarily_unavailable:
+			// keep the refresh token; a login would not work either.
+			return tokenCache{}, err
 		}
 		// The refresh token is dead (expired, revoked, or the user gone).
 		_ = os.Remove(a.tokenPath())
@@ -229,6 +230,21 @@ func (a *App) token(ctx context.Context, interactive, force bool) (tokenCache, e
 		return tokenCache{}, ErrLoginRequired
 	}
 	return a.deviceLogin(ctx, cfg.IdPURL, loginOptions{})
+}
+
+// deadRefresh reports whether a refresh failed because the refresh token
+// itself is refused (RFC 6749 §5.2 invalid_grant, or the client refused),
+// as opposed to an outage.
+func deadRefresh(err error) bool {
+	var re *oauth2.RetrieveError
+	if !errors.As(err, &re) {
+		return false
+	}
+	switch re.ErrorCode {
+	case "invalid_grant", "invalid_client", "unauthorized_client":
+		return true
+	}
+	return false
 }
 
 // refresh trades t's refresh token for new tokens and caches them. Callers
