@@ -220,6 +220,10 @@ func (a *App) token(ctx context.Context, interactive, force bool) (tokenCache, e
 		if !deadRefresh(err) {
 			// The IdP is unreachable or answers temporarily_unavailable:
 			// keep the refresh token; a login would not work either.
+			var re *oauth2.RetrieveError
+			if errors.As(err, &re) {
+				return tokenCache{}, fmt.Errorf("the IdP could not refresh the sign-in: %w", oauthErr(err))
+			}
 			return tokenCache{}, err
 		}
 		// The refresh token is dead (expired, revoked, or the user gone).
