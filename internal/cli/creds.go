@@ -152,6 +152,18 @@ func (a *App) assume(ctx context.Context, r credRequest, interactive bool) (awsf
 	if err != nil {
 		return awsfed.Credentials{}, err
 	}
+	if r.duration == 0 {
+		// A role given as an ARN (as `profile add` writes it) carries no
+		// session length: take the role's from the roles listing (cached
+		// briefly), else a role granted 8 h would get STS's default hour.
+		if roles, err := a.Roles(ctx, false); err == nil {
+			for _, x := range roles {
+				if x.RoleARN == r.role.RoleARN {
+					r.duration = x.SessionSeconds
+				}
+			}
+		}
+	}
 	d, err := a.Discovery(ctx)
 	if err != nil {
 		return awsfed.Credentials{}, err
