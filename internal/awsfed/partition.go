@@ -1,10 +1,15 @@
 // Package awsfed holds the AWS knowledge shared by the server and the CLI:
 // partitions and their endpoints, the grammar of IAM role and SAML provider
-// ARNs, and the limits AWS STS puts on session tags and source identity.
+// ARNs, the limits AWS STS puts on session tags and source identity, trust
+// policies and setup commands, and the CLI's calls to AWS: STS
+// (AssumeRoleWithSAML, AssumeRoleWithWebIdentity), the console federation
+// endpoint, credential_process output and ~/.aws/config profiles.
 //
-// Everything here is pure: no I/O, no package state that changes. The rules
-// followed are listed in docs (aws-federation-rules.md, items 9–15 and 22)
-// and cite the IAM and STS references they come from.
+// The knowledge (partition.go, arn.go, tags, trust.go, signin.go) is pure:
+// no I/O, no package state that changes. The calls (sts.go, console.go) and
+// the profile editor (awsconfig.go) do I/O only through what the caller
+// passes in. The rules followed are those of aws-federation-rules.md
+// (sections A–E), cited item by item where they apply.
 package awsfed
 
 // Partition describes one AWS partition: a separate set of regions with its

@@ -17,8 +17,11 @@
 //	POST /oauth/introspect                    RFC 7662 (confidential clients only)
 //	GET|POST /oauth/end_session               RP-initiated logout 1.0
 //
-// The user-facing device verification pages (/device) are DeviceRoutes
-// (deviceui.go), built on DeviceRequest, ApproveDevice and DenyDevice.
+// The user-facing device verification pages (/device) are a mount of their
+// own, Provider.DeviceUI (deviceui.go), built on DeviceRequest,
+// ApproveDevice and DenyDevice. The RFC 8693 token exchange (role-scoped
+// SAML responses and web-identity tokens for the CLI) is exchange.go,
+// installed with InstallTokenExchange.
 //
 // Security properties, each kept in one place:
 //   - PKCE: S256 is required of public clients, `plain` is refused for

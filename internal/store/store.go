@@ -1,6 +1,8 @@
 // Package store keeps Warden's state in Redis: sign-in sessions, failed
-// sign-in counters and shared secrets here, and (in later steps) OIDC and
-// device state, the SAML replay cache, mapping rules and the audit stream.
+// sign-in and device-code counters, shared secrets, the versioned mapping
+// rules and the audit stream (durable: run Redis with AOF), OIDC grants,
+// codes, tokens and device authorizations, and the SAML replay cache and
+// paused AuthnRequests.
 //
 // One redis.UniversalClient serves standalone Redis, Sentinel and Cluster.
 // Every key starts with RedisConfig.KeyPrefix. Keys that one operation
