@@ -485,7 +485,14 @@ func TestWatch(t *testing.T) {
 	eventually(t, "the next key", func() bool { n, ok := r.Next(); return ok && n.ID == next.ID })
 
 	good, _ := os.ReadFile(filepath.Join(dir, manifestFile))
-	os.WriteFile(filepath.Join(dir, manifestFile), good[:len(good)/2], 0o600) // an editor mid-save
+	// A manifest cut in half (an editor mid-save), put in place in one step:
+	// os.WriteFile truncates first, and a poll between the truncation and
+	// the write would see an empty file, a second distinct problem.
+	half := filepath.Join(dir, "half.tmp")
+	os.WriteFile(half, good[:len(good)/2], 0o600)
+	if err := os.Rename(half, filepath.Join(dir, manifestFile)); err != nil {
+		t.Fatal(err)
+	}
 	eventually(t, "the error log", func() bool { return strings.Contains(logs.String(), "keeping the last good key ring") })
 	time.Sleep(100 * time.Millisecond) // several more polls
 	if c := strings.Count(logs.String(), "keeping the last good key ring"); c != 1 {
