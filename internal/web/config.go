@@ -36,7 +36,35 @@ type Config struct {
 	// LoginMinDuration pads every failed sign-in to at least this long, so
 	// an unknown user and a wrong password take alike long.
 	LoginMinDuration time.Duration `yaml:"login_min_duration"`
+	// Metrics says who may read /metrics (metrics_access.go).
+	Metrics MetricsConfig `yaml:"metrics"`
 }
+
+// MetricsConfig guards /metrics. A request is served when its client IP
+// (trusted_proxies aware) is in Allow, or when it carries
+// "Authorization: Bearer <BearerToken>" and a token is set. Anything else
+// gets the same 404 as an unknown path.
+type MetricsConfig struct {
+	// Allow lists CIDRs or IP addresses whose requests are served without
+	// a token. Default: loopback only (DefaultMetricsAllow). The single
+	// entry "none" allows no address (token only).
+	Allow []string `yaml:"allow"`
+	// BearerToken, when set (at least 16 characters of the RFC 6750
+	// b64token alphabet), lets a scraper anywhere in. Usually given as
+	// bearer_token_file.
+	BearerToken string `yaml:"bearer_token"`
+}
+
+// DefaultMetricsAllow is loopback only: a Prometheus (or agent) on the same
+// host. Returned fresh, so that no caller can change the default.
+func DefaultMetricsAllow() []string { return []string{"127.0.0.0/8", "::1/128"} }
+
+// MetricsAllowNone, as the only entry of metrics.allow, allows no address.
+const MetricsAllowNone = "none"
+
+// minMetricsToken is the shortest bearer token accepted (16 characters of
+// the b64token alphabet: about 96 bits when random).
+const minMetricsToken = 16
 
 // Defaults. DefaultLoginMinDuration covers a service bind, a search and a
 // user bind against a directory a few network hops away (typically 5-100 ms;
@@ -76,6 +104,9 @@ func (c *Config) SetDefaults() {
 	setDur(&c.IdleTimeout, DefaultIdleTimeout)
 	setDur(&c.ShutdownTimeout, DefaultShutdownTimeout)
 	setDur(&c.LoginMinDuration, DefaultLoginMinDuration)
+	if c.Metrics.Allow == nil {
+		c.Metrics.Allow = DefaultMetricsAllow()
+	}
 }
 
 // Validate reports every problem at once, each as "key.path: message" with
@@ -155,7 +186,51 @@ func (c *Config) Validate() error {
 	if c.LoginMinDuration < 0 || c.LoginMinDuration > maxLoginMinDuration {
 		add("login_min_duration", "must be between 0 and %s", maxLoginMinDuration)
 	}
+	c.Metrics.validate(add)
 	return errors.Join(errs...)
+}
+
+// validate adds the problems of the metrics block under "metrics.". The
+// token itself is never quoted.
+func (m *MetricsConfig) validate(add func(key, format string, args ...any)) {
+	for i, a := range m.Allow {
+		key := fmt.Sprintf("metrics.allow[%d]", i)
+		if strings.TrimSpace(a) == MetricsAllowNone {
+			if len(m.Allow) != 1 {
+				add(key, "%q must be the only entry", MetricsAllowNone)
+			}
+			continue
+		}
+		if _, err := parseProxy(a); err != nil {
+			add(key, "not a CIDR (127.0.0.0/8) or IP address")
+		}
+	}
+	if t := m.BearerToken; t != "" {
+		if len(t) < minMetricsToken {
+			add("metrics.bearer_token", "must have at least %d characters", minMetricsToken)
+		} else if !isB64Token(t) {
+			add("metrics.bearer_token", "only letters, digits and -._~+/ (then = padding) are allowed (RFC 6750 b64token)")
+		}
+	}
+}
+
+// isB64Token reports whether s is an RFC 6750 section 2.1 b64token:
+// 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"=".
+func isB64Token(s string) bool {
+	body := strings.TrimRight(s, "=")
+	if body == "" {
+		return false
+	}
+	for i := 0; i < len(body); i++ {
+		b := body[i]
+		switch {
+		case b >= 'a' && b <= 'z', b >= 'A' && b <= 'Z', b >= '0' && b <= '9':
+		case strings.IndexByte("-._~+/", b) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // https reports whether the public URL is https (Secure cookies, HSTS, __Host-).

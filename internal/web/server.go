@@ -22,6 +22,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"sort"
 	"strings"
 	"time"
 
@@ -132,13 +133,16 @@ type Server struct {
 	cop      *http.CrossOriginProtection
 	metrics  *metrics
 	gatherer prometheus.Gatherer
-	views    *views
-	assets   *assets
-	engine   *gin.Engine
-	handler  http.Handler
-	mounts   []Mount
-	portal   Portal
-	limits   map[string]int64 // method+" "+route path -> body limit, where not maxBody
+	// /metrics: who may read it, and the exposition handler.
+	metricsGate metricsGate
+	promHandler http.Handler
+	views       *views
+	assets      *assets
+	engine      *gin.Engine
+	handler     http.Handler
+	mounts      []Mount
+	portal      Portal
+	limits      map[string]int64 // method+" "+route path -> body limit, where not maxBody
 }
 
 // maxBody bounds every request body (sign-in forms are a few hundred bytes).
@@ -223,6 +227,9 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		}
 		s.gatherer = g
 	}
+	s.metricsGate = newMetricsGate(cfg.Metrics)
+	s.cfg.Metrics.BearerToken = "" // only its hash is kept (metricsGate)
+	s.promHandler = promhttp.HandlerFor(s.gatherer, promhttp.HandlerOpts{})
 	var err error
 	if s.metrics, err = newMetrics(reg); err != nil {
 		return nil, err
@@ -263,7 +270,7 @@ func (s *Server) routes() []route {
 		{http.MethodPost, "/logout", s.handleLogout},
 		{http.MethodGet, "/healthz", s.handleHealthz},
 		{http.MethodGet, "/readyz", s.handleReadyz},
-		{http.MethodGet, "/metrics", gin.WrapH(promhttp.HandlerFor(s.gatherer, promhttp.HandlerOpts{}))},
+		{http.MethodGet, "/metrics", s.handleMetrics}, // server.metrics decides who (metrics_access.go)
 		{http.MethodGet, "/static/:name", s.handleStatic},
 		{http.MethodHead, "/static/:name", s.handleStatic},
 	}
@@ -307,7 +314,7 @@ func (s *Server) newEngine() (*gin.Engine, error) {
 		}
 	}
 	e.NoRoute(func(c *gin.Context) { s.renderError(c, http.StatusNotFound) })
-	e.NoMethod(func(c *gin.Context) { s.renderError(c, http.StatusMethodNotAllowed) })
+	e.NoMethod(s.noMethod) // 404, not 405, on /metrics for a refused caller
 	return e, nil
 }
 
@@ -328,6 +335,26 @@ func handle(e *gin.Engine, method, path string, hs []gin.HandlerFunc) (err error
 
 // Handler returns the HTTP handler (for tests and for embedding).
 func (s *Server) Handler() http.Handler { return s.handler }
+
+// RouteInfo is one registered route: a method and a gin path pattern
+// ("/admin/api/accounts/:id").
+type RouteInfo struct{ Method, Path string }
+
+// Routes lists every registered route, the Mounts' included, sorted by path
+// then method (tests sweep them all).
+func (s *Server) Routes() []RouteInfo {
+	var out []RouteInfo
+	for _, r := range s.engine.Routes() {
+		out = append(out, RouteInfo{Method: r.Method, Path: r.Path})
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Path != out[j].Path {
+			return out[i].Path < out[j].Path
+		}
+		return out[i].Method < out[j].Method
+	})
+	return out
+}
 
 // Run listens on cfg.Listen and serves until ctx ends, then shuts down
 // gracefully within cfg.ShutdownTimeout.

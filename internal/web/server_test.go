@@ -18,11 +18,17 @@ import (
 	"github.com/wardenidp/warden/internal/identity"
 )
 
-// metricValue scrapes /metrics and returns the value of one series.
+// metricValue scrapes /metrics from loopback (allowed by default) and
+// returns the value of one series.
 func metricValue(t testing.TB, e *env, series string) string {
 	t.Helper()
 	rec := httptest.NewRecorder()
-	e.h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
+	req.RemoteAddr = "127.0.0.1:40000"
+	e.h.ServeHTTP(rec, req)
+	if rec.Code != http.StatusOK {
+		t.Fatalf("GET /metrics from loopback: %d", rec.Code)
+	}
 	for _, line := range strings.Split(rec.Body.String(), "\n") {
 		if v, ok := strings.CutPrefix(line, series+" "); ok {
 			return v
