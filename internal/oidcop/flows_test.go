@@ -550,6 +550,12 @@ func TestIntrospectionRevocationEndSession(t *testing.T) {
 	if strings.HasPrefix(r.loc, "https://evil.example") || r.code >= 500 {
 		t.Errorf("end_session to unregistered URI: %d %q", r.code, r.loc)
 	}
+	// a query that does not parse is the client's mistake, not a 500
+	for _, q := range []string{"a=1;b=2", "state=%zz", "state=a&state=b"} {
+		if r := b.get("/oauth/end_session?" + q); r.code != http.StatusBadRequest || !strings.Contains(r.body, "invalid_request") {
+			t.Errorf("end_session?%s: %d %s, want 400 invalid_request", q, r.code, r.body)
+		}
+	}
 }
 
 // TestDeviceGrant: RFC 8628 through the token endpoint: pending,

@@ -49,7 +49,9 @@ func (p *Provider) Routes() []web.Route {
 		api(http.MethodPost, "/oauth/revoke", p.checkedForm(zh)),
 		api(http.MethodOptions, "/oauth/revoke", zh),
 		api(http.MethodPost, "/oauth/introspect", p.checkedForm(p.introspect)),
-		{Method: http.MethodGet, Path: "/oauth/end_session", Handler: zh, CrossSite: true},
+		// The GET's query is checked like a form: zitadel turns a query
+		// it cannot parse (";", bad escapes) into a 500.
+		{Method: http.MethodGet, Path: "/oauth/end_session", Handler: p.checkedForm(zh), CrossSite: true},
 		{Method: http.MethodPost, Path: "/oauth/end_session", Handler: p.checkedForm(zh), CrossSite: true, MaxBody: maxFormBody},
 	}
 }
