@@ -11,8 +11,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
-	"strings"
-	"sync"
+	"strconv"
 	"time"
 	"unicode/utf8"
 
@@ -60,7 +59,10 @@ var tokenEncoding = base64.RawURLEncoding.Strict()
 // TTL of min(idle timeout, time to the absolute end); prefix+"user:{ID}:sess"
 // is a set of the session keys of user ID (hash tag on the user ID), whose
 // TTL is the absolute lifetime, renewed at each sign-in, so it outlives every
-// session it lists.
+// session it lists; prefix+"sessions" is the index of all sessions (see
+// ListAll), a sorted set of session keys (hex) scored by their absolute end
+// in Unix milliseconds. It has no TTL: members leave it on sign-out and
+// revoke, and ListAll prunes the expired and the vanished ones.
 type Sessions struct {
 	store   *Store
 	cfg     SessionConfig
@@ -93,6 +95,8 @@ func NewSessions(st *Store, cfg SessionConfig, now func() time.Time, random io.R
 }
 
 func (s *Sessions) sessionKey(hexKey string) string { return s.store.Key("sess:" + hexKey) }
+
+func (s *Sessions) indexKey() string { return s.store.Key("sessions") }
 
 func (s *Sessions) userKey(userID string) string {
 	return s.store.Key("user:{" + userID + "}:sess")
@@ -159,12 +163,17 @@ func (s *Sessions) Create(ctx context.Context, user identity.User, meta SessionM
 	// MULTI: go-redis's ClusterClient splits it by slot and may run the parts
 	// on different nodes. A partial write is harmless: the token is handed
 	// out only if all succeeded, so an orphan session key is unreachable
-	// and expires, and a dangling index entry is pruned by ListUser.
+	// and expires, and a dangling index entry is pruned by ListUser or
+	// ListAll. The ZADD comes after the SET, so that (on one connection) a
+	// concurrent ListAll never sees the member before the key; in Cluster
+	// the parts run on different nodes in any order, which is why ListAll
+	// leaves a just-created member whose key it cannot see alone.
 	// SET NX: a collision of 256 random bits means a broken random source.
 	pipe := s.store.client.Pipeline()
 	pipe.SAdd(ctx, s.userKey(user.ID), hexKey)
 	pipe.PExpire(ctx, s.userKey(user.ID), s.cfg.AbsoluteLifetime)
 	set := pipe.SetArgs(ctx, s.sessionKey(hexKey), val, redis.SetArgs{Mode: "NX", TTL: min(s.cfg.IdleTimeout, s.cfg.AbsoluteLifetime)})
+	pipe.ZAdd(ctx, s.indexKey(), redis.Z{Score: float64(sess.ExpiresAt.UnixMilli()), Member: hexKey})
 	_, err = pipe.Exec(ctx)
 	if errors.Is(err, redis.Nil) && errors.Is(set.Err(), redis.Nil) {
 		// NX refused. go-redis retries a command whose reply was lost, so
@@ -273,7 +282,8 @@ func (s *Sessions) DeleteByKey(ctx context.Context, hexKey string) error {
 }
 
 // deleteFetched deletes the session with GETDEL (so the read and the delete
-// are one step) and then removes it from its user's index.
+// are one step) and then removes it from the index of all sessions and from
+// its user's index.
 func (s *Sessions) deleteFetched(ctx context.Context, hexKey string) error {
 	val, err := s.store.client.GetDel(ctx, s.sessionKey(hexKey)).Bytes()
 	if errors.Is(err, redis.Nil) {
@@ -282,18 +292,24 @@ func (s *Sessions) deleteFetched(ctx context.Context, hexKey string) error {
 	if err != nil {
 		return Unavailable("store: delete session", err)
 	}
+	pipe := s.store.client.Pipeline()
+	pipe.ZRem(ctx, s.indexKey(), hexKey)
 	var sess Session
-	if json.Unmarshal(val, &sess) != nil || sess.User.ID == "" {
-		return nil // nothing to unindex; a stale index entry is pruned later
+	if json.Unmarshal(val, &sess) == nil && sess.User.ID != "" {
+		// Else there is no user index to clean; a stale entry is pruned later.
+		pipe.SRem(ctx, s.userKey(sess.User.ID), hexKey)
 	}
-	return Unavailable("store: delete session", s.store.client.SRem(ctx, s.userKey(sess.User.ID), hexKey).Err())
+	_, err = pipe.Exec(ctx)
+	return Unavailable("store: delete session", err)
 }
 
-// delete removes the session key and (when userID is known) its index
-// entry, in a plain pipeline (two slots; see Create).
+// delete removes the session key, its entry in the index of all sessions
+// and (when userID is known) its user index entry, in a plain pipeline
+// (several slots; see Create).
 func (s *Sessions) delete(ctx context.Context, hexKey, userID string) error {
 	pipe := s.store.client.Pipeline()
 	pipe.Del(ctx, s.sessionKey(hexKey))
+	pipe.ZRem(ctx, s.indexKey(), hexKey)
 	if userID != "" {
 		pipe.SRem(ctx, s.userKey(userID), hexKey)
 	}
@@ -321,6 +337,7 @@ func (s *Sessions) ListUser(ctx context.Context, userID string) ([]Session, erro
 			pipe.Del(ctx, s.sessionKey(k))
 		}
 		pipe.SRem(ctx, s.userKey(userID), toAny(dead)...)
+		pipe.ZRem(ctx, s.indexKey(), toAny(dead)...)
 		if _, err := pipe.Exec(ctx); err != nil {
 			return nil, Unavailable("store: prune sessions", err)
 		}
@@ -329,30 +346,21 @@ func (s *Sessions) ListUser(ctx context.Context, userID string) ([]Session, erro
 	return sessions, nil
 }
 
-// load fetches the sessions of hexKeys with one GET each in a pipeline (not
-// MGET: in Cluster the keys live in different slots). It returns the live
+// load fetches the sessions of hexKeys (see fetch). It returns the live
 // sessions and the keys that are missing, undecodable or ended by the clock.
 func (s *Sessions) load(ctx context.Context, hexKeys []string) (live []Session, dead []string, err error) {
 	if len(hexKeys) == 0 {
 		return nil, nil, nil
 	}
-	pipe := s.store.client.Pipeline()
-	cmds := make([]*redis.StringCmd, len(hexKeys))
-	for i, k := range hexKeys {
-		cmds[i] = pipe.Get(ctx, s.sessionKey(k))
-	}
-	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-		return nil, nil, Unavailable("store: load sessions", err)
+	vals, err := s.fetch(ctx, hexKeys)
+	if err != nil {
+		return nil, nil, err
 	}
 	now := s.now()
-	for i, c := range cmds {
-		val, err := c.Bytes()
-		if errors.Is(err, redis.Nil) {
+	for i, val := range vals {
+		if val == nil {
 			dead = append(dead, hexKeys[i])
 			continue
-		}
-		if err != nil {
-			return nil, nil, Unavailable("store: load sessions", err)
 		}
 		var sess Session
 		if json.Unmarshal(val, &sess) != nil || !now.Before(sess.ExpiresAt) ||
@@ -363,6 +371,48 @@ func (s *Sessions) load(ctx context.Context, hexKeys []string) (live []Session, 
 		live = append(live, sess)
 	}
 	return live, dead, nil
+}
+
+// fetch reads the sessions of hexKeys: nil where a key is missing. One
+// MGET on a single node; in Cluster, where the keys live in different
+// slots, one GET each in a pipeline.
+func (s *Sessions) fetch(ctx context.Context, hexKeys []string) ([][]byte, error) {
+	out := make([][]byte, len(hexKeys))
+	if !s.store.cluster {
+		keys := make([]string, len(hexKeys))
+		for i, k := range hexKeys {
+			keys[i] = s.sessionKey(k)
+		}
+		vals, err := s.store.client.MGet(ctx, keys...).Result()
+		if err != nil {
+			return nil, Unavailable("store: load sessions", err)
+		}
+		for i, v := range vals {
+			if str, ok := v.(string); ok {
+				out[i] = []byte(str)
+			}
+		}
+		return out, nil
+	}
+	pipe := s.store.client.Pipeline()
+	cmds := make([]*redis.StringCmd, len(hexKeys))
+	for i, k := range hexKeys {
+		cmds[i] = pipe.Get(ctx, s.sessionKey(k))
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, Unavailable("store: load sessions", err)
+	}
+	for i, c := range cmds {
+		val, err := c.Bytes()
+		if errors.Is(err, redis.Nil) {
+			continue
+		}
+		if err != nil {
+			return nil, Unavailable("store: load sessions", err)
+		}
+		out[i] = val
+	}
+	return out, nil
 }
 
 // RevokeUser ends every session of userID and returns how many it ended.
@@ -385,6 +435,7 @@ func (s *Sessions) RevokeUser(ctx context.Context, userID string) (int, error) {
 		dels[i] = pipe.Del(ctx, s.sessionKey(k))
 	}
 	pipe.SRem(ctx, s.userKey(userID), toAny(keys)...)
+	pipe.ZRem(ctx, s.indexKey(), toAny(keys)...)
 	if _, err := pipe.Exec(ctx); err != nil {
 		return 0, Unavailable("store: revoke sessions", err)
 	}
@@ -395,59 +446,154 @@ func (s *Sessions) RevokeUser(ctx context.Context, userID string) (int, error) {
 	return n, nil
 }
 
+// maxListAll bounds the page size of ListAll.
+const maxListAll = 5000
+
+// Cursor layout of ListAll: the score (absolute end, Unix ms) of the last
+// session returned, in the top cursorScoreBits bits (enough until 2109),
+// and the first cursorTieBits bits of its key, which order sessions of the
+// same score (Redis orders equal scores by member). A score of zero never
+// occurs (it is 1970), so 0 is free to mean "start" and "done".
+const (
+	cursorTieBits   = 22
+	cursorScoreBits = 64 - cursorTieBits
+	// createGrace is how long after its creation a member whose session
+	// key ListAll cannot see is left in the index: in Cluster, Create's
+	// ZADD and SET run on different nodes in no set order.
+	createGrace = 10 * time.Second
+)
+
 // ListAll returns a page of live sessions of all users for the admin
-// pages, with SCAN: start with cursor 0, pass the returned cursor back, stop
-// when it is 0. count is a hint of the page size, as for SCAN; a page may
-// be empty while the cursor is not 0. With Redis Cluster, SCAN is per node:
-// ListAll then scans every master fully in one call and returns cursor 0.
+// pages, oldest first (by absolute end, which is creation order while the
+// absolute lifetime is unchanged), from the index prefix+"sessions": it
+// reads the index and the sessions it returns, never the keyspace. Start
+// with cursor 0, pass the returned cursor back, stop when it is 0. count
+// (at most 5000; <= 0 means 100) is the number of index entries read: a
+// page holds fewer sessions when some of them have ended, and may be empty
+// while the cursor is not 0.
+//
+// The cursor is opaque: not an offset but the position of the last session
+// returned (its absolute end and the first 22 bits of its key), so
+// sessions that end or are deleted meanwhile do not shift the pages: a walk
+// returns each session that lives throughout it exactly once, and a session
+// created during the walk is listed when the walk reaches the end. The one
+// exception: of two sessions created in the same millisecond whose keys
+// share their first 22 bits (a chance of 1 in 4 million per such pair), the
+// second is skipped if a page ends on the first.
+//
+// Each call removes from the index the entries past their absolute end
+// (one ZREMRANGEBYSCORE) and those of its page whose session has gone
+// (idle timeout by TTL, or ended by the clock), deleting the latter's keys
+// as ListUser does.
+//
+// Sessions created before the index existed (by a Warden older than it) are
+// not in it and do not appear here; they still end by their TTLs (within
+// one absolute lifetime of the upgrade), and ListUser (hence the admin
+// filter by user), RevokeUser and Get still see them. There is no backfill:
+// a one-time SCAN would need a guard and resumption across replicas, for a
+// gap that closes by itself.
 func (s *Sessions) ListAll(ctx context.Context, cursor uint64, count int64) ([]Session, uint64, error) {
 	if count <= 0 {
 		count = 100
 	}
+	count = min(count, maxListAll)
 	ctx, cancel := s.store.op(ctx)
 	defer cancel()
-	match := s.sessionKey("*")
-	var keys []string
-	next := uint64(0)
-	if cc, ok := s.store.client.(*redis.ClusterClient); ok {
-		var mu sync.Mutex
-		err := cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error {
-			it := c.Scan(ctx, 0, match, count).Iterator()
-			var found []string
-			for it.Next(ctx) {
-				found = append(found, it.Val())
+	now := s.now()
+	nowMS := now.UnixMilli()
+	startMS, startTie := int64(cursor>>cursorTieBits), cursor&(1<<cursorTieBits-1)
+	index := s.indexKey()
+	pipe := s.store.client.Pipeline()
+	pipe.ZRemRangeByScore(ctx, index, "-inf", strconv.FormatInt(nowMS, 10))
+	var tieCmd *redis.ZSliceCmd
+	after := "(" + strconv.FormatInt(nowMS, 10) // live: absolute end after now
+	if cursor != 0 && startMS > nowMS {
+		// The rest of the last page's score, then what follows it.
+		sc := strconv.FormatInt(startMS, 10)
+		tieCmd = pipe.ZRangeArgsWithScores(ctx, redis.ZRangeArgs{Key: index, Start: sc, Stop: sc,
+			ByScore: true, Count: maxListAll})
+		after = "(" + sc
+	}
+	rng := pipe.ZRangeArgsWithScores(ctx, redis.ZRangeArgs{Key: index, Start: after, Stop: "+inf",
+		ByScore: true, Count: count})
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, 0, Unavailable("store: list sessions", err)
+	}
+	var members []redis.Z
+	if tieCmd != nil {
+		for _, m := range tieCmd.Val() {
+			if k, _ := m.Member.(string); tieBits(k) > startTie {
+				members = append(members, m)
 			}
-			if it.Err() != nil {
-				return it.Err()
-			}
-			mu.Lock()
-			keys = append(keys, found...)
-			mu.Unlock()
-			return nil
-		})
-		if err != nil {
-			return nil, 0, Unavailable("store: scan sessions", err)
-		}
-	} else {
-		var err error
-		keys, next, err = s.store.client.Scan(ctx, cursor, match, count).Result()
-		if err != nil {
-			return nil, 0, Unavailable("store: scan sessions", err)
 		}
 	}
-	hexKeys := make([]string, 0, len(keys))
-	for _, k := range keys {
-		h := strings.TrimPrefix(k, s.sessionKey(""))
-		if validHexKey(h) {
-			hexKeys = append(hexKeys, h)
+	members = append(members, rng.Val()...)
+	if int64(len(members)) > count {
+		members = members[:count]
+	}
+	hexKeys := make([]string, 0, len(members))
+	gone := map[string]bool{} // members to remove from the index
+	for _, m := range members {
+		if k, ok := m.Member.(string); ok && validHexKey(k) {
+			hexKeys = append(hexKeys, k)
+		} else {
+			gone[fmt.Sprint(m.Member)] = true // not a session key: never ours
 		}
 	}
-	live, _, err := s.load(ctx, hexKeys)
+	live, dead, err := s.load(ctx, hexKeys)
 	if err != nil {
 		return nil, 0, err
 	}
-	slices.SortFunc(live, func(a, b Session) int { return a.CreatedAt.Compare(b.CreatedAt) })
-	return live, next, nil
+	// Prune the dead, except a member created within createGrace whose key
+	// may not have been written yet (see Create).
+	fresh := float64(now.Add(s.cfg.AbsoluteLifetime - createGrace).UnixMilli())
+	if len(dead) > 0 || len(gone) > 0 {
+		isDead := make(map[string]bool, len(dead))
+		for _, k := range dead {
+			isDead[k] = true
+		}
+		pipe := s.store.client.Pipeline()
+		for _, m := range members {
+			if k, _ := m.Member.(string); isDead[k] && m.Score <= fresh {
+				gone[k] = true
+				pipe.Del(ctx, s.sessionKey(k))
+			}
+		}
+		if len(gone) > 0 {
+			rem := make([]any, 0, len(gone))
+			for k := range gone {
+				rem = append(rem, k)
+			}
+			pipe.ZRem(ctx, index, rem...)
+			if _, err := pipe.Exec(ctx); err != nil {
+				return nil, 0, Unavailable("store: prune sessions", err)
+			}
+		}
+	}
+	if int64(len(members)) < count {
+		return live, 0, nil // the end of the index
+	}
+	last := members[len(members)-1]
+	lastMS := int64(last.Score)
+	if lastMS <= 0 || lastMS >= 1<<cursorScoreBits {
+		return nil, 0, fmt.Errorf("store: list sessions: absolute end %d out of range", lastMS)
+	}
+	k, _ := last.Member.(string)
+	return live, uint64(lastMS)<<cursorTieBits | tieBits(k), nil
+}
+
+// tieBits is the first cursorTieBits bits of a hex session key (0 for
+// anything else): equal scores sort by member, so they sort by these too.
+func tieBits(hexKey string) uint64 {
+	const digits = (cursorTieBits + 3) / 4
+	if len(hexKey) < digits {
+		return 0
+	}
+	v, err := strconv.ParseUint(hexKey[:digits], 16, 64)
+	if err != nil {
+		return 0
+	}
+	return v >> (4*digits - cursorTieBits)
 }
 
 func toAny(ss []string) []any {
