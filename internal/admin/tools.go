@@ -202,12 +202,21 @@ func toSessionView(s store.Session, own string) sessionView {
 }
 
 // listSessions returns a page of sessions (user == "": all, from cursor),
-// or every session of the username user (case-insensitive).
+// or every session of the username user.
+//
+// For a user, the directory gives the user's ID and the store's per-user
+// index (ListUser) gives their sessions: a few reads, whatever the number
+// of sessions. Only when the directory cannot name the user (not found:
+// deleted or renamed since sign-in; a blocked account, which Lookup
+// refuses; an outage) does it walk every ListAll page (bounded) and keep the
+// sessions whose username matches, case-insensitively: exactly the users an
+// admin may be looking for to revoke.
 func (a *Admin) listSessions(c *gin.Context, user string, cursor uint64) ([]sessionView, uint64, error) {
+	ctx := c.Request.Context()
 	own, _ := web.CurrentSession(c)
 	var out []sessionView
 	if user == "" {
-		ss, next, err := a.sessions.ListAll(c.Request.Context(), cursor, 200)
+		ss, next, err := a.sessions.ListAll(ctx, cursor, 200)
 		if err != nil {
 			return nil, 0, err
 		}
@@ -216,9 +225,23 @@ func (a *Admin) listSessions(c *gin.Context, user string, cursor uint64) ([]sess
 		}
 		return out, next, nil
 	}
-	// A user's sessions: scan every page (bounded) and keep theirs.
+	u, err := a.dir.Lookup(ctx, user)
+	if err == nil && u.ID != "" {
+		ss, err := a.sessions.ListUser(ctx, u.ID)
+		if err != nil {
+			return nil, 0, err
+		}
+		for _, s := range ss {
+			out = append(out, toSessionView(s, own.Key))
+		}
+		return out, 0, nil
+	}
+	if err != nil && !errors.Is(err, identity.ErrUserNotFound) && !identity.IsRejection(err) {
+		a.log.WarnContext(ctx, "admin: sessions filter: directory lookup failed; scanning all sessions", "err", err)
+	}
+	cursor = 0
 	for pages := 0; pages < 1000; pages++ {
-		ss, next, err := a.sessions.ListAll(c.Request.Context(), cursor, 1000)
+		ss, next, err := a.sessions.ListAll(ctx, cursor, 1000)
 		if err != nil {
 			return nil, 0, err
 		}

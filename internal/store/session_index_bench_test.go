@@ -13,7 +13,9 @@ import (
 // holds 50,000 unrelated keys (rules, audit, OIDC and the like):
 //
 //	first_page_200: the admin sessions page (one ListAll of 200);
-//	all_pages_1000: every session, 1000 per call, until the cursor is 0.
+//	all_pages_1000: every session, 1000 per call, until the cursor is 0
+//	  (what the admin filter by username did for every search);
+//	list_user: one user's 5 sessions (what the filter does now).
 //
 //	go test -run '^$' -bench SessionsListAll ./internal/store
 func BenchmarkSessionsListAll(b *testing.B) {
@@ -64,6 +66,15 @@ func BenchmarkSessionsListAll(b *testing.B) {
 			}
 			if n != sessions {
 				b.Fatalf("listed %d sessions, want %d", n, sessions)
+			}
+		}
+	})
+	b.Run("list_user", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			ss, err := s.ListUser(ctx, "bench-42")
+			if err != nil || len(ss) != sessions/2000 {
+				b.Fatalf("list user: %d sessions, %v", len(ss), err)
 			}
 		}
 	})
