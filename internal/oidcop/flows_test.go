@@ -369,6 +369,8 @@ func TestAuthorizeRefusals(t *testing.T) {
 		{"no redirect", q("client_id", webClientID)},
 		{"repeated param", q("client_id", webClientID, "redirect_uri", webRedirect) + "&state=again"},
 		{"oversized state", q("client_id", webClientID, "redirect_uri", "https://evil.example/", "state", strings.Repeat("s", 5000))},
+		{"unparsable max_age", q("client_id", webClientID, "redirect_uri", webRedirect, "max_age", "x")},
+		{"invalid UTF-8 max_age", q("client_id", webClientID, "redirect_uri", webRedirect, "max_age", "\xff")},
 	}
 	for _, tc := range notRedirected {
 		t.Run(tc.name, func(t *testing.T) {
@@ -378,6 +380,16 @@ func TestAuthorizeRefusals(t *testing.T) {
 			}
 			if r.loc != "" {
 				t.Fatalf("redirected to %q", r.loc)
+			}
+			// Warden's error page with the request ID, never zitadel's
+			// plain text ("ErrorType=... Parent=schema: ...")
+			if id := r.hdr.Get("X-Request-ID"); id == "" || !strings.Contains(r.body, id) || !strings.Contains(r.hdr.Get("Content-Type"), "text/html") {
+				t.Errorf("not the error page with request ID %q: %s %s", id, r.hdr.Get("Content-Type"), r.body)
+			}
+			for _, bad := range []string{"ErrorType=", "Parent=", "schema:"} {
+				if strings.Contains(r.body, bad) {
+					t.Errorf("internal text %q in the page: %s", bad, r.body)
+				}
 			}
 		})
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -171,6 +172,9 @@ func (p *Provider) introspect(c *gin.Context) {
 func (p *Provider) runOP(c *gin.Context, r *http.Request, sc *scratch, fn http.HandlerFunc) {
 	bw := &bufWriter{h: http.Header{}}
 	fn(bw, r)
+	if c.Writer.Written() {
+		return // fn answered through gin (pageErrors)
+	}
 	if bw.status == 0 {
 		bw.status = http.StatusOK
 	}
@@ -326,7 +330,30 @@ func (p *Provider) authorize(c *gin.Context) {
 			return
 		}
 	}
-	p.serveOP(c)
+	r, sc := p.withScratch(c)
+	p.runOP(c, r, sc, pageErrors(c, func(w http.ResponseWriter, r *http.Request) { p.op.ServeHTTP(w, r) }))
+}
+
+// pageErrors runs fn for a browser page (authorize, callback): an error
+// zitadel cannot send back to the client's redirect URI comes as a
+// text/plain 4xx, sometimes with internal text in it ("ErrorType=...
+// Parent=schema: ..."); it becomes the Warden error page instead, with
+// zitadel's text in the log only. Everything else passes through.
+func pageErrors(c *gin.Context, fn http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		bw := &bufWriter{h: http.Header{}}
+		fn(bw, r)
+		if bw.status >= 400 && bw.status < 500 && strings.HasPrefix(bw.h.Get("Content-Type"), "text/plain") {
+			web.Fail(c, bw.status, "The sign-in request from the application is not valid. Go back to the application and try again.",
+				fmt.Errorf("oidcop: %s: %s", r.URL.Path, truncate(strings.TrimSpace(bw.body.String()), 512)))
+			return
+		}
+		for k, v := range bw.h {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(bw.status)
+		_, _ = w.Write(bw.body.Bytes())
+	}
 }
 
 // discovery serves the OpenID provider metadata, trimmed to what Warden
@@ -387,9 +414,9 @@ func (p *Provider) callback(c *gin.Context) {
 	sess, ok := web.CurrentSession(c)
 	if !ok {
 		if ar.hasPrompt(oidc.PromptNone) {
-			p.runOP(c, r, sc, func(w http.ResponseWriter, r *http.Request) {
+			p.runOP(c, r, sc, pageErrors(c, func(w http.ResponseWriter, r *http.Request) {
 				op.AuthRequestError(w, r, ar, oidc.ErrLoginRequired(), p.op)
-			})
+			}))
 			return
 		}
 		web.RedirectToLogin(c)
@@ -405,7 +432,7 @@ func (p *Provider) callback(c *gin.Context) {
 	}
 	p.record(ctx, audit.Event{Actor: sess.User.Username, Action: "oidc.authorize", Object: ar.ClientID, Result: "success",
 		Detail: map[string]string{"scopes": strings.Join(ar.Scopes, " ")}})
-	p.runOP(c, r, sc, func(w http.ResponseWriter, r *http.Request) { op.AuthResponse(ar, p.op, w, r) })
+	p.runOP(c, r, sc, pageErrors(c, func(w http.ResponseWriter, r *http.Request) { op.AuthResponse(ar, p.op, w, r) }))
 }
 
 func truncate(s string, n int) string {
