@@ -15,6 +15,7 @@ import (
 	yaml "go.yaml.in/yaml/v3"
 
 	"github.com/wardenidp/warden/internal/directory/ldap"
+	"github.com/wardenidp/warden/internal/oidcop"
 	"github.com/wardenidp/warden/internal/store"
 	"github.com/wardenidp/warden/internal/web"
 )
@@ -354,7 +355,16 @@ func TestRedacted(t *testing.T) {
 			t.Errorf("secret printed: %s", out)
 		}
 	}
-	want := []string{"directory.bind_password", "redis.password", "redis.sentinel_password"}
+	// secrets inside lists (oidc.clients[].secret) are redacted too, in a
+	// copy: the Config itself keeps them
+	c.OIDC.Clients = []oidcop.ClientConfig{{ID: "grafana", Secret: "client-secret-0123456789"}}
+	if out := c.String(); strings.Contains(out, "client-secret-0123456789") || !strings.Contains(out, "grafana") {
+		t.Errorf("client secret printed or client lost:\n%s", out)
+	}
+	if c.OIDC.Clients[0].Secret != "client-secret-0123456789" {
+		t.Error("Redacted changed the caller's client list")
+	}
+	want := []string{"server.metrics.bearer_token", "directory.bind_password", "redis.password", "redis.sentinel_password"}
 	if got := SecretKeys(); !reflect.DeepEqual(got, want) {
 		t.Errorf("SecretKeys = %q, want %q", got, want)
 	}

@@ -80,6 +80,17 @@ func redact(v reflect.Value) {
 			redact(cp.Elem())
 			v.Set(cp)
 		}
+	case reflect.Slice:
+		// A copy: the caller's Config shares the backing array
+		// (oidc.clients[].secret).
+		if !v.IsNil() {
+			cp := reflect.MakeSlice(v.Type(), v.Len(), v.Len())
+			reflect.Copy(cp, v)
+			for i := range cp.Len() {
+				redact(cp.Index(i))
+			}
+			v.Set(cp)
+		}
 	}
 }
 
