@@ -317,6 +317,7 @@ func TestWarnings(t *testing.T) {
 		{"http public_url", func(c *Config) { c.Server.PublicURL = "http://sso.example.com" }, []string{"server.public_url: http:// on sso.example.com"}},
 		{"http public_url on loopback", func(c *Config) { c.Server.PublicURL = "http://127.0.0.1:8080" }, nil},
 		{"trust everyone", func(c *Config) { c.Server.TrustedProxies = []string{"10.0.0.0/8", "0.0.0.0/0"} }, []string{"server.trusted_proxies[1]: 0.0.0.0/0 trusts every client"}},
+		{"metrics for everyone", func(c *Config) { c.Server.Metrics.Allow = []string{"::/0"} }, []string{"server.metrics.allow[0]: ::/0 lets anyone read /metrics"}},
 		{"dev off loopback", func(c *Config) { c.Dev.AllowNonLoopback = true }, []string{"dev.allow_non_loopback: true"}},
 	}
 	for _, tt := range tests {

@@ -144,6 +144,13 @@ func (c *Config) Warnings() []string {
 			}
 		}
 	}
+	for i, p := range c.Server.Metrics.Allow {
+		if _, n, err := net.ParseCIDR(p); err == nil {
+			if ones, _ := n.Mask.Size(); ones == 0 {
+				warn(fmt.Sprintf("server.metrics.allow[%d]", i), "%s lets anyone read /metrics (sign-in counts, directory and Redis health)", p)
+			}
+		}
+	}
 	if c.Dev.AllowNonLoopback {
 		warn("dev.allow_non_loopback", "true: dev mode (demo users with known passwords) may serve on a network address")
 	}
