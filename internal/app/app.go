@@ -69,6 +69,9 @@ type Options struct {
 	Started func(addr net.Addr)
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Routes, when set, receives the HTTP route table once it is built
+	// (tests sweep every route).
+	Routes func([]web.RouteInfo)
 }
 
 // DevOptions configures dev mode.
@@ -298,6 +301,9 @@ func Run(ctx context.Context, o Options) error {
 	})
 	if err != nil {
 		return fmt.Errorf("app: web: %w", err)
+	}
+	if o.Routes != nil {
+		o.Routes(srv.Routes())
 	}
 
 	ln := o.Listener
