@@ -103,8 +103,10 @@ flags:
 	}
 
 	logger := slog.New(cfg.Log.Handler(stderr))
-	// go-redis logs through a package global; route it to our log, once.
+	// go-redis logs through a package global, and zitadel/oidc through
+	// slog's default logger: route both to our log, once, here in main.
 	redis.SetLogger(store.RedisLog{L: logger})
+	slog.SetDefault(logger)
 	for _, w := range cfg.Warnings() {
 		logger.Warn("configuration", "warning", w)
 	}
