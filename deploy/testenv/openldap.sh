@@ -142,7 +142,20 @@ olcPPolicyUseLockout: TRUE
 LDIF
 }
 
+# do_start starts slapd, retrying twice with fresh random ports when the
+# caller did not fix them: a random port can be taken between the check and
+# slapd's bind (seen once in CI-like runs: slapd exits at once, log empty).
 do_start() {
+  local want_port=${PORT:-} want_tls=${TLS_PORT:-} attempt
+  for attempt in 1 2 3; do
+    PORT=$want_port TLS_PORT=$want_tls
+    if start_once; then return 0; fi
+    [[ -z $want_port && -z $want_tls && $attempt -lt 3 ]] || return 1
+    log "retrying with other ports (attempt $((attempt + 1)) of 3)"
+  done
+}
+
+start_once() {
   local t0; t0=$(now)
   if running_pid >/dev/null; then log "already running (stop first for a fresh instance)"; return 0; fi
   command -v "$SLAPD" >/dev/null || die "$SLAPD not found: run deploy/testenv/install-deps.sh"
