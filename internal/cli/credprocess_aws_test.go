@@ -1,9 +1,6 @@
 package cli
 
 import (
-	"fmt"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -26,38 +23,13 @@ func buildWarden(t testing.TB) string {
 	return bin
 }
 
-func motoServer(t *testing.T) string {
-	t.Helper()
-	bin := testenv.Binary(t, "moto_server")
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	cmd := exec.Command(bin, "-H", "127.0.0.1", "-p", fmt.Sprint(port))
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	u := fmt.Sprintf("http://127.0.0.1:%d", port)
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		if resp, err := http.Get(u + "/moto-api/"); err == nil {
-			resp.Body.Close()
-			return u
-		}
-	}
-	t.Fatal("moto_server did not start")
-	return ""
-}
-
 // TestAWSCLIWithMoto: a profile written by `warden profile add` makes
 // Debian's awscli (/usr/bin/aws) get credentials through `warden
 // credential-process` from moto's STS, and `warden exec` hands them to aws.
 // moto validates nothing (rules section F): this proves the plumbing.
 func TestAWSCLIWithMoto(t *testing.T) {
 	aws := testenv.Binary(t, "aws")
-	moto := motoServer(t)
+	moto := testenv.Moto(t)
 	idp := newFakeIdP(t)
 	a, _, _ := signedInApp(t, idp.srv.URL, time.Now)
 	warden := buildWarden(t)

@@ -2,41 +2,12 @@ package oidcop
 
 import (
 	"encoding/json"
-	"fmt"
-	"net"
 	"net/http"
 	"os/exec"
 	"testing"
-	"time"
 
 	"github.com/wardenidp/warden/internal/testenv"
 )
-
-// xMoto starts moto_server on a free loopback port and returns its URL.
-func xMoto(t *testing.T) string {
-	t.Helper()
-	bin := testenv.Binary(t, "moto_server")
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	cmd := exec.Command(bin, "-H", "127.0.0.1", "-p", fmt.Sprint(port))
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	u := fmt.Sprintf("http://127.0.0.1:%d", port)
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		if resp, err := http.Get(u + "/moto-api/"); err == nil {
-			resp.Body.Close()
-			return u
-		}
-	}
-	t.Fatal("moto_server did not start")
-	return ""
-}
 
 // xAWS runs Debian's awscli (/usr/bin/aws, v2) against moto, unsigned.
 func xAWS(t *testing.T, moto string, args ...string) map[string]any {
@@ -70,7 +41,7 @@ func xCredentials(t *testing.T, res map[string]any) {
 // calls and yield credentials. moto checks nothing of either token
 // (aws-federation-rules.md section F): plumbing only.
 func TestExchangeAWSCLI(t *testing.T) {
-	moto := xMoto(t)
+	moto := testenv.Moto(t)
 	f := newXFixture(t)
 	r := f.post(t, xForm("tok-bob", TokenTypeIDToken, xProdRO))
 	if r.status != http.StatusOK {

@@ -3,9 +3,6 @@ package samlidp
 import (
 	"context"
 	"encoding/json"
-	"fmt"
-	"net"
-	"net/http"
 	"os/exec"
 	"testing"
 	"time"
@@ -13,40 +10,13 @@ import (
 	"github.com/wardenidp/warden/internal/testenv"
 )
 
-// motoServer starts moto_server (the pyenv Python's) on a
-// free loopback port and returns its URL.
-func motoServer(t *testing.T) string {
-	t.Helper()
-	bin := testenv.Binary(t, "moto_server") // pip install 'moto[server]'
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	cmd := exec.Command(bin, "-H", "127.0.0.1", "-p", fmt.Sprint(port))
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	u := fmt.Sprintf("http://127.0.0.1:%d", port)
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		if resp, err := http.Get(u + "/moto-api/"); err == nil {
-			resp.Body.Close()
-			return u
-		}
-	}
-	t.Fatal("moto_server did not start")
-	return ""
-}
-
 // TestAWSCLIPlumbing sends the single-role response through Debian's
 // awscli (/usr/bin/aws) to moto's STS AssumeRoleWithSAML and gets
 // credentials. moto validates nothing (aws-federation-rules.md section F):
 // this proves only that the response flows through the AWS tools.
 func TestAWSCLIPlumbing(t *testing.T) {
 	aws := testenv.Binary(t, "aws")
-	moto := motoServer(t)
+	moto := testenv.Moto(t)
 	f := newFixture(t)
 	f.clock.Set(time.Now())
 	grant := grantOf(t, f.rules, "bob", "arn:aws:iam::111122223333:role/ReadOnly")
