@@ -7,7 +7,6 @@ package cli
 // for the web-identity token).
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/pem"
@@ -105,36 +104,6 @@ func wdStart(t testing.TB) *wdIdP {
 	return idp
 }
 
-var (
-	wdFormRE   = regexp.MustCompile(`(?s)<form\b([^>]*)>(.*?)</form>`)
-	wdActionRE = regexp.MustCompile(`action="([^"]*)"`)
-	wdInputRE  = regexp.MustCompile(`<input\b[^>]*>`)
-	wdNameRE   = regexp.MustCompile(`\bname="([^"]*)"`)
-	wdValueRE  = regexp.MustCompile(`\bvalue="([^"]*)"`)
-)
-
-// wdForm returns the fields of the form of page that posts to action.
-func wdForm(page, action string) (url.Values, error) {
-	for _, m := range wdFormRE.FindAllStringSubmatch(page, -1) {
-		a := wdActionRE.FindStringSubmatch(m[1])
-		if a == nil || html.UnescapeString(a[1]) != action {
-			continue
-		}
-		f := url.Values{}
-		for _, in := range wdInputRE.FindAllString(m[2], -1) {
-			if n := wdNameRE.FindStringSubmatch(in); n != nil {
-				v := ""
-				if vm := wdValueRE.FindStringSubmatch(in); vm != nil {
-					v = html.UnescapeString(vm[1])
-				}
-				f.Set(n[1], v)
-			}
-		}
-		return f, nil
-	}
-	return nil, fmt.Errorf("no form to %s in the page", action)
-}
-
 // wdApprove is bob at the browser: opens link, signs in at /login as user,
 // enters code when the form has none, confirms and approves.
 func wdApprove(idp *wdIdP, user, link, code string) error {
@@ -155,14 +124,14 @@ func wdApprove(idp *wdIdP, user, link, code string) error {
 	if err != nil {
 		return err
 	}
-	if f, err := wdForm(p, "/login"); err == nil {
+	if f, err := e2eForm(p, "/login"); err == nil {
 		f.Set("username", user)
 		f.Set("password", idp.pw)
 		if p, err = page(c.PostForm(idp.base+"/login", f)); err != nil {
 			return fmt.Errorf("sign in: %w", err)
 		}
 	}
-	f, err := wdForm(p, "/device")
+	f, err := e2eForm(p, "/device")
 	if err != nil {
 		return err
 	}
@@ -172,53 +141,23 @@ func wdApprove(idp *wdIdP, user, link, code string) error {
 	if p, err = page(c.PostForm(idp.base+"/device", f)); err != nil {
 		return err
 	}
-	if f, err = wdForm(p, "/device/approve"); err != nil {
+	if f, err = e2eForm(p, "/device/approve"); err != nil {
 		return err
 	}
 	_, err = page(c.PostForm(idp.base+"/device/approve", f))
 	return err
 }
 
-// wdBuffer is a bytes.Buffer safe for concurrent use.
-type wdBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *wdBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *wdBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// wdRun executes `warden args...` on a with fresh buffers.
-func wdRun(a *App, args ...string) (stdout, stderr string, err error) {
-	out, errb := &wdBuffer{}, &wdBuffer{}
-	a.Stdout, a.Stderr = out, errb
-	root := Root(a)
-	root.SetArgs(args)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	err = root.ExecuteContext(ctx)
-	return out.String(), errb.String(), err
-}
-
 // wdLogin configures a for idp and runs `warden login --no-browser`; the
 // URL and code printed on stderr are approved by user through the pages.
 func wdLogin(t testing.TB, a *App, idp *wdIdP, user string) string {
 	t.Helper()
-	if _, _, err := wdRun(a, "configure", "--idp-url", idp.base); err != nil {
+	if _, _, err := runCLI(a, "configure", "--idp-url", idp.base); err != nil {
 		t.Fatalf("configure: %v", err)
 	}
 	a.OpenBrowser = func(string) error { t.Error("browser opened with --no-browser"); return nil }
-	errb := &wdBuffer{}
-	a.Stdout, a.Stderr = &wdBuffer{}, errb
+	errb := &syncBuffer{}
+	a.Stdout, a.Stderr = &syncBuffer{}, errb
 	done := make(chan error, 1)
 	go func() {
 		root := Root(a)

@@ -47,7 +47,7 @@ func TestCLIAgainstWardendE2E(t *testing.T) {
 
 	// 2. roles --json: bob's roles from the example rules (developers and,
 	// through nesting, engineering).
-	stdout, stderr, err := wdRun(a, "roles", "--json")
+	stdout, stderr, err := runCLI(a, "roles", "--json")
 	if err != nil {
 		t.Fatalf("roles: %v\n%s", err, stderr)
 	}
@@ -78,7 +78,7 @@ func TestCLIAgainstWardendE2E(t *testing.T) {
 	// 3. credential-process via saml.
 	credProcess := func(via string) wdCredJSON {
 		t.Helper()
-		stdout, stderr, err := wdRun(a, "credential-process", "--role", wdReadOnly, "--via", via, "--sts-endpoint", sts.srv.URL)
+		stdout, stderr, err := runCLI(a, "credential-process", "--role", wdReadOnly, "--via", via, "--sts-endpoint", sts.srv.URL)
 		for _, p := range sts.problems() {
 			t.Errorf("fake STS (%s): %s", via, p)
 		}
@@ -142,7 +142,7 @@ func TestCLIAgainstWardendE2E(t *testing.T) {
 
 	// 5. A role bob does not hold: wardend refuses the exchange.
 	for _, via := range []string{ViaSAML, ViaWebIdentity} {
-		stdout, stderr, err = wdRun(a, "credential-process", "--role", "arn:aws:iam::111122223333:role/AdministratorAccess",
+		stdout, stderr, err = runCLI(a, "credential-process", "--role", "arn:aws:iam::111122223333:role/AdministratorAccess",
 			"--via", via, "--sts-endpoint", sts.srv.URL)
 		if err == nil || !strings.Contains(err.Error(), "do not hold") || stdout != "" {
 			t.Errorf("--via %s, a role not held: %v, stdout %q", via, err, stdout)
@@ -154,10 +154,10 @@ func TestCLIAgainstWardendE2E(t *testing.T) {
 
 	// 6. logout; then credential-process (no cache, no terminal) fails with
 	// one line on stderr and nothing on stdout, as the real binary.
-	if _, stderr, err := wdRun(a, "logout"); err != nil || !strings.Contains(stderr, "Revoked the sign-in of bob") {
+	if _, stderr, err := runCLI(a, "logout"); err != nil || !strings.Contains(stderr, "Revoked the sign-in of bob") {
 		t.Fatalf("logout: %v\n%s", err, stderr)
 	}
-	stdout, _, err = wdRun(a, "credential-process", "--role", wdReadOnly, "--sts-endpoint", sts.srv.URL)
+	stdout, _, err = runCLI(a, "credential-process", "--role", wdReadOnly, "--sts-endpoint", sts.srv.URL)
 	if !errors.Is(err, ErrLoginRequired) || stdout != "" {
 		t.Fatalf("credential-process after logout: %v, stdout %q", err, stdout)
 	}
@@ -192,7 +192,7 @@ func BenchmarkNewRoleRealIdP(b *testing.B) {
 	start := time.Now()
 	for i := 0; i < b.N; i++ {
 		_ = os.Remove(path)
-		if _, stderr, err := wdRun(a, "credential-process", "--role", wdReadOnly, "--sts-endpoint", sts.srv.URL); err != nil {
+		if _, stderr, err := runCLI(a, "credential-process", "--role", wdReadOnly, "--sts-endpoint", sts.srv.URL); err != nil {
 			b.Fatalf("%v\n%s", err, stderr)
 		}
 	}
