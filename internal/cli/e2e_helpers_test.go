@@ -14,7 +14,6 @@ import (
 	"fmt"
 	"html"
 	"io"
-	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -30,12 +29,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wardenidp/warden/internal/app/apptest"
+
 	"github.com/coreos/go-oidc/v3/oidc"
 
-	"github.com/wardenidp/warden/internal/admin"
-	"github.com/wardenidp/warden/internal/app"
-	"github.com/wardenidp/warden/internal/directory/ldap"
-	"github.com/wardenidp/warden/internal/store"
 	"github.com/wardenidp/warden/internal/testenv"
 )
 
@@ -50,58 +47,12 @@ type wdIdP struct {
 // stops when the test ends.
 func wdStart(t testing.TB) *wdIdP {
 	t.Helper()
-	env := testenv.Require(t, "LDAP_URL", "LDAP_BASE_DN", "LDAP_BIND_DN", "LDAP_BIND_PW", "LDAP_USER_PW", "REDIS_ADDR")
-	if testing.Short() {
-		t.Skip("wardend end to end skipped in -short mode")
-	}
 	rules, err := filepath.Abs(filepath.Join("..", "..", "config", "mappings.example.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	idp := &wdIdP{pw: env["LDAP_USER_PW"]}
-	o := app.Options{Admin: admin.Config{Groups: []string{"admins"}, RulesFile: rules, RulesReadOnly: true},
-		Banner: io.Discard, DataDir: t.TempDir()}
-	o.Directory = ldap.Config{Type: ldap.TypeOpenLDAP, URLs: []string{env["LDAP_URL"]}, BaseDN: env["LDAP_BASE_DN"],
-		BindDN: env["LDAP_BIND_DN"], BindPassword: env["LDAP_BIND_PW"]}
-	o.Directory.ApplyPreset()
-	o.Directory.SetDefaults()
-	o.Redis = store.RedisConfig{Addrs: []string{env["REDIS_ADDR"]}, Password: os.Getenv("REDIS_PASSWORD")}
-	o.Redis.SetDefaults()
-	o.Redis.KeyPrefix = fmt.Sprintf("warden-clie2e-%d:", time.Now().UnixNano())
-	o.OIDC.DevicePollInterval = time.Second
-	o.OIDC.DeviceCodeLifetime = time.Minute
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	idp.base = "http://" + ln.Addr().String()
-	o.Listener = ln
-	o.Server.Listen = ln.Addr().String()
-	o.Server.PublicURL = idp.base
-	o.Server.SetDefaults()
-	o.Session.SetDefaults()
-	o.LoginLimits.SetDefaults()
-	ctx, cancel := context.WithCancel(context.Background())
-	started := make(chan struct{})
-	o.Started = func(net.Addr) { close(started) }
-	done := make(chan error, 1)
-	go func() { done <- app.Run(ctx, o) }()
-	select {
-	case <-started:
-	case err := <-done:
-		cancel()
-		t.Fatalf("wardend did not start: %v", err)
-	case <-time.After(30 * time.Second):
-		cancel()
-		t.Fatal("wardend did not start within 30s")
-	}
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("wardend stopped with %v", err)
-		}
-	})
-	return idp
+	o, pw := apptest.RealOptions(t, rules)
+	return &wdIdP{base: apptest.Start(t, o), pw: pw}
 }
 
 // wdApprove is bob at the browser: opens link, signs in at /login as user,
