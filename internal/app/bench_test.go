@@ -35,35 +35,14 @@ func BenchmarkSignIn(b *testing.B) {
 	defer tr.CloseIdleConnections()
 	client := &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 
-	// each client gets its CSRF cookie and token once, as a browser would
-	type creds struct{ cookie, token string }
-	fetch := func() creds {
-		resp, err := client.Get(base + "/login")
-		if err != nil {
-			b.Fatal(err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		m := csrfRE.FindStringSubmatch(string(body))
-		if m == nil || len(resp.Cookies()) == 0 {
-			b.Fatal("no CSRF token or cookie")
-		}
-		var parts []string
-		for _, c := range resp.Cookies() {
-			parts = append(parts, c.Name+"="+c.Value)
-		}
-		return creds{strings.Join(parts, "; "), m[1]}
-	}
-
 	const clients = 32
 	b.SetParallelism((clients + 1) / 2) // GOMAXPROCS is 2 here; SetParallelism multiplies
-	var mu sync.Mutex
-	var lat []time.Duration
+	var lat latencies
 	var n atomic.Int64
 	b.ResetTimer()
 	start := time.Now()
 	b.RunParallel(func(pb *testing.PB) {
-		c := fetch()
+		c := loginPage(b, client, base)
 		i := int(n.Add(1))
 		local := make([]time.Duration, 0, 1024)
 		for pb.Next() {
@@ -87,20 +66,27 @@ func BenchmarkSignIn(b *testing.B) {
 				return
 			}
 		}
-		mu.Lock()
-		lat = append(lat, local...)
-		mu.Unlock()
+		lat.add(local)
 	})
 	elapsed := time.Since(start)
 	b.StopTimer()
-	if len(lat) == 0 {
-		return
+	lat.report(b, elapsed, "signins/s")
+}
+
+// loginPage is a browser opening /login: it gets its CSRF cookie and the
+// form's token once, as a browser would.
+func loginPage(b *testing.B, client *http.Client, base string) benchClient {
+	resp, err := client.Get(base + "/login")
+	if err != nil {
+		b.Fatal(err)
 	}
-	slices.Sort(lat)
-	q := func(p float64) float64 { return float64(lat[int(p*float64(len(lat)-1))].Microseconds()) / 1000 }
-	b.ReportMetric(float64(len(lat))/elapsed.Seconds(), "signins/s")
-	b.ReportMetric(q(0.50), "p50-ms")
-	b.ReportMetric(q(0.99), "p99-ms")
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	m := csrfRE.FindStringSubmatch(string(body))
+	if m == nil || len(resp.Cookies()) == 0 {
+		b.Fatal("no CSRF token or cookie")
+	}
+	return benchClient{cookie: cookieHeader("", resp), token: m[1]}
 }
 
 // BenchmarkDevStartup measures `wardend -dev` from start to serving: the
@@ -295,15 +281,6 @@ func BenchmarkSignInConsole(b *testing.B) {
 	base, client, done := benchPortal(b)
 	defer done()
 	pw := os.Getenv("LDAP_USER_PW")
-	fetch := func() benchClient {
-		resp, err := client.Get(base + "/login")
-		if err != nil {
-			b.Fatal(err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		return benchClient{cookie: cookieHeader("", resp), token: csrfRE.FindStringSubmatch(string(body))[1]}
-	}
 	const clients = 32
 	b.SetParallelism((clients + 1) / 2)
 	var lat latencies
@@ -311,7 +288,7 @@ func BenchmarkSignInConsole(b *testing.B) {
 	b.ResetTimer()
 	start := time.Now()
 	b.RunParallel(func(pb *testing.PB) {
-		c := fetch()
+		c := loginPage(b, client, base)
 		i := int(n.Add(1))
 		local := make([]time.Duration, 0, 1024)
 		for pb.Next() {
