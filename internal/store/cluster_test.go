@@ -2,16 +2,12 @@ package store_test
 
 import (
 	"context"
-	"os/exec"
-	"strings"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/wardenidp/warden/internal/store"
-	"github.com/wardenidp/warden/internal/testenv"
 )
 
 // TestCluster starts a real three-master Redis Cluster on loopback and runs
@@ -22,34 +18,7 @@ func TestCluster(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts three redis-server processes")
 	}
-	cli := testenv.Binary(t, "redis-cli")
-	var addrs []string
-	for range 3 {
-		srv := startRedis(t, freePort(t, true), "--cluster-enabled", "yes",
-			"--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "2000")
-		addrs = append(addrs, srv.addr())
-	}
-	args := append([]string{"--cluster", "create"}, addrs...)
-	args = append(args, "--cluster-replicas", "0", "--cluster-yes")
-	if out, err := exec.Command(cli, args...).CombinedOutput(); err != nil {
-		t.Fatalf("redis-cli --cluster create: %v\n%s", err, out)
-	}
-	// Wait until every node agrees that the cluster is up.
-	deadline := time.Now().Add(20 * time.Second)
-	for _, a := range addrs {
-		c := redis.NewClient(&redis.Options{Addr: a})
-		for {
-			info, err := c.ClusterInfo(context.Background()).Result()
-			if err == nil && strings.Contains(info, "cluster_state:ok") {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("cluster not ok on %s: %v %s", a, err, info)
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-		_ = c.Close()
-	}
+	addrs := startCluster(t)
 	open := func(t testing.TB) *store.Store {
 		return openCfg(t, store.RedisConfig{Mode: store.ModeCluster, Addrs: addrs, KeyPrefix: uniquePrefix()})
 	}

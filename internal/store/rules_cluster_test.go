@@ -13,8 +13,8 @@ import (
 	"github.com/wardenidp/warden/internal/testenv"
 )
 
-// startCluster starts a real three-master Redis Cluster on loopback (as
-// TestCluster does) and returns its addresses.
+// startCluster starts a real three-master Redis Cluster on loopback (for
+// TestCluster and TestRulesCluster) and returns its addresses.
 func startCluster(t *testing.T) []string {
 	t.Helper()
 	cli := testenv.Binary(t, "redis-cli")
