@@ -144,55 +144,33 @@ func newClient(cfg RedisConfig) (redis.UniversalClient, error) {
 	// Maintenance push notifications are a Redis Enterprise/Cloud feature;
 	// "auto" would probe for them on every connection.
 	maint := &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
+	// One set of options, turned into the client of the configured mode
+	// (go-redis's UniversalOptions conversions), so that every mode gets the
+	// same timeouts, retries and TLS.
+	u := &redis.UniversalOptions{
+		Addrs:                    cfg.Addrs,
+		MasterName:               cfg.MasterName,
+		SentinelPassword:         cfg.SentinelPassword,
+		Username:                 cfg.Username,
+		Password:                 cfg.Password,
+		DB:                       cfg.DB,
+		DialTimeout:              cfg.DialTimeout,
+		DialerRetries:            dialerRetries,
+		ReadTimeout:              cfg.ReadTimeout,
+		WriteTimeout:             cfg.WriteTimeout,
+		ContextTimeoutEnabled:    true,
+		MaxRetries:               maxRetries,
+		PoolSize:                 cfg.PoolSize,
+		TLSConfig:                tlsConfig,
+		MaintNotificationsConfig: maint,
+	}
 	switch cfg.Mode {
 	case ModeSentinel:
-		return redis.NewFailoverClient(&redis.FailoverOptions{
-			MasterName:            cfg.MasterName,
-			SentinelAddrs:         cfg.Addrs,
-			SentinelPassword:      cfg.SentinelPassword,
-			Username:              cfg.Username,
-			Password:              cfg.Password,
-			DB:                    cfg.DB,
-			DialTimeout:           cfg.DialTimeout,
-			DialerRetries:         dialerRetries,
-			ReadTimeout:           cfg.ReadTimeout,
-			WriteTimeout:          cfg.WriteTimeout,
-			ContextTimeoutEnabled: true,
-			MaxRetries:            maxRetries,
-			PoolSize:              cfg.PoolSize,
-			TLSConfig:             tlsConfig,
-		}), nil
+		return redis.NewFailoverClient(u.Failover()), nil
 	case ModeCluster:
-		return redis.NewClusterClient(&redis.ClusterOptions{
-			Addrs:                    cfg.Addrs,
-			Username:                 cfg.Username,
-			Password:                 cfg.Password,
-			DialTimeout:              cfg.DialTimeout,
-			DialerRetries:            dialerRetries,
-			ReadTimeout:              cfg.ReadTimeout,
-			WriteTimeout:             cfg.WriteTimeout,
-			ContextTimeoutEnabled:    true,
-			MaxRetries:               maxRetries,
-			PoolSize:                 cfg.PoolSize,
-			TLSConfig:                tlsConfig,
-			MaintNotificationsConfig: maint,
-		}), nil
+		return redis.NewClusterClient(u.Cluster()), nil
 	default:
-		return redis.NewClient(&redis.Options{
-			Addr:                     cfg.Addrs[0],
-			Username:                 cfg.Username,
-			Password:                 cfg.Password,
-			DB:                       cfg.DB,
-			DialTimeout:              cfg.DialTimeout,
-			DialerRetries:            dialerRetries,
-			ReadTimeout:              cfg.ReadTimeout,
-			WriteTimeout:             cfg.WriteTimeout,
-			ContextTimeoutEnabled:    true,
-			MaxRetries:               maxRetries,
-			PoolSize:                 cfg.PoolSize,
-			TLSConfig:                tlsConfig,
-			MaintNotificationsConfig: maint,
-		}), nil
+		return redis.NewClient(u.Simple()), nil
 	}
 }
 
