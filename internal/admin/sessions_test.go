@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wardenidp/warden/internal/store/storetest"
+
 	"github.com/wardenidp/warden/internal/identity"
 	"github.com/wardenidp/warden/internal/store"
 	"github.com/wardenidp/warden/internal/web"
@@ -36,15 +38,12 @@ func (c *countingSessions) ListUser(ctx context.Context, id string) ([]store.Ses
 
 func (c *countingSessions) reset() { c.listAll.Store(0); c.listUser.Store(0) }
 
-// realSessionsEnv is the admin UI with the real session store (on the
-// embedded Redis) and the fake directory.
+// realSessionsEnv is the admin UI with the real session store (on the real
+// Redis when REDIS_ADDR is set, else the embedded one) and the fake
+// directory.
 func realSessionsEnv(t *testing.T) (*env, *countingSessions) {
 	t.Helper()
-	st, stop, err := store.OpenEmbedded(context.Background(), slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatalf("embedded redis: %v", err)
-	}
-	t.Cleanup(stop)
+	st := storetest.Open(t, "wadm")
 	ss, err := store.NewSessions(st, store.SessionConfig{AbsoluteLifetime: 8 * time.Hour, IdleTimeout: time.Hour}, nil, nil)
 	if err != nil {
 		t.Fatal(err)

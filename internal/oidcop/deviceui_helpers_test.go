@@ -5,24 +5,21 @@ package oidcop
 
 import (
 	"context"
-	"fmt"
 	"html"
 	"io"
-	"log/slog"
-	"math/rand/v2"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
-	"os"
 	"regexp"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/wardenidp/warden/internal/store/storetest"
+
 	"github.com/wardenidp/warden/internal/audit"
 	"github.com/wardenidp/warden/internal/store"
-	"github.com/wardenidp/warden/internal/testenv"
 )
 
 // duiClock is a settable clock.
@@ -72,25 +69,7 @@ func (a *duiAudit) find(action string) []audit.Event {
 // (required under CI), else the embedded one.
 func duiOpenStore(t testing.TB) *store.Store {
 	t.Helper()
-	ctx := context.Background()
-	if addr := os.Getenv("REDIS_ADDR"); addr != "" {
-		st, err := store.Open(ctx, store.RedisConfig{Addrs: []string{addr}, KeyPrefix: fmt.Sprintf("wdev:%d:", rand.Uint64())},
-			slog.New(slog.DiscardHandler))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { st.Close() })
-		return st
-	}
-	if os.Getenv("CI") == "true" {
-		testenv.Require(t, "REDIS_ADDR")
-	}
-	st, stop, err := store.OpenEmbedded(ctx, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(stop)
-	return st
+	return storetest.Open(t, "wdev")
 }
 
 // duiBrowser is an HTTP client with cookies that does not follow redirects.

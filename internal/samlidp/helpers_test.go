@@ -18,12 +18,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wardenidp/warden/internal/store/storetest"
+
 	"github.com/wardenidp/warden/internal/audit"
 	"github.com/wardenidp/warden/internal/identity"
 	"github.com/wardenidp/warden/internal/keys"
 	"github.com/wardenidp/warden/internal/rolemap"
 	"github.com/wardenidp/warden/internal/store"
-	"github.com/wardenidp/warden/internal/testenv"
 	"github.com/wardenidp/warden/internal/web"
 )
 
@@ -172,24 +173,7 @@ func grantOf(t testing.TB, h *rolemap.Holder, user, roleARN string) rolemap.Gran
 // else the embedded one.
 func openStore(t testing.TB) *store.Store {
 	t.Helper()
-	ctx := context.Background()
-	if addr := os.Getenv("REDIS_ADDR"); addr != "" {
-		st, err := store.Open(ctx, store.RedisConfig{Addrs: []string{addr}, KeyPrefix: fmt.Sprintf("wsaml:%d:", rand.Uint64())}, slog.New(slog.DiscardHandler))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { st.Close() })
-		return st
-	}
-	if os.Getenv("CI") == "true" {
-		testenv.Require(t, "REDIS_ADDR")
-	}
-	st, stop, err := store.OpenEmbedded(ctx, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(stop)
-	return st
+	return storetest.Open(t, "wsaml")
 }
 
 // fixture is an IdP with fixed keys.
