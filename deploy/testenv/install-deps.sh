@@ -22,6 +22,7 @@ PACKAGES=(
   xmlsec1 python3-pysaml2                           # independent SAML verifiers
   awscli                                            # /usr/bin/aws (v2): STS plumbing against moto
   gcc libc6-dev                                     # go test -race needs cgo
+  python3-venv python3-pip                          # moto_server via pip (below)
 )
 
 # one dpkg-query for all (as `dpkg -s` per package, but one process);
@@ -34,7 +35,37 @@ missing=()
 for p in "${PACKAGES[@]}"; do
   [[ -n ${have[$p]:-} ]] || missing+=("$p")
 done
-[[ ${#missing[@]} == 0 ]] && exit 0
+
+# moto_server (AWS service mocks for the STS plumbing tests) is not packaged
+# by Debian: when no moto_server is found (PATH, /usr/local/bin, a pyenv
+# Python), it is installed with pip into its own virtualenv,
+# /opt/warden-testenv/moto, linked as /usr/local/bin/moto_server.
+MOTO_VENV=/opt/warden-testenv/moto
+have_moto() {
+  command -v moto_server >/dev/null 2>&1 && return 0
+  [[ -x /usr/local/bin/moto_server ]] && return 0
+  compgen -G "${PYENV_ROOT:-$HOME/.pyenv}/versions/*/bin/moto_server" >/dev/null 2>&1 && return 0
+  compgen -G "/root/.pyenv/versions/*/bin/moto_server" >/dev/null 2>&1
+}
+install_moto() {
+  have_moto && return 0
+  if [[ $(id -u) != 0 ]]; then
+    echo "install-deps: moto_server missing; run as root to install it with pip" >&2
+    return 1
+  fi
+  echo "install-deps: installing moto[server] with pip into $MOTO_VENV" >&2
+  if ! { python3 -m venv "$MOTO_VENV" >&2 &&
+         "$MOTO_VENV/bin/pip" install -q 'moto[server]' >&2; }; then
+    echo "install-deps: pip could not install moto[server] (is PyPI reachable?); the tests that need moto_server will say so" >&2
+    return 0
+  fi
+  ln -sf "$MOTO_VENV/bin/moto_server" /usr/local/bin/moto_server
+}
+
+if [[ ${#missing[@]} == 0 ]]; then
+  install_moto
+  exit 0
+fi
 
 if [[ $(id -u) != 0 ]]; then
   echo "install-deps: missing Debian packages: ${missing[*]}" >&2
@@ -53,4 +84,5 @@ if [[ ! -e /usr/sbin/policy-rc.d ]]; then
 fi
 apt-get update -qq >&2
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+install_moto
 echo "install-deps: done" >&2

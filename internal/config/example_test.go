@@ -139,6 +139,7 @@ func TestExampleConfigIsValid(t *testing.T) {
 		{"directory.timeout", c.Directory.Timeout, d.Directory.Timeout},
 		{"directory.pool_size", c.Directory.PoolSize, d.Directory.PoolSize},
 		{"directory.health_check_interval", c.Directory.HealthCheckInterval, d.Directory.HealthCheckInterval},
+		{"directory.recheck_interval", c.Directory.RecheckInterval, d.Directory.RecheckInterval},
 		{"redis.mode", c.Redis.Mode, d.Redis.Mode},
 		{"redis.key_prefix", c.Redis.KeyPrefix, d.Redis.KeyPrefix},
 		{"redis.dial_timeout", c.Redis.DialTimeout, d.Redis.DialTimeout},

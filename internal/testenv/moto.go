@@ -15,7 +15,9 @@ import (
 // proves that credentials flow through the AWS tools, not conformance.
 func Moto(t testing.TB) string {
 	t.Helper()
-	bin := Binary(t, "moto_server") // pip install 'moto[server]'
+	// deploy/testenv/install-deps.sh (make deps) installs it with pip
+	// when it is missing.
+	bin := Binary(t, "moto_server")
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -60,7 +60,7 @@ func Binary(t testing.TB, name string) string {
 			return p
 		}
 	}
-	msg := name + " not installed; run `make deps` (apt-get) or `make test`"
+	msg := name + " not installed; run `make deps` (deploy/testenv/install-deps.sh: apt-get, and pip for moto_server) or `make test`"
 	if os.Getenv("CI") == "true" {
 		t.Fatal(msg)
 	}

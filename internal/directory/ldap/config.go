@@ -74,6 +74,11 @@ type Config struct {
 	PoolSize int `yaml:"pool_size"`
 	// HealthCheckInterval: idle pooled connections are checked this often.
 	HealthCheckInterval time.Duration `yaml:"health_check_interval"`
+	// RecheckInterval: a browser session whose user was last looked up in
+	// the directory longer ago than this is looked up again at its next
+	// request (a user deleted, disabled or locked meanwhile loses every
+	// access then). Hand-offs to AWS and privileged acts always look up.
+	RecheckInterval time.Duration `yaml:"recheck_interval"`
 	// PageSize > 0 turns on the paged-results control (RFC 2696) for
 	// searches that may return many entries (group searches).
 	PageSize int `yaml:"page_size"`
@@ -110,6 +115,7 @@ const (
 	DefaultTimeout             = 10 * time.Second
 	DefaultPoolSize            = 8
 	DefaultHealthCheckInterval = 30 * time.Second
+	DefaultRecheckInterval     = 60 * time.Second
 	DefaultMaxNesting          = 10
 	DefaultGroupCacheTTL       = 30 * time.Second
 
@@ -173,6 +179,9 @@ func (c *Config) SetDefaults() {
 	}
 	if c.HealthCheckInterval == 0 {
 		c.HealthCheckInterval = DefaultHealthCheckInterval
+	}
+	if c.RecheckInterval == 0 {
+		c.RecheckInterval = DefaultRecheckInterval
 	}
 	if c.MaxNesting == 0 {
 		c.MaxNesting = DefaultMaxNesting
@@ -329,6 +338,9 @@ func (c Config) Validate() error {
 	}
 	if c.HealthCheckInterval <= 0 {
 		add("health_check_interval", "must be > 0")
+	}
+	if c.RecheckInterval <= 0 {
+		add("recheck_interval", "must be > 0")
 	}
 	if c.PoolSize < 1 || c.PoolSize > MaxPoolSize {
 		add("pool_size", "must be between 1 and %d", MaxPoolSize)
