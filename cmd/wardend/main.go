@@ -2,7 +2,7 @@
 //
 //	wardend -config FILE            run with a configuration file
 //	wardend -dev [-listen ADDR]     run in dev mode (nothing else needed)
-//	wardend check-config -config FILE
+//	wardend check-config -config FILE [-connect [-user NAME]]
 //	wardend version
 package main
 
@@ -39,6 +39,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return keysCmd(args[1:], stdout, stderr)
 		case "aws":
 			return awsCmd(args[1:], stdout, stderr)
+		case "users":
+			return usersCmd(args[1:], stdout, stderr)
 		case "version":
 			fmt.Fprintln(stdout, "wardend", version.Get().String())
 			return 0
@@ -51,6 +53,10 @@ func run(args []string, stdout, stderr io.Writer) int {
   wardend -config FILE               run with a configuration file
   wardend -dev [-listen ADDR]        dev mode: in-process directory and Redis, demo users
   wardend check-config -config FILE  report every problem in a configuration file
+  wardend check-config -config FILE -connect [-user NAME]
+                                     ... then test every directory server (TLS, bind, search)
+  wardend users revoke -config FILE USERNAME
+                                     end all access of a user at once (sessions, CLI sign-ins, device codes)
   wardend version
 
 flags:
@@ -140,15 +146,21 @@ func checkConfig(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("wardend check-config", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	path := fs.String("config", "", "configuration file to check")
+	connect := fs.Bool("connect", false, "then connect to every directory server: dial, TLS, service bind, search (see connect.go)")
+	user := fs.String("user", "", "with -connect: also look up this user (prints DN, ID and groups)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
 		return 2
 	}
-	if *path == "" || fs.NArg() > 0 {
-		fmt.Fprintln(stderr, "usage: wardend check-config -config FILE")
+	if *path == "" || fs.NArg() > 0 || (*user != "" && !*connect) {
+		fmt.Fprintln(stderr, "usage: wardend check-config -config FILE [-connect [-user NAME]]")
 		return 2
 	}
-	return config.CheckConfig(*path, os.LookupEnv, stdout)
+	code := config.CheckConfig(*path, os.LookupEnv, stdout)
+	if code != config.CheckOK || !*connect {
+		return code
+	}
+	return connectCheck(*path, *user, stdout, stderr)
 }

@@ -126,6 +126,7 @@ olcDbMaxSize: 268435456
 olcDbNoSync: TRUE
 olcDbIndex: objectClass eq
 olcDbIndex: uid,cn,mail eq
+olcDbIndex: entryUUID eq
 olcDbIndex: member,memberOf eq
 olcAccess: {0}to attrs=userPassword by self write by anonymous auth by * none
 olcAccess: {1}to * by users read by * none

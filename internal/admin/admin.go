@@ -30,6 +30,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/wardenidp/warden/internal/access"
 	"github.com/wardenidp/warden/internal/audit"
 	"github.com/wardenidp/warden/internal/identity"
 	"github.com/wardenidp/warden/internal/rolemap"
@@ -62,6 +63,12 @@ type Sessions interface {
 	RevokeUser(ctx context.Context, userID string) (int, error)
 }
 
+// UserRevoker ends all access of a user with one audit event
+// (*access.Access).
+type UserRevoker interface {
+	Revoke(ctx context.Context, u identity.User, cause access.Cause, req access.Request) (access.Result, error)
+}
+
 // AuditLog reads the audit stream (*store.AuditStream).
 type AuditLog interface {
 	Query(ctx context.Context, q store.AuditQuery) ([]audit.Event, string, error)
@@ -73,10 +80,13 @@ type Deps struct {
 	Directory Directory
 	Rules     RuleStore
 	Sessions  Sessions
-	Audit     audit.Logger // where admin actions are recorded
-	AuditLog  AuditLog     // what the audit page reads
-	Logger    *slog.Logger // nil: discard
-	Clock     func() time.Time
+	// Access ends all access of a user ("revoke all"): sessions, CLI
+	// sign-ins, device codes. Nil: only the user's browser sessions end.
+	Access   UserRevoker
+	Audit    audit.Logger // where admin actions are recorded
+	AuditLog AuditLog     // what the audit page reads
+	Logger   *slog.Logger // nil: discard
+	Clock    func() time.Time
 }
 
 // Admin serves the admin pages and API; it implements web.Mount,
@@ -87,6 +97,7 @@ type Admin struct {
 	dir      Directory
 	rules    RuleStore
 	sessions Sessions
+	access   UserRevoker
 	audit    audit.Logger
 	auditLog AuditLog
 	log      *slog.Logger
@@ -116,7 +127,7 @@ func New(cfg Config, deps Deps) (*Admin, error) {
 		return nil, errors.New("admin: Deps.AuditLog is required")
 	}
 	a := &Admin{cfg: cfg, groups: newGroupMatcher(cfg.Groups), dir: deps.Directory, rules: deps.Rules,
-		sessions: deps.Sessions, audit: deps.Audit, auditLog: deps.AuditLog, log: deps.Logger, now: deps.Clock}
+		sessions: deps.Sessions, access: deps.Access, audit: deps.Audit, auditLog: deps.AuditLog, log: deps.Logger, now: deps.Clock}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}
@@ -176,6 +187,8 @@ func (a *Admin) routeTable() []route {
 		{method: "POST", path: "/admin/history/:version/restore", handler: a.postRestore, rulesChange: true},
 		{method: "GET", path: "/admin/export", handler: a.getExport},
 		{method: "GET", path: "/admin/aws-setup", handler: a.pageAWSSetup},
+		{method: "GET", path: "/admin/connection", handler: a.pageConnection},
+		{method: "POST", path: "/admin/connection", handler: a.postConnection},
 		{method: "GET", path: "/admin/import", handler: a.pageImport},
 		{method: "POST", path: "/admin/import", handler: a.postImport, rulesChange: true, maxBody: maxRulesBody},
 
@@ -224,7 +237,10 @@ func (a *Admin) Routes() []web.Route {
 		if mb == 0 {
 			mb = maxBody
 		}
-		out = append(out, web.Route{Method: r.method, Path: r.path, Handler: a.authorize(r.api, h), API: r.api, MaxBody: mb})
+		// Every change (any method but GET) is made by the admin as the
+		// directory has them now: groups, and whether they may sign in.
+		out = append(out, web.Route{Method: r.method, Path: r.path, Handler: a.authorize(r.api, h), API: r.api, MaxBody: mb,
+			Fresh: r.method != http.MethodGet})
 	}
 	return out
 }

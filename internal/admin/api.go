@@ -414,15 +414,12 @@ func (a *Admin) apiRevokeSession(c *gin.Context) {
 }
 
 func (a *Admin) apiRevokeUser(c *gin.Context) {
-	id := c.Param("id")
-	n, err := a.sessions.RevokeUser(c.Request.Context(), id)
+	res, err := a.revokeUser(c, c.Param("id"), "")
 	if err != nil {
-		a.record(c, "session.revoke_user", id, "error", "", "", nil)
 		a.apiFailed(c, err)
 		return
 	}
-	a.record(c, "session.revoke_user", id, "success", "", "", map[string]string{"count": strconv.Itoa(n)})
-	c.JSON(http.StatusOK, gin.H{"revoked": n})
+	c.JSON(http.StatusOK, gin.H{"revoked": res.Total(), "sessions": res.Sessions, "grants": res.Grants, "device_codes": res.Devices})
 }
 
 func (a *Admin) apiAudit(c *gin.Context) {

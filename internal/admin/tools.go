@@ -12,6 +12,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/go-ldap/ldap/v3"
 
+	"github.com/wardenidp/warden/internal/access"
 	"github.com/wardenidp/warden/internal/audit"
 	"github.com/wardenidp/warden/internal/identity"
 	"github.com/wardenidp/warden/internal/rolemap"
@@ -290,16 +291,36 @@ func (a *Admin) postSessionRevoke(c *gin.Context) {
 }
 
 func (a *Admin) postUserRevoke(c *gin.Context) {
-	id := c.Param("id")
-	n, err := a.sessions.RevokeUser(c.Request.Context(), id)
-	if err != nil {
-		a.record(c, "session.revoke_user", id, "error", "", "", nil)
+	if _, err := a.revokeUser(c, c.Param("id"), c.Request.PostForm.Get("username")); err != nil {
 		a.storeFailed(c, err)
 		return
 	}
-	a.record(c, "session.revoke_user", id, "success", "", "", map[string]string{"count": strconv.Itoa(n),
-		"username": c.Request.PostForm.Get("username")})
 	c.Redirect(http.StatusSeeOther, "/admin/sessions?done=revoked")
+}
+
+// revokeUser ends all access of the user with directory ID id: browser
+// sessions, CLI sign-ins (OIDC token families) and approved device codes,
+// through the one revocation (Deps.Access), which records the audit event
+// "access.revoke" with cause admin. username, when empty, is taken from
+// one of the user's sessions, for the record.
+func (a *Admin) revokeUser(c *gin.Context, id, username string) (access.Result, error) {
+	ctx := c.Request.Context()
+	if username == "" {
+		if ss, err := a.sessions.ListUser(ctx, id); err == nil && len(ss) > 0 {
+			username = ss[0].User.Username
+		}
+	}
+	if a.access == nil {
+		n, err := a.sessions.RevokeUser(ctx, id)
+		if err != nil {
+			a.record(c, "session.revoke_user", id, "error", "", "", nil)
+			return access.Result{}, err
+		}
+		a.record(c, "session.revoke_user", id, "success", "", "", map[string]string{"count": strconv.Itoa(n), "username": username})
+		return access.Result{Sessions: n}, nil
+	}
+	return a.access.Revoke(ctx, identity.User{ID: id, Username: username}, access.CauseAdmin,
+		access.Request{Actor: actor(c), ClientIP: web.ClientIP(c), RequestID: web.RequestID(ctx)})
 }
 
 // auditView is one audit event for display.

@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/wardenidp/warden/internal/access"
 	"github.com/wardenidp/warden/internal/admin"
 	"github.com/wardenidp/warden/internal/audit"
 	"github.com/wardenidp/warden/internal/awsfed"
@@ -163,6 +164,13 @@ func Run(ctx context.Context, o Options) error {
 	}
 	closers = append(closers, func() { _ = dir.Close() })
 	m.watchPools(reg, dir)
+	// One probe of every server at start (Ping: all at once, within
+	// directory.timeout): a wrong CA, server name or service password shows
+	// here, not at the first sign-in. wardend still starts; /readyz reports
+	// the directory as failing until a server answers.
+	if err := dir.Ping(ctx); err != nil {
+		log.Error("directory unreachable at start-up", "error", err.Error())
+	}
 
 	sessions, err := store.NewSessions(st, o.Session, o.Now, nil)
 	if err != nil {
@@ -198,7 +206,7 @@ func Run(ctx context.Context, o Options) error {
 	// exchange) evaluate against, kept current on every replica. The admin
 	// UI compiles the stored version itself.
 	holder := &rolemap.Holder{}
-	go watchRules(ctx, rules, holder, log)
+	go watchRulesMetered(ctx, rules, holder, log, m.rules)
 
 	// The SAML IdP: metadata, SP-initiated SSO and, for the portal,
 	// IdP-initiated AWS console sign-in.
@@ -227,6 +235,14 @@ func Run(ctx context.Context, o Options) error {
 		portalDep = portal{rules: holder, idp: idp, partition: o.SAML.AWS.Partition}
 	}
 
+	// The one owner of a user's access: the fresh look-up of every
+	// hand-off, privileged act and session re-check, and the revocation
+	// of everything a user holds (sessions, token families, device codes).
+	acc, err := access.New(access.Deps{Directory: dir, Sessions: sessions, Audit: auditTo, Logger: log})
+	if err != nil {
+		return fmt.Errorf("app: %w", err)
+	}
+
 	// The OpenID provider: code flow with PKCE, refresh rotation, device
 	// authorization, userinfo, revocation, introspection, end_session.
 	o.OIDC.SetDefaults()
@@ -238,6 +254,7 @@ func Run(ctx context.Context, o Options) error {
 		Keys:       ring,
 		Store:      st,
 		Directory:  dir,
+		Users:      acc,
 		Rules:      holder,
 		Audit:      auditTo,
 		Logger:     log,
@@ -248,6 +265,7 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return fmt.Errorf("app: oidc: %w", err)
 	}
+	acc.SetGrants(oidcProvider)
 	deviceUI, err := oidcProvider.DeviceUI(st, o.OIDC.DeviceLimits)
 	if err != nil {
 		return fmt.Errorf("app: oidc device pages: %w", err)
@@ -266,6 +284,7 @@ func Run(ctx context.Context, o Options) error {
 		Directory: dir,
 		Rules:     rules,
 		Sessions:  sessions,
+		Access:    acc,
 		Audit:     auditTo,
 		AuditLog:  auditStream,
 		Logger:    log,
@@ -298,6 +317,9 @@ func Run(ctx context.Context, o Options) error {
 		Audit:    auditTo,
 		Mounts:   []web.Mount{adm, idp, oidcProvider, deviceUI},
 		Portal:   portalDep,
+
+		Users:           acc,
+		RecheckInterval: o.Directory.RecheckInterval,
 	})
 	if err != nil {
 		return fmt.Errorf("app: web: %w", err)

@@ -18,6 +18,7 @@ import (
 type metrics struct {
 	ldapOps     *prometheus.HistogramVec
 	redisErrors *prometheus.CounterVec
+	rules       *rulesGauges
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -32,7 +33,17 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Redis commands that failed, by kind (network, reply).",
 		}, []string{"kind"}),
 	}
-	reg.MustRegister(m.ldapOps, m.redisErrors)
+	m.rules = &rulesGauges{
+		behind: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "warden_rules_behind",
+			Help: "1 while this replica does not serve the newest stored mapping rules (reading them failed and is retried, or they do not compile), else 0.",
+		}),
+		loaded: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "warden_rules_loaded_version",
+			Help: "The version of the mapping rules this replica serves (0: none stored).",
+		}),
+	}
+	reg.MustRegister(m.ldapOps, m.redisErrors, m.rules.behind, m.rules.loaded)
 	return m
 }
 

@@ -7,6 +7,8 @@ import (
 	"os"
 	"strings"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/wardenidp/warden/internal/admin"
 	"github.com/wardenidp/warden/internal/rolemap"
 	"github.com/wardenidp/warden/internal/store"
@@ -74,28 +76,72 @@ func seedRules(ctx context.Context, rules *store.Rules, cfg admin.Config, builti
 
 // watchRules keeps holder at the stored rule set: compiled at start and
 // again whenever any replica saves a new version (store.Rules.Watch: pub/sub
-// with a polling fallback). A stored version that does not compile (written
+// with a polling fallback; a failed read of a new version is retried with
+// backoff until it succeeds, with a warning while behind). A stored version
+// that does not compile (written
 // by another tool, or by a newer wardend) is logged and the previous engine
 // kept: users keep the roles they had rather than losing all of them.
-func watchRules(ctx context.Context, rules *store.Rules, holder *rolemap.Holder, log *slog.Logger) {
-	load := func(version int64) {
+func watchRules(ctx context.Context, rules ruleSource, holder *rolemap.Holder, log *slog.Logger) {
+	watchRulesMetered(ctx, rules, holder, log, nil)
+}
+
+// ruleSource is what watchRules reads: *store.Rules (tests wrap it to make
+// a read fail).
+type ruleSource interface {
+	Current(ctx context.Context) (store.RuleVersion, []byte, error)
+	WatchLoad(ctx context.Context, fn func(version int64) error)
+}
+
+// rulesGauges report whether this replica serves the newest stored rules.
+// A nil *rulesGauges reports nothing.
+type rulesGauges struct {
+	behind, loaded prometheus.Gauge
+}
+
+func (g *rulesGauges) set(behind bool, loaded int64) {
+	if g == nil {
+		return
+	}
+	b := 0.0
+	if behind {
+		b = 1
+	}
+	g.behind.Set(b)
+	if loaded >= 0 {
+		g.loaded.Set(float64(loaded))
+	}
+}
+
+// watchRulesMetered is watchRules that also sets the gauges: behind is 1
+// while the newest stored version is not the one in force (its read
+// failed and is being retried, or it does not compile), loaded is the
+// version in force.
+func watchRulesMetered(ctx context.Context, rules ruleSource, holder *rolemap.Holder, log *slog.Logger, g *rulesGauges) {
+	// A failed read is returned, so that the watch retries until this
+	// version is loaded (store.Rules.WatchLoad logs while behind); a
+	// version that does not parse or compile is final: retrying cannot help.
+	load := func(version int64) error {
 		v, doc, err := rules.Current(ctx)
 		if err != nil {
-			log.Warn("rules: load", "version", version, "err", err)
-			return
+			g.set(true, -1)
+			return fmt.Errorf("rules: load version %d: %w", version, err)
 		}
 		rs, err := rolemap.ParseYAML(doc)
 		if err != nil {
 			log.Error("rules: stored version does not parse; keeping the previous rules", "version", v.Version, "err", err)
-			return
+			g.set(true, -1)
+			return nil
 		}
 		e, err := rolemap.Compile(rs)
 		if err != nil {
 			log.Error("rules: stored version does not compile; keeping the previous rules", "version", v.Version, "err", err)
-			return
+			g.set(true, -1)
+			return nil
 		}
 		holder.Store(e)
+		g.set(false, v.Version)
 		log.Info("rules loaded", "version", v.Version, "accounts", len(rs.Accounts), "grants", len(rs.Grants), "patterns", len(rs.Patterns))
+		return nil
 	}
-	rules.Watch(ctx, load)
+	rules.WatchLoad(ctx, load)
 }

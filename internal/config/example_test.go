@@ -146,6 +146,8 @@ func TestExampleConfigIsValid(t *testing.T) {
 		{"redis.read_timeout", c.Redis.ReadTimeout, d.Redis.ReadTimeout},
 		{"redis.write_timeout", c.Redis.WriteTimeout, d.Redis.WriteTimeout},
 		{"redis.pool_size", c.Redis.PoolSize, d.Redis.PoolSize},
+		{"redis.wait_replicas", c.Redis.WaitReplicas, d.Redis.WaitReplicas},
+		{"redis.wait_timeout", c.Redis.WaitTimeout, d.Redis.WaitTimeout},
 		{"session", c.Session, d.Session},
 		{"login_limits", c.LoginLimits, d.LoginLimits},
 		{"log", c.Log, d.Log},

@@ -25,6 +25,12 @@ type Directory interface {
 	// that a bind would be refused, so that a user locked or disabled after
 	// signing in loses access at the next lookup.
 	Lookup(ctx context.Context, username string) (identity.User, error)
+	// LookupID finds a user by the stable ID (identity.User.ID: entryUUID,
+	// objectGUID) that an earlier sign-in returned, so that a user renamed
+	// since is still found, under the new name. Its answers are Lookup's:
+	// identity.ErrUserNotFound when no user has that ID, the account-state
+	// sentinel when the entry shows that a bind would be refused.
+	LookupID(ctx context.Context, id string) (identity.User, error)
 	// Ping succeeds when at least one server answers a service-bound query.
 	Ping(ctx context.Context) error
 	Close() error

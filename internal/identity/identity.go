@@ -29,8 +29,12 @@ type User struct {
 
 // Group is one directory group of a user.
 type Group struct {
-	DN   string `json:"dn"`
-	Name string `json:"name"` // the CN (or first RDN value) of DN
+	DN string `json:"dn"`
+	// Name is what grant rules with a bare name, pattern rules and admin
+	// groups match: the group's domain-unique sAMAccountName in Active
+	// Directory, the CN (first RDN value) of DN elsewhere; empty when the
+	// directory gave no name (then only rules naming DN match).
+	Name string `json:"name"`
 	// Direct is true when the user is a member of this group itself, false
 	// when membership comes only through another group (nesting). When the
 	// directory cannot tell (memberOf computed transitively), it is true.
@@ -76,4 +80,11 @@ func IsRejection(err error) bool {
 		}
 	}
 	return false
+}
+
+// IsGone reports whether err says that the user can no longer be signed
+// in: the directory does not know them (ErrUserNotFound) or refuses them
+// (IsRejection). Every access of such a user ends.
+func IsGone(err error) bool {
+	return errors.Is(err, ErrUserNotFound) || IsRejection(err)
 }

@@ -122,7 +122,9 @@ func (u *DeviceUI) Routes() []web.Route {
 	return []web.Route{
 		{Method: http.MethodGet, Path: "/device", Handler: u.handleForm},
 		{Method: http.MethodPost, Path: "/device", Handler: u.handleLookup, MaxBody: formBody},
-		{Method: http.MethodPost, Path: "/device/approve", Handler: u.handleDecide(true), MaxBody: formBody},
+		// Fresh: the approval is given by the user as the directory has
+		// them now (a disabled user approves nothing).
+		{Method: http.MethodPost, Path: "/device/approve", Handler: u.handleDecide(true), MaxBody: formBody, Fresh: true},
 		{Method: http.MethodPost, Path: "/device/deny", Handler: u.handleDecide(false), MaxBody: formBody},
 	}
 }

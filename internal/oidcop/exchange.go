@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/wardenidp/warden/internal/access"
 	"io"
 	"log/slog"
 	"mime"
@@ -125,12 +126,16 @@ type ExchangeDeps struct {
 	Subjects  subjecter
 	Signer    jwtSigner
 	Directory userLookup
-	Rules     *rolemap.Holder
-	SAML      samlSTS
-	Audit     audit.Logger     // nil: audit.Discard
-	Logger    *slog.Logger     // nil: discard
-	Clock     func() time.Time // nil: time.Now
-	Rand      io.Reader        // nil: crypto/rand (jti)
+	// Users, when set, replaces Directory: the fresh look-up that also
+	// revokes all access of a user the directory no longer lets in
+	// (InstallTokenExchange fills it from the provider's Users).
+	Users  UserChecker
+	Rules  *rolemap.Holder
+	SAML   samlSTS
+	Audit  audit.Logger     // nil: audit.Discard
+	Logger *slog.Logger     // nil: discard
+	Clock  func() time.Time // nil: time.Now
+	Rand   io.Reader        // nil: crypto/rand (jti)
 }
 
 // Exchanger answers the token-exchange grant of the token endpoint
@@ -168,7 +173,7 @@ type Exchanger struct {
 // NewExchanger checks deps and fills in defaults.
 func NewExchanger(cfg ExchangeConfig, deps ExchangeDeps) (*Exchanger, error) {
 	switch {
-	case deps.Access == nil, deps.Subjects == nil, deps.Signer == nil, deps.Directory == nil, deps.Rules == nil:
+	case deps.Access == nil, deps.Subjects == nil, deps.Signer == nil, deps.Directory == nil && deps.Users == nil, deps.Rules == nil:
 		return nil, errors.New("oidcop: exchange: Access, Subjects, Signer, Directory and Rules are required")
 	case cfg.Issuer == "":
 		return nil, errors.New("oidcop: exchange: Issuer is required")
@@ -339,7 +344,13 @@ func (x *Exchanger) issue(ctx context.Context, req exchangeRequest, ev *audit.Ev
 			desc: "the subject_token was issued to another client",
 			err:  fmt.Errorf("client %q, token's client %q", req.clientID, sub.ClientID)}
 	}
-	user, err := x.deps.Directory.Lookup(ctx, sub.Username)
+	var user identity.User
+	if x.deps.Users != nil {
+		user, err = x.deps.Users.Check(ctx, identity.User{ID: sub.UserID, Username: sub.Username},
+			access.Request{Via: "token_exchange", RequestID: ev.RequestID, ClientIP: ev.ClientIP})
+	} else {
+		user, err = x.deps.Directory.Lookup(ctx, sub.Username)
+	}
 	switch {
 	case err == nil && sub.UserID != "" && user.ID != sub.UserID:
 		return nil, &exchangeError{status: http.StatusBadRequest, code: "invalid_grant", auditResult: "user_changed",

@@ -44,6 +44,9 @@ func (p *Provider) InstallTokenExchange(cfg ExchangeConfig, deps ExchangeDeps) (
 			Expiry: ai.Expiry, TokenID: ai.TokenID}, nil
 	})
 	deps.Subjects, deps.Signer = p, p
+	if deps.Users == nil && p.users != nil {
+		deps.Users = p.users
+	}
 	if deps.Directory == nil && p.dir != nil {
 		deps.Directory = p.dir
 	}

@@ -34,7 +34,11 @@ type xStack struct {
 	env   map[string]string
 }
 
-func newXStack(t testing.TB) *xStack {
+func newXStack(t testing.TB) *xStack { return newXStackOn(t, "") }
+
+// newXStackOn is newXStack on the Redis at redisAddr ("" = REDIS_ADDR),
+// with short timeouts when redisAddr is given (outage tests).
+func newXStackOn(t testing.TB, redisAddr string) *xStack {
 	t.Helper()
 	env := testenv.Require(t, "LDAP_URL", "LDAP_BASE_DN", "LDAP_BIND_DN", "LDAP_BIND_PW", "LDAP_GROUPS_DN",
 		"LDAP_ADMIN_DN", "LDAP_ADMIN_PW", "REDIS_ADDR")
@@ -44,6 +48,10 @@ func newXStack(t testing.TB) *xStack {
 		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	}
 	rc := store.RedisConfig{Addrs: []string{env["REDIS_ADDR"]}, Password: os.Getenv("REDIS_PASSWORD")}
+	if redisAddr != "" {
+		rc = store.RedisConfig{Addrs: []string{redisAddr}, DialTimeout: 300 * time.Millisecond,
+			ReadTimeout: 300 * time.Millisecond, WriteTimeout: 300 * time.Millisecond}
+	}
 	rc.SetDefaults()
 	rc.KeyPrefix = fmt.Sprintf("warden-exchange-%d:", time.Now().UnixNano())
 	st, err := store.Open(ctx, rc, logger)

@@ -52,6 +52,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"github.com/wardenidp/warden/internal/access"
 	"io"
 	"log/slog"
 	"net/url"
@@ -85,8 +86,19 @@ type Directory interface {
 	Lookup(ctx context.Context, username string) (identity.User, error)
 }
 
+// UserChecker looks a user up afresh and, when the directory no longer
+// lets them in, revokes all their access and returns the directory's
+// answer (identity.IsGone); an outage is an error that revokes nothing
+// (access.Access).
+type UserChecker interface {
+	Check(ctx context.Context, u identity.User, req access.Request) (identity.User, error)
+}
+
 // Deps are the provider's collaborators.
 type Deps struct {
+	// Users, when set, is the fresh look-up of every refresh, token
+	// exchange and device approval (Directory is then unused there).
+	Users     UserChecker
 	Keys      KeyRing         // required
 	Store     *store.Store    // required
 	Directory Directory       // nil: refresh keeps the sign-in snapshot of the user
@@ -113,6 +125,7 @@ type Provider struct {
 	ping    func(context.Context) error
 	keys    KeyRing
 	dir     Directory
+	users   UserChecker
 	rules   *rolemap.Holder
 	audit   audit.Logger
 	log     *slog.Logger
@@ -170,7 +183,7 @@ func New(cfg Config, deps Deps) (*Provider, error) {
 	}
 	p := &Provider{
 		cfg: cfg, issuer: cfg.Issuer, st: store.NewOIDC(deps.Store), ping: deps.Store.Ping,
-		keys: deps.Keys, dir: deps.Directory, rules: deps.Rules, audit: deps.Audit, log: deps.Logger,
+		keys: deps.Keys, dir: deps.Directory, users: deps.Users, rules: deps.Rules, audit: deps.Audit, log: deps.Logger,
 		now: deps.Clock, rand: deps.Rand, subKey: append([]byte(nil), deps.SubjectKey...),
 		clients: map[string]*client{},
 	}
@@ -259,8 +272,10 @@ func (p *Provider) derive(label string) []byte {
 // Subject is the opaque, stable "sub" of a user: unpadded base64url of
 // HMAC-SHA256(SubjectKey, user.ID), 43 characters (item 34: 6–255, not
 // PII). It survives renames (user.ID is entryUUID / objectGUID).
-func (p *Provider) Subject(u identity.User) string {
-	m := hmac.New(sha256.New, p.subKey)
+func (p *Provider) Subject(u identity.User) string { return subjectOf(p.subKey, u) }
+
+func subjectOf(key []byte, u identity.User) string {
+	m := hmac.New(sha256.New, key)
 	m.Write([]byte("sub\x00"))
 	m.Write([]byte(u.ID))
 	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))

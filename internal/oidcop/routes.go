@@ -78,18 +78,26 @@ func scratchOf(ctx context.Context) *scratch {
 }
 
 // outage records an infrastructure failure for the response (503) and
-// returns an oidc error that zitadel can carry without leaking detail.
+// returns an oidc error that zitadel can carry without leaking detail. The
+// error wraps err (as its parent, never sent to the client), so that a
+// caller outside zitadel's request handling, which has no scratch (the
+// token exchange's VerifyAccessToken), still sees the outage through
+// errors.Is and does not take it for an invalid token.
 func outage(ctx context.Context, err error) error {
 	if sc := scratchOf(ctx); sc != nil && sc.unavailable == nil {
 		sc.unavailable = err
 	}
-	return oidc.ErrServerError().WithDescription("temporarily unavailable")
+	if !errors.Is(err, store.ErrUnavailable) && !isDirectoryDown(err) {
+		err = store.Unavailable("oidcop", err) // a raw client error: make the outage explicit
+	}
+	return oidc.ErrServerError().WithDescription("temporarily unavailable").WithParent(err)
 }
 
-// isOutage reports whether err is a Redis or directory failure.
+// isOutage reports whether err is a Redis or directory failure: anything
+// store.IsUnavailable counts (deadlines, pool timeouts, refused or timed
+// out connections included), a cancelled request, or the directory down.
 func isOutage(err error) bool {
-	return errors.Is(err, store.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) ||
-		errors.Is(err, context.Canceled) || isDirectoryDown(err)
+	return store.IsUnavailable(err) || errors.Is(err, context.Canceled) || isDirectoryDown(err)
 }
 
 // withScratch returns the request with a scratch and the issuer in its

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/wardenidp/warden/internal/access"
 	"slices"
 	"strings"
 	"time"
@@ -411,7 +412,23 @@ func (s *storage) TokenRequestByRefreshToken(ctx context.Context, token string) 
 		return nil, bad
 	}
 	userJS := g.User
-	if p.dir != nil {
+	if p.users != nil {
+		fresh, err := p.users.Check(ctx, u, access.Request{Via: "refresh"})
+		switch {
+		case err == nil:
+			u = fresh
+			if userJS, err = json.Marshal(u); err != nil {
+				return nil, oidc.ErrServerError().WithParent(err)
+			}
+		case identity.IsGone(err):
+			// Check revoked every grant of the user, this one included.
+			p.record(ctx, audit.Event{Actor: u.Username, Action: "oidc.refresh", Object: g.ClientID, Result: "user_gone",
+				Detail: map[string]string{"grant": g.ID}})
+			return nil, bad
+		default:
+			return nil, outage(ctx, err)
+		}
+	} else if p.dir != nil {
 		fresh, err := p.dir.Lookup(ctx, u.Username)
 		switch {
 		case err == nil && fresh.ID == u.ID:

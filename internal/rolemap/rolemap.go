@@ -79,8 +79,9 @@ func (a Account) PartitionID() string {
 type GrantRule struct {
 	// ID is stable, [a-z0-9-]{1,64}, unique across grants and patterns.
 	ID string `yaml:"id" json:"id"`
-	// Group is a CN ("developers"), matched against a group's Name
-	// case-insensitively (strings.EqualFold), or, when it contains "=", a
+	// Group is a name ("developers"), matched against a group's Name
+	// case-insensitively (strings.EqualFold): the sAMAccountName in Active
+	// Directory, the CN elsewhere (identity.Group.Name). Or, when it contains "=", a
 	// full DN, matched against a group's DN after RFC 4514 normalization
 	// (attribute types and values case-folded, spaces around them and
 	// escapes resolved). A group whose CN contains "=" must be given by DN.
@@ -101,7 +102,8 @@ type RoleRef struct {
 type PatternRule struct {
 	ID string `yaml:"id" json:"id"`
 	// Pattern is an RE2 regular expression (Go regexp syntax) matched
-	// against each group's Name (CN). It is not anchored implicitly: write
+	// against each group's Name (identity.Group.Name: the sAMAccountName in
+	// Active Directory, the CN elsewhere). It is not anchored implicitly: write
 	// ^…$ to match whole names.
 	Pattern string `yaml:"pattern" json:"pattern"`
 	// RoleARN is a template: ${name} is replaced by the named capture

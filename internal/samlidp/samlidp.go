@@ -244,10 +244,12 @@ func (i *IdP) EntityID() string { return i.entityID }
 func (i *IdP) Routes() []web.Route {
 	return []web.Route{
 		{Method: http.MethodGet, Path: "/saml/metadata", Handler: i.handleMetadata},
-		{Method: http.MethodGet, Path: "/saml/sso", Handler: i.handleSSO},
+		// Fresh: every response is signed for the user as the directory
+		// has them now (web.Route.Fresh).
+		{Method: http.MethodGet, Path: "/saml/sso", Handler: i.handleSSO, Fresh: true},
 		// The HTTP-POST binding is a cross-site form POST by design.
-		{Method: http.MethodPost, Path: "/saml/sso", Handler: i.handleSSO, MaxBody: maxPostBody, CrossSite: true},
-		{Method: http.MethodGet, Path: "/saml/continue/:id", Handler: i.handleContinue},
+		{Method: http.MethodPost, Path: "/saml/sso", Handler: i.handleSSO, MaxBody: maxPostBody, CrossSite: true, Fresh: true},
+		{Method: http.MethodGet, Path: "/saml/continue/:id", Handler: i.handleContinue, Fresh: true},
 		{Method: http.MethodGet, Path: "/saml/post.js", Handler: handlePostJS},
 	}
 }

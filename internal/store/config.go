@@ -44,11 +44,17 @@ type RedisConfig struct {
 	ReadTimeout  time.Duration `yaml:"read_timeout"`
 	WriteTimeout time.Duration `yaml:"write_timeout"`
 	PoolSize     int           `yaml:"pool_size"`
+	// WaitReplicas, when above 0, makes a session creation and an OIDC
+	// grant creation or refresh rotation wait (Redis WAIT) until that many
+	// replicas of the master acknowledged it, at most WaitTimeout; fewer
+	// is a store outage (503). See docs/deployment.md, "Durability".
+	WaitReplicas int           `yaml:"wait_replicas"`
+	WaitTimeout  time.Duration `yaml:"wait_timeout"`
 }
 
 // SetDefaults fills every unset field with its default: mode standalone,
 // key prefix "warden:", dial timeout 2s, read and write timeouts 1s, pool
-// size 32.
+// size 32, wait timeout 100ms (wait_replicas stays 0: no WAIT).
 func (c *RedisConfig) SetDefaults() {
 	if c.Mode == "" {
 		c.Mode = ModeStandalone
@@ -67,6 +73,9 @@ func (c *RedisConfig) SetDefaults() {
 	}
 	if c.PoolSize == 0 {
 		c.PoolSize = 32
+	}
+	if c.WaitTimeout == 0 {
+		c.WaitTimeout = 100 * time.Millisecond
 	}
 }
 
@@ -132,6 +141,16 @@ func (c RedisConfig) Validate() error {
 	}
 	if c.PoolSize < 1 {
 		add("pool_size", "must be at least 1")
+	}
+	if c.WaitReplicas < 0 {
+		add("wait_replicas", "must not be negative")
+	}
+	if c.WaitTimeout <= 0 {
+		add("wait_timeout", "must be positive")
+	} else if c.WaitReplicas > 0 && c.ReadTimeout > 0 && c.WaitTimeout >= c.ReadTimeout {
+		// WAIT blocks the connection up to wait_timeout; the client must
+		// not give up on the reply first.
+		add("wait_timeout", "must be shorter than read_timeout (%v)", c.ReadTimeout)
 	}
 
 	t := c.TLS

@@ -14,7 +14,8 @@ func TestRedisConfigDefaults(t *testing.T) {
 	var c store.RedisConfig
 	c.SetDefaults()
 	if c.Mode != "standalone" || c.KeyPrefix != "warden:" || c.DialTimeout != 2*time.Second ||
-		c.ReadTimeout != time.Second || c.WriteTimeout != time.Second || c.PoolSize != 32 {
+		c.ReadTimeout != time.Second || c.WriteTimeout != time.Second || c.PoolSize != 32 ||
+		c.WaitReplicas != 0 || c.WaitTimeout != 100*time.Millisecond {
 		t.Fatalf("defaults: %+v", c)
 	}
 	c = store.RedisConfig{Mode: "cluster", KeyPrefix: "x:", PoolSize: 4}
@@ -48,7 +49,7 @@ func TestRedisConfigValidate(t *testing.T) {
 		{"ok_cluster", base(func(c *store.RedisConfig) { c.Mode, c.Addrs = "cluster", []string{"a:1", "b:2", "c:3"} }), nil},
 		{"no_addrs", base(func(c *store.RedisConfig) { c.Addrs = nil }), []string{"addrs: at least one address required"}},
 		{"bad_mode", base(func(c *store.RedisConfig) { c.Mode = "ring" }), []string{"mode: must be one of standalone, sentinel, cluster"}},
-		{"empty_mode", store.RedisConfig{Addrs: []string{"a:1"}, KeyPrefix: "w:", DialTimeout: 1, ReadTimeout: 1, WriteTimeout: 1, PoolSize: 1}, []string{"mode: "}},
+		{"empty_mode", store.RedisConfig{Addrs: []string{"a:1"}, KeyPrefix: "w:", DialTimeout: 1, ReadTimeout: 1, WriteTimeout: 1, PoolSize: 1, WaitTimeout: 1}, []string{"mode: "}},
 		{"sentinel_without_master", base(func(c *store.RedisConfig) { c.Mode = "sentinel" }), []string{"master_name: required when mode is sentinel"}},
 		{"master_outside_sentinel", base(func(c *store.RedisConfig) { c.MasterName = "m" }), []string{"master_name: only used"}},
 		{"bad_addrs", base(func(c *store.RedisConfig) {
@@ -58,6 +59,11 @@ func TestRedisConfigValidate(t *testing.T) {
 		{"standalone_two", base(func(c *store.RedisConfig) { c.Addrs = []string{"a:1", "b:2"} }), []string{"addrs: standalone mode takes exactly one"}},
 		{"cluster_db", base(func(c *store.RedisConfig) { c.Mode, c.DB = "cluster", 2 }), []string{"db: must be 0 in cluster mode"}},
 		{"negative_db", base(func(c *store.RedisConfig) { c.DB = -1 }), []string{"db: must not be negative"}},
+		{"ok_wait", base(func(c *store.RedisConfig) { c.WaitReplicas = 1 }), nil},
+		{"negative_wait_replicas", base(func(c *store.RedisConfig) { c.WaitReplicas = -1 }), []string{"wait_replicas: must not be negative"}},
+		{"wait_timeout_not_below_read", base(func(c *store.RedisConfig) { c.WaitReplicas, c.WaitTimeout = 1, time.Second }),
+			[]string{"wait_timeout: must be shorter than read_timeout"}},
+		{"negative_wait_timeout", base(func(c *store.RedisConfig) { c.WaitTimeout = -time.Millisecond }), []string{"wait_timeout: must be positive"}},
 		{"username_without_password", base(func(c *store.RedisConfig) { c.Username = "warden" }), []string{"password: required when username"}},
 		{"prefix_brace", base(func(c *store.RedisConfig) { c.KeyPrefix = "{w}:" }), []string{"key_prefix: must not contain braces"}},
 		{"timeouts", base(func(c *store.RedisConfig) { c.DialTimeout, c.ReadTimeout, c.WriteTimeout, c.PoolSize = -1, -1, -1, -1 }),
@@ -69,7 +75,7 @@ func TestRedisConfigValidate(t *testing.T) {
 		{"tls_bad_pair", base(func(c *store.RedisConfig) { c.TLS.Enabled, c.TLS.CertFile, c.TLS.KeyFile = true, garbage, garbage }), []string{"tls.cert_file: cannot load key pair"}},
 		{"everything_at_once", store.RedisConfig{Mode: "sentinel", DB: -3}, []string{
 			"addrs: at least one", "master_name: required", "db: must not be negative",
-			"dial_timeout:", "read_timeout:", "write_timeout:", "pool_size:"}},
+			"dial_timeout:", "read_timeout:", "write_timeout:", "pool_size:", "wait_timeout:"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

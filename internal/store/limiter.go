@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -131,6 +132,13 @@ type windowCounter struct {
 // different slots) and refuses when any has reached its limit, with
 // RetryAfter the longest remaining window. left is the time to the end of
 // the current window by the injected clock.
+//
+// In Redis Cluster the counters live on different masters. When some of
+// them cannot be read (their master is down) and at least one can, the
+// decision rests on the readable ones and a warning names the op: losing
+// one master then fails only the attempts whose own state lives there,
+// not every attempt whose IP or username counter happens to. When no
+// counter can be read the store is unavailable.
 func checkWindow(ctx context.Context, st *Store, op string, left time.Duration, counters ...windowCounter) (Decision, error) {
 	ctx, cancel := st.op(ctx)
 	defer cancel()
@@ -140,14 +148,33 @@ func checkWindow(ctx context.Context, st *Store, op string, left time.Duration, 
 	for i, c := range counters {
 		counts[i], ttls[i] = pipe.Get(ctx, c.key), pipe.PTTL(ctx, c.key)
 	}
-	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-		return Decision{}, Unavailable(op, err)
+	var firstErr error
+	unread := 0
+	if _, err := pipe.Exec(ctx); err != nil {
+		// Exec reports the first command's error, which may be a mere
+		// redis.Nil (no counter) while another command failed.
+		for i := range counters {
+			if cerr := cmp.Or(counts[i].Err(), ttls[i].Err()); cerr != nil && !errors.Is(cerr, redis.Nil) {
+				unread++
+				firstErr = cmp.Or(firstErr, cerr)
+			}
+		}
+		if unread == len(counters) {
+			return Decision{}, Unavailable(op, firstErr)
+		}
+	}
+	if unread > 0 {
+		st.logger.WarnContext(ctx, "store: some rate-limit counters unreadable; deciding on the others",
+			"op", op, "unreadable", unread, "err", firstErr)
 	}
 	d := Decision{Allowed: true}
 	for i, c := range counters {
 		n, err := counts[i].Int()
 		if errors.Is(err, redis.Nil) {
 			continue
+		}
+		if cerr := cmp.Or(counts[i].Err(), ttls[i].Err()); cerr != nil && !errors.Is(cerr, redis.Nil) {
+			continue // unreadable: its master is down (see above)
 		}
 		if err != nil {
 			return Decision{}, Unavailable(op, err)

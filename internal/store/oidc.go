@@ -274,6 +274,9 @@ func (o *OIDC) CreateGrant(ctx context.Context, g OIDCGrant, refreshHash, access
 	if err != nil {
 		return Unavailable("store: oidc grant", err)
 	}
+	if err := o.store.awaitReplicas(ctx, "store: oidc grant", k); err != nil { // redis.wait_replicas
+		return err
+	}
 	// The subject index (another slot) serves end_session only; a failure
 	// here leaves a working grant that end_session cannot find.
 	sk := o.subKey(g.Subject)
@@ -355,7 +358,9 @@ func (o *OIDC) Rotate(ctx context.Context, g OIDCGrant, oldHash, newHash string,
 	}
 	switch n {
 	case 1:
-		return nil
+		// redis.wait_replicas: a rotation lost in a failover would make the
+		// old refresh token current again.
+		return o.store.awaitReplicas(ctx, "store: oidc rotate", o.grantKey(g.ID))
 	case 2:
 		return fmt.Errorf("store: oidc rotate: %w", ErrReused)
 	}
@@ -443,6 +448,73 @@ func (o *OIDC) GrantsOfSubject(ctx context.Context, subject string) ([]string, e
 	defer cancel()
 	ids, err := o.store.client.SMembers(ctx, o.subKey(subject)).Result()
 	return ids, Unavailable("store: oidc grants", err)
+}
+
+// devMember prefixes the approved device authorizations (by device-code
+// hash) in a subject's index, beside its grant IDs.
+const devMember = "d:"
+
+// devIndexTTL: a subject index that lists an approved device code lives at
+// least this long (device codes live minutes).
+const devIndexTTL = time.Hour
+
+var takeBackDevice = redis.NewScript(`
+local st = redis.call('HGET', KEYS[1], 'st')
+if st == 'approved' then
+  redis.call('HSET', KEYS[1], 'st', 'denied')
+  return 1
+end
+return 0`)
+
+// RevokeSubject ends every token family of subject (refresh tokens and the
+// access tokens minted from them stop working at once) and turns its
+// approved but not yet redeemed device authorizations into denied ones (the
+// CLI's next poll gets access_denied). It returns how many grants and
+// device authorizations it ended. Only the index members it read are
+// removed, so a grant made at the same moment stays findable.
+func (o *OIDC) RevokeSubject(ctx context.Context, subject string) (grants, devices int, err error) {
+	if checkID("subject", subject) != nil {
+		return 0, 0, nil
+	}
+	ctx, cancel := o.store.op(ctx)
+	defer cancel()
+	sk := o.subKey(subject)
+	members, err := o.store.client.SMembers(ctx, sk).Result()
+	if err != nil {
+		return 0, 0, Unavailable("store: oidc revoke subject", err)
+	}
+	if len(members) == 0 {
+		return 0, 0, nil
+	}
+	// Grants and device codes each live in their own slot: a plain
+	// pipeline (go-redis splits it by node in Cluster).
+	pipe := o.store.client.Pipeline()
+	gdel := make([]*redis.IntCmd, 0, len(members))
+	ddel := make([]*redis.Cmd, 0)
+	for _, m := range members {
+		if h, ok := strings.CutPrefix(m, devMember); ok {
+			if checkID("device", h) == nil {
+				ddel = append(ddel, takeBackDevice.Eval(ctx, pipe, []string{o.devKey(h)}))
+			}
+			continue
+		}
+		if checkID("grant", m) == nil {
+			gdel = append(gdel, pipe.Del(ctx, o.grantKey(m)))
+		}
+	}
+	pipe.SRem(ctx, sk, toAny(members)...)
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return 0, 0, Unavailable("store: oidc revoke subject", err)
+	}
+	for _, c := range gdel {
+		grants += int(c.Val())
+	}
+	for _, c := range ddel {
+		if n, _ := c.Int(); n == 1 {
+			devices++
+		}
+	}
+	return grants, devices, nil
 }
 
 // ---- device authorizations (RFC 8628) ----
@@ -582,7 +654,20 @@ func (o *OIDC) DecideDevice(ctx context.Context, deviceHash string, approve bool
 	}
 	switch n {
 	case 1:
-		return nil
+		if !approve {
+			return nil
+		}
+		// The subject index lists the approved authorization until it is
+		// redeemed, so that RevokeSubject can take it back (another slot:
+		// a failure here leaves an approval that a revocation cannot see
+		// for the few seconds until the CLI's next poll; say so).
+		sk := o.subKey(subject)
+		_, err := o.store.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+			p.SAdd(ctx, sk, devMember+deviceHash)
+			p.Expire(ctx, sk, devIndexTTL)
+			return nil
+		})
+		return Unavailable("store: oidc device index", err)
 	case 2:
 		return fmt.Errorf("store: oidc device: %w", ErrDecided)
 	case 3:

@@ -356,6 +356,16 @@ func (r *Rules) save(ctx context.Context, op string, expected int64, doc []byte,
 // Redis is down, Watch retries with a growing pause (up to 5 s) and logs
 // the outage once, and its recovery.
 func (r *Rules) Watch(ctx context.Context, fn func(version int64)) {
+	r.WatchLoad(ctx, func(v int64) error { fn(v); return nil })
+}
+
+// WatchLoad is Watch for a fn that can fail to load the version it is
+// given (its Current failed): a version counts as seen only once fn
+// returns nil. Until then WatchLoad calls fn again with the newest version,
+// with the same growing pause (up to 5 s) as during an outage, and logs a
+// warning once ("behind") and an info when caught up, so that a replica
+// never keeps old rules silently until the next save.
+func (r *Rules) WatchLoad(ctx context.Context, fn func(version int64) error) {
 	const maxBackoff = 5 * time.Second
 	log := r.store.logger
 	ps := r.store.client.Subscribe(ctx, r.channel)
@@ -365,6 +375,7 @@ func (r *Rules) Watch(ctx context.Context, fn func(version int64)) {
 	var lastPoll time.Time
 	backoff := time.Duration(0)
 	failing := false
+	behind := false // fn failed for the newest version
 	fail := func(err error) {
 		if !failing {
 			log.Warn("rules watch: redis unavailable; retrying", "err", err)
@@ -385,11 +396,22 @@ func (r *Rules) Watch(ctx context.Context, fn func(version int64)) {
 			log.Info("rules watch: redis available again")
 			failing = false
 		}
-		backoff = 0
 		if v != last {
+			if err := fn(v); err != nil {
+				if !behind && ctx.Err() == nil {
+					log.Warn("rules watch: behind: version not loaded; retrying", "version", v, "err", err)
+				}
+				behind = true
+				backoff = min(max(2*backoff, 250*time.Millisecond), maxBackoff)
+				return
+			}
+			if behind {
+				log.Info("rules watch: caught up", "version", v)
+				behind = false
+			}
 			last = v
-			fn(v)
 		}
+		backoff = 0
 	}
 	check()
 	for ctx.Err() == nil {

@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -17,15 +18,32 @@ import (
 // TestCluster and TestRulesCluster) and returns its addresses.
 func startCluster(t *testing.T) []string {
 	t.Helper()
+	addrs, _ := startClusterServers(t)
+	return addrs
+}
+
+// startClusterServers is startCluster that also returns the servers (to
+// kill one) and passes extra arguments to every redis-server.
+func startClusterServers(t *testing.T, extra ...string) ([]string, []*redisServer) {
+	t.Helper()
+	return startClusterReplicas(t, 0, extra...)
+}
+
+// startClusterReplicas starts three masters with replicas replicas each
+// (redis-cli --cluster-replicas): 3·(1+replicas) servers.
+func startClusterReplicas(t *testing.T, replicas int, extra ...string) ([]string, []*redisServer) {
+	t.Helper()
 	cli := testenv.Binary(t, "redis-cli")
 	var addrs []string
-	for range 3 {
-		srv := startRedis(t, freePort(t, true), "--cluster-enabled", "yes",
-			"--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "2000")
-		addrs = append(addrs, srv.addr())
+	var srvs []*redisServer
+	for range 3 * (1 + replicas) {
+		args := append([]string{"--cluster-enabled", "yes",
+			"--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "2000"}, extra...)
+		srv := startRedis(t, freePort(t, true), args...)
+		addrs, srvs = append(addrs, srv.addr()), append(srvs, srv)
 	}
 	args := append([]string{"--cluster", "create"}, addrs...)
-	args = append(args, "--cluster-replicas", "0", "--cluster-yes")
+	args = append(args, "--cluster-replicas", strconv.Itoa(replicas), "--cluster-yes")
 	if out, err := exec.Command(cli, args...).CombinedOutput(); err != nil {
 		t.Fatalf("redis-cli --cluster create: %v\n%s", err, out)
 	}
@@ -44,7 +62,7 @@ func startCluster(t *testing.T) []string {
 		}
 		_ = c.Close()
 	}
-	return addrs
+	return addrs, srvs
 }
 
 // TestRulesCluster runs the rules and audit suites on a real Redis

@@ -498,6 +498,53 @@ func watchSuite(t *testing.T, b rulesBackend) {
 		w.none(t, 700*time.Millisecond)
 	})
 
+	t.Run("failed_load_retried", func(t *testing.T) {
+		// WatchLoad: a version whose load fails is offered again, without
+		// another save, until fn accepts it; then it is not repeated.
+		st := b.open(t)
+		writer, reader := store.NewRules(st, nil), store.NewRules(b.twin(t, st), nil)
+		calls := make(chan int64, 100)
+		var fails atomic.Int32
+		ctx, cancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			reader.WatchLoad(ctx, func(v int64) error {
+				calls <- v
+				if v > 0 && fails.Add(1) <= 2 {
+					return errors.New("injected: current failed")
+				}
+				return nil
+			})
+		}()
+		defer func() { cancel(); <-done }()
+		next := func() int64 {
+			t.Helper()
+			select {
+			case v := <-calls:
+				return v
+			case <-time.After(10 * time.Second):
+				t.Fatal("no WatchLoad call")
+				return 0
+			}
+		}
+		if v := next(); v != 0 {
+			t.Fatalf("first call v%d, want 0", v)
+		}
+		_, err := writer.Save(ctx, 0, []byte("v: 1\n"), m)
+		mustf(t, err, "save")
+		for i := range 3 { // two failures, then the load that succeeds
+			if v := next(); v != 1 {
+				t.Fatalf("call %d: v%d, want v1 again", i, v)
+			}
+		}
+		select {
+		case v := <-calls:
+			t.Fatalf("v%d offered again after it loaded", v)
+		case <-time.After(1200 * time.Millisecond):
+		}
+	})
+
 	t.Run("publish_lost", func(t *testing.T) {
 		st := b.open(t)
 		writer, reader := store.NewRules(st, nil), store.NewRules(b.twin(t, st), nil)

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -12,6 +13,7 @@ import (
 	"io"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -33,6 +35,18 @@ type Session struct {
 	ExpiresAt time.Time `json:"expires_at"`
 	ClientIP  string    `json:"client_ip"`
 	UserAgent string    `json:"user_agent"`
+	// CheckedAt is when User was last looked up in the directory (the
+	// sign-in, or the latest re-check); zero in sessions written before
+	// re-checks existed, which count from CreatedAt.
+	CheckedAt time.Time `json:"checked_at,omitzero"`
+}
+
+// Checked returns when the session's user was last looked up.
+func (s Session) Checked() time.Time {
+	if s.CheckedAt.IsZero() {
+		return s.CreatedAt
+	}
+	return s.CheckedAt
 }
 
 // SessionMeta is what the web layer knows about the browser at sign-in.
@@ -59,10 +73,16 @@ var tokenEncoding = base64.RawURLEncoding.Strict()
 // TTL of min(idle timeout, time to the absolute end); prefix+"user:{ID}:sess"
 // is a set of the session keys of user ID (hash tag on the user ID), whose
 // TTL is the absolute lifetime, renewed at each sign-in, so it outlives every
-// session it lists; prefix+"sessions" is the index of all sessions (see
-// ListAll), a sorted set of session keys (hex) scored by their absolute end
-// in Unix milliseconds. It has no TTL: members leave it on sign-out and
-// revoke, and ListAll prunes the expired and the vanished ones.
+// session it lists; prefix+"sessions:{s:X}" for X in 0-f is the index of all
+// sessions (see ListAll) in 16 shards, each a sorted set of session keys
+// (hex) scored by their absolute end in Unix milliseconds; a session is in
+// the shard named by the first hex digit of its key. The shards have
+// different hash tags, so in Redis Cluster they are spread over the masters
+// and no single key is written by every sign-in: losing one master fails
+// only the sign-ins whose keys live there. The index has no TTL: members
+// leave it on sign-out and revoke, and ListAll prunes the expired and the
+// vanished ones. (Before the shards, the index was the single key
+// prefix+"sessions"; ListAll still reads and prunes it, see legacyIndexKey.)
 type Sessions struct {
 	store   *Store
 	cfg     SessionConfig
@@ -96,7 +116,104 @@ func NewSessions(st *Store, cfg SessionConfig, now func() time.Time, random io.R
 
 func (s *Sessions) sessionKey(hexKey string) string { return s.store.Key("sess:" + hexKey) }
 
-func (s *Sessions) indexKey() string { return s.store.Key("sessions") }
+// indexShards is the number of shards of the index of all sessions.
+const indexShards = 16
+
+// indexKey returns the index shard of the session hexKey: the one named by
+// its first hex digit (the key is a SHA-256, so the shards fill evenly).
+func (s *Sessions) indexKey(hexKey string) string {
+	d := "0"
+	if hexKey != "" {
+		d = hexKey[:1]
+	}
+	return s.indexShard(d)
+}
+
+// indexShard returns the key of the index shard d (one hex digit).
+func (s *Sessions) indexShard(d string) string {
+	return s.store.Key("sessions:{s:" + d + "}")
+}
+
+// indexKeys returns the keys of every index shard, in shard order.
+func (s *Sessions) indexKeys() []string {
+	out := make([]string, indexShards)
+	for i := range indexShards {
+		out[i] = s.indexShard(strconv.FormatInt(int64(i), 16))
+	}
+	return out
+}
+
+// legacyIndexKey is the unsharded index of older Wardens. Nothing adds to
+// it any more; ListAll still lists and prunes its members, so sessions
+// created before an upgrade stay visible until they end (it empties itself
+// within one absolute lifetime).
+func (s *Sessions) legacyIndexKey() string { return s.store.Key("sessions") }
+
+// zremByShard queues one ZREM per index shard for hexKeys.
+func (s *Sessions) zremByShard(ctx context.Context, pipe redis.Pipeliner, hexKeys []string) {
+	byShard := map[string][]any{}
+	for _, k := range hexKeys {
+		ik := s.indexKey(k)
+		byShard[ik] = append(byShard[ik], k)
+	}
+	for ik, ks := range byShard {
+		pipe.ZRem(ctx, ik, ks...)
+	}
+}
+
+// nameKey maps a username (normalized) to the directory ID of the user who
+// last signed in with it, so that an operator can revoke a user the
+// directory no longer knows by name (UserIDByName).
+func (s *Sessions) nameKey(username string) string {
+	return s.store.Key("uname:" + NormalizeUsername(username))
+}
+
+// UserNameTTL: how long the name-to-ID mapping outlives a user's last
+// sign-in; longer than any session or OIDC grant that sign-in can start.
+const UserNameTTL = 31 * 24 * time.Hour
+
+// UserIDByName returns the directory ID of the user who last signed in
+// as username (ErrNotFound when nobody did within UserNameTTL).
+func (s *Sessions) UserIDByName(ctx context.Context, username string) (string, error) {
+	ctx, cancel := s.store.op(ctx)
+	defer cancel()
+	id, err := s.store.client.Get(ctx, s.nameKey(username)).Result()
+	if errors.Is(err, redis.Nil) {
+		return "", fmt.Errorf("store: user by name: %w", ErrNotFound)
+	}
+	if err != nil {
+		return "", Unavailable("store: user by name", err)
+	}
+	return id, nil
+}
+
+// Rechecked stores the result of a fresh directory look-up in the session
+// of token: user (same ID) and CheckedAt = now. The session keeps its TTL;
+// a session ended meanwhile stays ended (ErrNotFound).
+func (s *Sessions) Rechecked(ctx context.Context, token string, sess Session, user identity.User) (Session, error) {
+	hexKey, ok := keyOf(token)
+	if !ok || hexKey != sess.Key {
+		return Session{}, fmt.Errorf("store: recheck session: %w", ErrNotFound)
+	}
+	if user.ID != sess.User.ID {
+		return Session{}, errors.New("store: recheck session: another user")
+	}
+	sess.User, sess.CheckedAt = user, s.now()
+	val, err := json.Marshal(sess)
+	if err != nil {
+		return Session{}, fmt.Errorf("store: recheck session: encode: %w", err)
+	}
+	ctx, cancel := s.store.op(ctx)
+	defer cancel()
+	err = s.store.client.SetArgs(ctx, s.sessionKey(hexKey), val, redis.SetArgs{Mode: "XX", KeepTTL: true}).Err()
+	if errors.Is(err, redis.Nil) {
+		return Session{}, fmt.Errorf("store: recheck session: deleted meanwhile: %w", ErrNotFound)
+	}
+	if err != nil {
+		return Session{}, Unavailable("store: recheck session", err)
+	}
+	return sess, nil
+}
 
 func (s *Sessions) userKey(userID string) string {
 	return s.store.Key("user:{" + userID + "}:sess")
@@ -136,12 +253,10 @@ func (s *Sessions) Create(ctx context.Context, user identity.User, meta SessionM
 	if user.ID == "" {
 		return "", Session{}, errors.New("store: create session: user has no ID")
 	}
-	raw := make([]byte, tokenBytes)
-	if _, err := io.ReadFull(s.random, raw); err != nil {
-		return "", Session{}, fmt.Errorf("store: create session: random: %w", err)
+	token, hexKey, err := s.newToken(ctx, user.ID) // placed in Cluster: see newToken
+	if err != nil {
+		return "", Session{}, err
 	}
-	token := tokenEncoding.EncodeToString(raw)
-	hexKey, _ := keyOf(token)
 	now := s.now()
 	sess := Session{
 		Key:       hexKey,
@@ -149,6 +264,7 @@ func (s *Sessions) Create(ctx context.Context, user identity.User, meta SessionM
 		CreatedAt: now,
 		LastSeen:  now,
 		ExpiresAt: now.Add(s.cfg.AbsoluteLifetime),
+		CheckedAt: now,
 		ClientIP:  meta.ClientIP,
 		UserAgent: truncate(meta.UserAgent, maxUserAgent),
 	}
@@ -169,13 +285,25 @@ func (s *Sessions) Create(ctx context.Context, user identity.User, meta SessionM
 	// the parts run on different nodes in any order, which is why ListAll
 	// leaves a just-created member whose key it cannot see alone.
 	// SET NX: a collision of 256 random bits means a broken random source.
+	// The name index (UserIDByName, for operators) rides along but is not
+	// part of the sign-in: its own slot may be on a master that is down
+	// (Cluster) without failing the sign-in.
 	pipe := s.store.client.Pipeline()
-	pipe.SAdd(ctx, s.userKey(user.ID), hexKey)
-	pipe.PExpire(ctx, s.userKey(user.ID), s.cfg.AbsoluteLifetime)
+	sadd := pipe.SAdd(ctx, s.userKey(user.ID), hexKey)
+	pexp := pipe.PExpire(ctx, s.userKey(user.ID), s.cfg.AbsoluteLifetime)
+	name := pipe.Set(ctx, s.nameKey(user.Username), user.ID, UserNameTTL)
 	set := pipe.SetArgs(ctx, s.sessionKey(hexKey), val, redis.SetArgs{Mode: "NX", TTL: min(s.cfg.IdleTimeout, s.cfg.AbsoluteLifetime)})
-	pipe.ZAdd(ctx, s.indexKey(), redis.Z{Score: float64(sess.ExpiresAt.UnixMilli()), Member: hexKey})
-	_, err = pipe.Exec(ctx)
-	if errors.Is(err, redis.Nil) && errors.Is(set.Err(), redis.Nil) {
+	zadd := pipe.ZAdd(ctx, s.indexKey(hexKey), redis.Z{Score: float64(sess.ExpiresAt.UnixMilli()), Member: hexKey})
+	_, _ = pipe.Exec(ctx)
+	if nerr := name.Err(); nerr != nil {
+		s.store.logger.Warn("store: name index not written (wardend users revoke will need -id for this user)",
+			"user", user.Username, "err", nerr.Error())
+	}
+	err = errors.Join(sadd.Err(), pexp.Err(), zadd.Err())
+	if err == nil {
+		err = set.Err()
+	}
+	if errors.Is(err, redis.Nil) {
 		// NX refused. go-redis retries a command whose reply was lost, so
 		// the key may hold our own write; anything else is a collision.
 		got, gerr := s.store.client.Get(ctx, s.sessionKey(hexKey)).Bytes()
@@ -189,6 +317,11 @@ func (s *Sessions) Create(ctx context.Context, user identity.User, meta SessionM
 	}
 	if err != nil {
 		return "", Session{}, Unavailable("store: create session", err)
+	}
+	// redis.wait_replicas: the session must survive a failover before the
+	// token is handed out (else the sign-in is a 503, see awaitReplicas).
+	if err := s.store.awaitReplicas(ctx, "store: create session", s.sessionKey(hexKey)); err != nil {
+		return "", Session{}, err
 	}
 	return token, sess, nil
 }
@@ -293,7 +426,7 @@ func (s *Sessions) deleteFetched(ctx context.Context, hexKey string) error {
 		return Unavailable("store: delete session", err)
 	}
 	pipe := s.store.client.Pipeline()
-	pipe.ZRem(ctx, s.indexKey(), hexKey)
+	pipe.ZRem(ctx, s.indexKey(hexKey), hexKey)
 	var sess Session
 	if json.Unmarshal(val, &sess) == nil && sess.User.ID != "" {
 		// Else there is no user index to clean; a stale entry is pruned later.
@@ -309,7 +442,7 @@ func (s *Sessions) deleteFetched(ctx context.Context, hexKey string) error {
 func (s *Sessions) delete(ctx context.Context, hexKey, userID string) error {
 	pipe := s.store.client.Pipeline()
 	pipe.Del(ctx, s.sessionKey(hexKey))
-	pipe.ZRem(ctx, s.indexKey(), hexKey)
+	pipe.ZRem(ctx, s.indexKey(hexKey), hexKey)
 	if userID != "" {
 		pipe.SRem(ctx, s.userKey(userID), hexKey)
 	}
@@ -337,7 +470,7 @@ func (s *Sessions) ListUser(ctx context.Context, userID string) ([]Session, erro
 			pipe.Del(ctx, s.sessionKey(k))
 		}
 		pipe.SRem(ctx, s.userKey(userID), toAny(dead)...)
-		pipe.ZRem(ctx, s.indexKey(), toAny(dead)...)
+		s.zremByShard(ctx, pipe, dead)
 		if _, err := pipe.Exec(ctx); err != nil {
 			return nil, Unavailable("store: prune sessions", err)
 		}
@@ -435,7 +568,7 @@ func (s *Sessions) RevokeUser(ctx context.Context, userID string) (int, error) {
 		dels[i] = pipe.Del(ctx, s.sessionKey(k))
 	}
 	pipe.SRem(ctx, s.userKey(userID), toAny(keys)...)
-	pipe.ZRem(ctx, s.indexKey(), toAny(keys)...)
+	s.zremByShard(ctx, pipe, keys)
 	if _, err := pipe.Exec(ctx); err != nil {
 		return 0, Unavailable("store: revoke sessions", err)
 	}
@@ -465,8 +598,10 @@ const (
 
 // ListAll returns a page of live sessions of all users for the admin
 // pages, oldest first (by absolute end, which is creation order while the
-// absolute lifetime is unchanged), from the index prefix+"sessions": it
-// reads the index and the sessions it returns, never the keyspace. Start
+// absolute lifetime is unchanged), from the index shards (see Sessions),
+// merged: it reads the index and the sessions it returns, never the
+// keyspace. It needs every shard, so in Cluster it fails while any master
+// is down. Start
 // with cursor 0, pass the returned cursor back, stop when it is 0. count
 // (at most 5000; <= 0 means 100) is the number of index entries read: a
 // page holds fewer sessions when some of them have ended, and may be empty
@@ -482,11 +617,11 @@ const (
 // second is skipped if a page ends on the first.
 //
 // Each call removes from the index the entries past their absolute end
-// (one ZREMRANGEBYSCORE) and those of its page whose session has gone
+// (one ZREMRANGEBYSCORE per shard) and those of its page whose session has gone
 // (idle timeout by TTL, or ended by the clock), deleting the latter's keys
 // as ListUser does.
 //
-// Sessions created before the index existed (by a Warden older than it) are
+// Sessions created before any index existed (by a Warden older than it) are
 // not in it and do not appear here; they still end by their TTLs (within
 // one absolute lifetime of the upgrade), and ListUser (hence the admin
 // filter by user), RevokeUser and Get still see them. There is no backfill:
@@ -502,42 +637,74 @@ func (s *Sessions) ListAll(ctx context.Context, cursor uint64, count int64) ([]S
 	now := s.now()
 	nowMS := now.UnixMilli()
 	startMS, startTie := int64(cursor>>cursorTieBits), cursor&(1<<cursorTieBits-1)
-	index := s.indexKey()
-	pipe := s.store.client.Pipeline()
-	pipe.ZRemRangeByScore(ctx, index, "-inf", strconv.FormatInt(nowMS, 10))
-	var tieCmd *redis.ZSliceCmd
-	after := "(" + strconv.FormatInt(nowMS, 10) // live: absolute end after now
-	if cursor != 0 && startMS > nowMS {
-		// The rest of the last page's score, then what follows it.
-		sc := strconv.FormatInt(startMS, 10)
-		tieCmd = pipe.ZRangeArgsWithScores(ctx, redis.ZRangeArgs{Key: index, Start: sc, Stop: sc,
-			ByScore: true, Count: maxListAll})
-		after = "(" + sc
+	// Every shard (and the legacy index) gives its first count members
+	// after the cursor; the page is the first count of their merge in
+	// (score, member) order, which is the order Redis keeps within each
+	// shard, so the cursor means the same position in every shard.
+	type shardRead struct {
+		key      string
+		tie, rng *redis.ZSliceCmd
 	}
-	rng := pipe.ZRangeArgsWithScores(ctx, redis.ZRangeArgs{Key: index, Start: after, Stop: "+inf",
-		ByScore: true, Count: count})
+	indexes := append(s.indexKeys(), s.legacyIndexKey())
+	reads := make([]shardRead, len(indexes))
+	pipe := s.store.client.Pipeline()
+	for i, index := range indexes {
+		reads[i].key = index
+		pipe.ZRemRangeByScore(ctx, index, "-inf", strconv.FormatInt(nowMS, 10))
+		after := "(" + strconv.FormatInt(nowMS, 10) // live: absolute end after now
+		if cursor != 0 && startMS > nowMS {
+			// The rest of the last page's score, then what follows it.
+			sc := strconv.FormatInt(startMS, 10)
+			reads[i].tie = pipe.ZRangeArgsWithScores(ctx, redis.ZRangeArgs{Key: index, Start: sc, Stop: sc,
+				ByScore: true, Count: maxListAll})
+			after = "(" + sc
+		}
+		reads[i].rng = pipe.ZRangeArgsWithScores(ctx, redis.ZRangeArgs{Key: index, Start: after, Stop: "+inf",
+			ByScore: true, Count: count})
+	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return nil, 0, Unavailable("store: list sessions", err)
 	}
-	var members []redis.Z
-	if tieCmd != nil {
-		for _, m := range tieCmd.Val() {
-			if k, _ := m.Member.(string); tieBits(k) > startTie {
-				members = append(members, m)
+	type member struct {
+		redis.Z
+		index string
+	}
+	var members []member
+	seen := map[string]bool{}
+	for _, r := range reads {
+		var zs []redis.Z
+		if r.tie != nil {
+			for _, m := range r.tie.Val() {
+				if k, _ := m.Member.(string); tieBits(k) > startTie {
+					zs = append(zs, m)
+				}
 			}
 		}
+		for _, m := range append(zs, r.rng.Val()...) {
+			k := fmt.Sprint(m.Member)
+			if seen[k] {
+				continue // in the legacy index and a shard: list it once
+			}
+			seen[k] = true
+			members = append(members, member{Z: m, index: r.key})
+		}
 	}
-	members = append(members, rng.Val()...)
+	slices.SortFunc(members, func(a, b member) int {
+		if a.Score != b.Score {
+			return cmp.Compare(a.Score, b.Score)
+		}
+		return strings.Compare(fmt.Sprint(a.Member), fmt.Sprint(b.Member))
+	})
 	if int64(len(members)) > count {
 		members = members[:count]
 	}
 	hexKeys := make([]string, 0, len(members))
-	gone := map[string]bool{} // members to remove from the index
+	gone := map[string][]any{} // members to remove, by index key
 	for _, m := range members {
 		if k, ok := m.Member.(string); ok && validHexKey(k) {
 			hexKeys = append(hexKeys, k)
 		} else {
-			gone[fmt.Sprint(m.Member)] = true // not a session key: never ours
+			gone[m.index] = append(gone[m.index], m.Member) // not a session key: never ours
 		}
 	}
 	live, dead, err := s.load(ctx, hexKeys)
@@ -555,16 +722,14 @@ func (s *Sessions) ListAll(ctx context.Context, cursor uint64, count int64) ([]S
 		pipe := s.store.client.Pipeline()
 		for _, m := range members {
 			if k, _ := m.Member.(string); isDead[k] && m.Score <= fresh {
-				gone[k] = true
+				gone[m.index] = append(gone[m.index], k)
 				pipe.Del(ctx, s.sessionKey(k))
 			}
 		}
 		if len(gone) > 0 {
-			rem := make([]any, 0, len(gone))
-			for k := range gone {
-				rem = append(rem, k)
+			for index, rem := range gone {
+				pipe.ZRem(ctx, index, rem...)
 			}
-			pipe.ZRem(ctx, index, rem...)
 			if _, err := pipe.Exec(ctx); err != nil {
 				return nil, 0, Unavailable("store: prune sessions", err)
 			}

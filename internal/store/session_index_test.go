@@ -14,15 +14,16 @@ import (
 	"github.com/wardenidp/warden/internal/store"
 )
 
-// sessionIndexSuite checks the index of all sessions (prefix+"sessions")
-// and ListAll's paging over it. Part of the behaviour suite (runSuite).
+// sessionIndexSuite checks the index of all sessions (16 shards, and the
+// legacy prefix+"sessions") and ListAll's paging over them. Part of the behaviour suite (runSuite).
 func sessionIndexSuite(t *testing.T, open opener, realTTL bool) {
 	ctx := context.Background()
 	alice, bob := user("11111111-aaaa", "alice"), user("22222222-bbbb", "bob")
-	index := func(st *store.Store) string { return st.Key("sessions") }
+	legacy := func(st *store.Store) string { return st.Key("sessions") }
+	index := store.IndexShardKey
 	inIndex := func(t *testing.T, st *store.Store, key string) bool {
 		t.Helper()
-		err := st.Client().ZScore(ctx, index(st), key).Err()
+		err := st.Client().ZScore(ctx, index(st, key), key).Err()
 		if err != nil && !errors.Is(err, redis.Nil) {
 			t.Fatalf("zscore: %v", err)
 		}
@@ -30,9 +31,13 @@ func sessionIndexSuite(t *testing.T, open opener, realTTL bool) {
 	}
 	card := func(t *testing.T, st *store.Store) int64 {
 		t.Helper()
-		n, err := st.Client().ZCard(ctx, index(st)).Result()
-		mustf(t, err, "zcard")
-		return n
+		var sum int64
+		for _, k := range append(store.IndexShardKeys(st), legacy(st)) {
+			n, err := st.Client().ZCard(ctx, k).Result()
+			mustf(t, err, "zcard")
+			sum += n
+		}
+		return sum
 	}
 
 	t.Run("index_holds_created", func(t *testing.T) {
@@ -47,7 +52,7 @@ func sessionIndexSuite(t *testing.T, open opener, realTTL bool) {
 			clk.Add(time.Second)
 		}
 		for _, w := range want {
-			score, err := st.Client().ZScore(ctx, index(st), w.Key).Result()
+			score, err := st.Client().ZScore(ctx, index(st, w.Key), w.Key).Result()
 			mustf(t, err, "zscore %s", w.Key)
 			if int64(score) != w.ExpiresAt.UnixMilli() {
 				t.Fatalf("score %v, want the absolute end %d", score, w.ExpiresAt.UnixMilli())
@@ -57,8 +62,10 @@ func sessionIndexSuite(t *testing.T, open opener, realTTL bool) {
 			t.Fatalf("index has %d members, want 3", n)
 		}
 		// No TTL on the index: it is pruned, not expired.
-		if ttl := st.Client().PTTL(ctx, index(st)).Val(); ttl != -1 {
-			t.Fatalf("index TTL %v, want none", ttl)
+		for _, w := range want {
+			if ttl := st.Client().PTTL(ctx, index(st, w.Key)).Val(); ttl != -1 {
+				t.Fatalf("index TTL %v, want none", ttl)
+			}
 		}
 		page, next, err := s.ListAll(ctx, 0, 10)
 		mustf(t, err, "list all")
@@ -219,7 +226,8 @@ func sessionIndexSuite(t *testing.T, open opener, realTTL bool) {
 		}
 		pipe.HSet(ctx, st.Key("oidc:h"), "f", "v")
 		pipe.XAdd(ctx, &redis.XAddArgs{Stream: st.Key("audit:s"), Values: []any{"k", "v"}})
-		pipe.ZAdd(ctx, index(st), redis.Z{Score: float64(clk.Now().Add(time.Hour).UnixMilli()), Member: "junk"})
+		pipe.ZAdd(ctx, legacy(st), redis.Z{Score: float64(clk.Now().Add(time.Hour).UnixMilli()), Member: "junk"})
+		pipe.ZAdd(ctx, store.IndexShardKeys(st)[3], redis.Z{Score: float64(clk.Now().Add(time.Hour).UnixMilli()), Member: "junk3"})
 		_, err := pipe.Exec(ctx)
 		mustf(t, err, "unrelated keys")
 
@@ -248,14 +256,16 @@ func sessionIndexSuite(t *testing.T, open opener, realTTL bool) {
 			if len(got) != len(want) {
 				t.Fatalf("count %d: listed %d sessions, want %d", count, len(got), len(want))
 			}
-			// The index is read, not the keyspace: ceil(61/count) calls, or one
+			// The index is read, not the keyspace: ceil(62/count) calls, or one
 			// more when the last page is exactly full.
-			if max := 61/count + 1; int64(calls) > max {
+			if max := 62/count + 1; int64(calls) > max {
 				t.Fatalf("count %d: %d calls, want at most %d", count, calls, max)
 			}
 		}
-		if inIndex(t, st, "junk") {
-			t.Fatal("a member that is not a session key stayed in the index")
+		for k, m := range map[string]string{legacy(st): "junk", store.IndexShardKeys(st)[3]: "junk3"} {
+			if err := st.Client().ZScore(ctx, k, m).Err(); !errors.Is(err, redis.Nil) {
+				t.Fatalf("a member that is not a session key stayed in %s (%v)", k, err)
+			}
 		}
 	})
 
@@ -335,7 +345,7 @@ func sessionIndexSuite(t *testing.T, open opener, realTTL bool) {
 		s := newSessions(t, st, newClock())
 		tok, sess, err := s.Create(ctx, alice, store.SessionMeta{})
 		mustf(t, err, "create")
-		mustf(t, st.Client().ZRem(ctx, index(st), sess.Key).Err(), "unindex")
+		mustf(t, st.Client().ZRem(ctx, index(st, sess.Key), sess.Key).Err(), "unindex")
 		page, _, err := s.ListAll(ctx, 0, 10)
 		mustf(t, err, "list all")
 		if len(page) != 0 {
@@ -348,5 +358,70 @@ func sessionIndexSuite(t *testing.T, open opener, realTTL bool) {
 		}
 		_, err = s.Get(ctx, tok)
 		mustf(t, err, "get")
+	})
+
+	t.Run("index_sharded", func(t *testing.T) {
+		// No single key is written by every sign-in: 64 sessions land in
+		// many shards, each in the shard of its key's first hex digit.
+		st := open(t)
+		s := newSessions(t, st, newClock())
+		shards := map[string]bool{}
+		for i := range 64 {
+			_, sess, err := s.Create(ctx, user(fmt.Sprintf("shard-%d", i), "u"), store.SessionMeta{})
+			mustf(t, err, "create")
+			if !inIndex(t, st, sess.Key) {
+				t.Fatalf("session %s not in its shard", sess.Key[:8])
+			}
+			shards[index(st, sess.Key)] = true
+		}
+		if len(shards) < 8 {
+			t.Fatalf("64 sessions in %d shards, want them spread", len(shards))
+		}
+		if n := st.Client().Exists(ctx, legacy(st)).Val(); n != 0 {
+			t.Fatal("Create wrote the legacy index")
+		}
+	})
+
+	t.Run("legacy_index_listed_and_pruned", func(t *testing.T) {
+		// A session indexed by an older Warden (in prefix+"sessions") is
+		// listed, once, and pruned from there when it ends.
+		st := open(t)
+		clk := newClock()
+		s := newSessions(t, st, clk)
+		_, old, err := s.Create(ctx, alice, store.SessionMeta{})
+		mustf(t, err, "create")
+		clk.Add(time.Second)
+		_, cur, err := s.Create(ctx, bob, store.SessionMeta{})
+		mustf(t, err, "create")
+		score := float64(old.ExpiresAt.UnixMilli())
+		mustf(t, st.Client().ZRem(ctx, index(st, old.Key), old.Key).Err(), "unindex")
+		mustf(t, st.Client().ZAdd(ctx, legacy(st), redis.Z{Score: score, Member: old.Key}).Err(), "legacy index")
+		for _, count := range []int64{1, 10} {
+			var got []string
+			cursor := uint64(0)
+			for {
+				page, next, err := s.ListAll(ctx, cursor, count)
+				mustf(t, err, "list all")
+				for _, p := range page {
+					got = append(got, p.Key)
+				}
+				if cursor = next; cursor == 0 {
+					break
+				}
+			}
+			if len(got) != 2 || got[0] != old.Key || got[1] != cur.Key {
+				t.Fatalf("count %d: listed %v, want the legacy session then the new one", count, got)
+			}
+		}
+		mustf(t, s.DeleteByKey(ctx, old.Key), "delete")
+		clk.Add(11 * time.Second) // past the grace for missing keys
+		page, _, err := s.ListAll(ctx, 0, 10)
+		mustf(t, err, "list all")
+		if len(page) != 1 || page[0].Key != cur.Key {
+			t.Fatalf("after the delete: %v", keysOf(page))
+		}
+		if n := st.Client().ZCard(ctx, legacy(st)).Val(); n != 0 {
+			t.Fatalf("legacy index kept %d members of ended sessions", n)
+		}
 	})
 }

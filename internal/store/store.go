@@ -68,6 +68,11 @@ type Store struct {
 	opTimeout time.Duration
 	logger    *slog.Logger
 	random    io.Reader
+	slots     slotMap // Cluster only: which master serves which slot (see newToken)
+	// waitReplicas and waitTimeout: redis.wait_replicas and wait_timeout
+	// (see awaitReplicas).
+	waitReplicas int
+	waitTimeout  time.Duration
 }
 
 // Open connects to Redis as cfg says (after applying defaults and
@@ -98,9 +103,11 @@ func open(ctx context.Context, cfg RedisConfig, logger *slog.Logger, checkAOF bo
 		// One operation may dial, write and read, each within its own
 		// timeout; the whole never takes longer than their sum (plus a
 		// retry's backoff), so a dead Redis never hangs a request.
-		opTimeout: cfg.DialTimeout + cfg.WriteTimeout + cfg.ReadTimeout,
-		logger:    logger,
-		random:    rand.Reader,
+		opTimeout:    cfg.DialTimeout + cfg.WriteTimeout + cfg.ReadTimeout,
+		logger:       logger,
+		random:       rand.Reader,
+		waitReplicas: cfg.WaitReplicas,
+		waitTimeout:  cfg.WaitTimeout,
 	}
 	if err := s.Ping(ctx); err != nil {
 		_ = client.Close()

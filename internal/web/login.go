@@ -40,6 +40,24 @@ type loginInput struct {
 	Start              time.Time
 }
 
+// LimitKeyer is an optional capability of the Directory (ldap.Directory has
+// it): it turns a typed login name into the key the limiter counts failed
+// sign-ins under, so that every way of typing one account's name (frank,
+// FRANK, frank@example.test, EXAMPLE\frank) shares one counter. It must not
+// fail, and should not cost a directory request at every sign-in. Without
+// it the typed name is the key.
+type LimitKeyer interface {
+	LimitKey(ctx context.Context, username string) string
+}
+
+// limitKey is the limiter key of a typed login name.
+func (s *Server) limitKey(ctx context.Context, username string) string {
+	if lk, ok := s.dir.(LimitKeyer); ok {
+		return lk.LimitKey(ctx, username)
+	}
+	return username
+}
+
 // rateLimitedError is a refusal by the limiter.
 type rateLimitedError struct{ retryAfter time.Duration }
 
@@ -135,7 +153,9 @@ func (s *Server) decide(ctx context.Context, in loginInput) (string, store.Sessi
 	if !acceptableInput(in.Username, in.Password) {
 		return "", store.Session{}, errBadInput
 	}
-	d, err := s.limiter.Check(ctx, in.Username, in.ClientIP)
+	// One counter per account, whatever form of its name was typed.
+	key := s.limitKey(ctx, in.Username)
+	d, err := s.limiter.Check(ctx, key, in.ClientIP)
 	if err != nil {
 		return "", store.Session{}, fmt.Errorf("login: limiter: %w: %w", errSessionStore, err)
 	}
@@ -147,7 +167,7 @@ func (s *Server) decide(ctx context.Context, in loginInput) (string, store.Sessi
 		if !identity.IsRejection(err) {
 			return "", store.Session{}, fmt.Errorf("login: directory: %w", err)
 		}
-		if ferr := s.limiter.Fail(ctx, in.Username, in.ClientIP); ferr != nil {
+		if ferr := s.limiter.Fail(ctx, key, in.ClientIP); ferr != nil {
 			// The rejection stands; the next Check fails too if Redis is down.
 			s.log.LogAttrs(ctx, slog.LevelWarn, "limiter: count failure", slog.String("err", ferr.Error()))
 		}
@@ -164,7 +184,7 @@ func (s *Server) decide(ctx context.Context, in loginInput) (string, store.Sessi
 	if err != nil {
 		return "", store.Session{}, fmt.Errorf("login: create session: %w: %w", errSessionStore, err)
 	}
-	if err := s.limiter.Succeed(ctx, in.Username); err != nil { // the counter Fail increments
+	if err := s.limiter.Succeed(ctx, key); err != nil { // the counter Fail increments
 		s.log.LogAttrs(ctx, slog.LevelWarn, "limiter: reset after success", slog.String("err", err.Error()))
 	}
 	return token, sess, nil

@@ -48,6 +48,12 @@ type Route struct {
 	// route must do nothing for the signed-in user that a cross-site GET
 	// of the same route could not (the SAML HTTP-Redirect binding is a GET).
 	CrossSite bool
+	// Fresh marks a hand-off to AWS or a privileged act (an SP-initiated
+	// SAML response, a device approval, an admin change): the session's
+	// user is looked up afresh in the directory before the handler runs,
+	// whatever the recheck interval. A user who is gone has no session
+	// (and no access left); a directory outage is a 503.
+	Fresh bool
 }
 
 // Mount is a sub-application: its routes are added to the server's table.
@@ -92,9 +98,13 @@ func (s *Server) mountRoutes() []mountedRoute {
 	var out []mountedRoute
 	for _, m := range s.mounts {
 		for _, r := range m.Routes() {
-			hs := []gin.HandlerFunc{markAPI(r.API), s.loadSession, s.mountCSRF(r.API), r.Handler}
+			load := s.loadSession
+			if r.Fresh {
+				load = s.loadFreshSession(r.Path)
+			}
+			hs := []gin.HandlerFunc{markAPI(r.API), load, s.mountCSRF(r.API), r.Handler}
 			if r.CrossSite {
-				hs = []gin.HandlerFunc{markAPI(r.API), s.loadSession, r.Handler}
+				hs = []gin.HandlerFunc{markAPI(r.API), load, r.Handler}
 			}
 			out = append(out, mountedRoute{method: r.Method, path: r.Path, maxBody: r.MaxBody, handlers: hs})
 		}
@@ -113,6 +123,21 @@ func markAPI(api bool) gin.HandlerFunc {
 // loadSession puts the browser's session (if any) into the request state.
 func (s *Server) loadSession(c *gin.Context) {
 	sess, token, err := s.currentSession(c)
+	s.storeSession(c, sess, token, err)
+}
+
+// loadFreshSession is loadSession with a fresh directory look-up (Fresh
+// routes); via names the route in the audit record of a revocation.
+func (s *Server) loadFreshSession(via string) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		sess, token, err := s.freshSession(c, via)
+		s.storeSession(c, sess, token, err)
+	}
+}
+
+// storeSession records the outcome of loading the session and goes on (a
+// failure other than "no session" is answered with 503).
+func (s *Server) storeSession(c *gin.Context, sess store.Session, token string, err error) {
 	switch {
 	case err == nil:
 		st := state(c)

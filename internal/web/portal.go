@@ -252,7 +252,7 @@ func (s *Server) handleConsole(c *gin.Context) {
 		q := c.Request.URL.Query()
 		roleRef, dest = q.Get("role"), q.Get("destination")
 	}
-	sess, token, err := s.currentSession(c)
+	sess, token, err := s.freshSession(c, "console")
 	if err != nil {
 		if post && (errors.Is(err, errNoSession) || errors.Is(err, store.ErrNotFound)) {
 			// The session ended while the page was open: sign in, then

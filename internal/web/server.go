@@ -113,6 +113,12 @@ type Deps struct {
 	// Portal, when set, lists the user's AWS roles on the home page and
 	// serves /aws/console (portal.go). Nil: no AWS section, no route.
 	Portal Portal
+	// Users, when set, re-checks the user of a browser session in the
+	// directory: at every hand-off to AWS and privileged act (routes marked
+	// Fresh), and at any request once the last look-up is older than
+	// RecheckInterval (default 60 s). Nil: the sign-in's look-up is kept.
+	Users           UserChecker
+	RecheckInterval time.Duration
 }
 
 // Server is the HTTP front of wardend.
@@ -134,15 +140,17 @@ type Server struct {
 	metrics  *metrics
 	gatherer prometheus.Gatherer
 	// /metrics: who may read it, and the exposition handler.
-	metricsGate metricsGate
-	promHandler http.Handler
-	views       *views
-	assets      *assets
-	engine      *gin.Engine
-	handler     http.Handler
-	mounts      []Mount
-	portal      Portal
-	limits      map[string]int64 // method+" "+route path -> body limit, where not maxBody
+	metricsGate  metricsGate
+	promHandler  http.Handler
+	views        *views
+	assets       *assets
+	engine       *gin.Engine
+	handler      http.Handler
+	mounts       []Mount
+	portal       Portal
+	users        UserChecker
+	recheckEvery time.Duration
+	limits       map[string]int64 // method+" "+route path -> body limit, where not maxBody
 }
 
 // maxBody bounds every request body (sign-in forms are a few hundred bytes).
@@ -184,6 +192,12 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		csrfKey:  append([]byte(nil), deps.CSRFKey...),
 		mounts:   deps.Mounts,
 		portal:   deps.Portal,
+
+		users:        deps.Users,
+		recheckEvery: deps.RecheckInterval,
+	}
+	if s.recheckEvery <= 0 {
+		s.recheckEvery = time.Minute
 	}
 	for i, m := range deps.Mounts {
 		if m == nil {

@@ -43,6 +43,26 @@ var errNoSession = errors.New("no session cookie")
 // errNoSession without a cookie, store.ErrNotFound when it has ended (the
 // cookie is cleared then), or a store failure.
 func (s *Server) currentSession(c *gin.Context) (store.Session, string, error) {
+	sess, token, err := s.storedSession(c)
+	if err == nil && s.due(sess) {
+		sess, err = s.recheck(c, token, sess, false, "session")
+	}
+	return sess, token, err
+}
+
+// freshSession is currentSession with a fresh directory look-up of the
+// user, whatever the recheck interval: for hand-offs to AWS and privileged
+// acts. An outage of the directory is an error (503), never a refusal.
+func (s *Server) freshSession(c *gin.Context, via string) (store.Session, string, error) {
+	sess, token, err := s.storedSession(c)
+	if err == nil && s.users != nil {
+		sess, err = s.recheck(c, token, sess, true, via)
+	}
+	return sess, token, err
+}
+
+// storedSession is the session as stored, without a re-check.
+func (s *Server) storedSession(c *gin.Context) (store.Session, string, error) {
 	ck, err := c.Request.Cookie(s.sessionCookieName())
 	if err != nil || ck.Value == "" {
 		return store.Session{}, "", errNoSession
@@ -66,7 +86,7 @@ func (s *Server) sessionFailure(c *gin.Context, err error) {
 }
 
 func (s *Server) storeUnavailable(c *gin.Context, err error) {
-	s.log.LogAttrs(c.Request.Context(), slog.LevelWarn, "session store failed",
+	s.log.LogAttrs(c.Request.Context(), slog.LevelWarn, "session unavailable (session store or directory)",
 		slog.String("err", err.Error()))
 	s.renderError(c, http.StatusServiceUnavailable)
 }

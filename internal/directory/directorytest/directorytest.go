@@ -160,6 +160,7 @@ func Run(t *testing.T, f Fixture) {
 	t.Run("Groups", func(t *testing.T) { testGroups(t, f, d) })
 	t.Run("AccountStates", func(t *testing.T) { testStates(t, f, d) })
 	t.Run("Lookup", func(t *testing.T) { testLookup(t, f, d) })
+	t.Run("LookupID", func(t *testing.T) { testLookupID(t, f, d) })
 	t.Run("Cancelled", func(t *testing.T) { testCancelled(t, f, d) })
 	t.Run("Concurrent", func(t *testing.T) { testConcurrent(t, f, d) })
 	t.Run("Failover", func(t *testing.T) { testFailover(t, f) })
@@ -195,6 +196,9 @@ func checkGroups(t *testing.T, f Fixture, login string, got []identity.Group) {
 	t.Helper()
 	want := f.Users[login].Groups
 	// invariants: sorted by DN, no duplicates, Name is the first RDN value
+	// (in Active Directory Name is the sAMAccountName, which for the seed
+	// groups is their CN; ldap's TestActiveDirectoryGroupNames has groups
+	// where the two differ)
 	seen := map[string]bool{}
 	for i, g := range got {
 		k := strings.ToLower(g.DN)
@@ -282,24 +286,12 @@ func testWrongPassword(t *testing.T, f Fixture, d directory.Directory, rec *Reco
 	if _, err := d.Authenticate(ctx, "carol", f.Password); err != nil {
 		t.Fatalf("carol after a wrong password: %v", err)
 	}
-	// Timing: report the medians (asserted via the dummy bind count above;
-	// wall-clock thresholds would be flaky on a shared 2-core machine).
-	med := func(user, pw string) time.Duration {
-		var ds []time.Duration
-		for range 15 {
-			s := time.Now()
-			_, _ = d.Authenticate(ctx, user, pw)
-			ds = append(ds, time.Since(s))
-		}
-		sort.Slice(ds, func(i, j int) bool { return ds[i] < ds[j] })
-		return ds[len(ds)/2]
-	}
-	w, u := med("carol", f.Password+"x"), med("no-such-user-4711", f.Password+"x")
-	t.Logf("median: wrong password %v, unknown user %v", w, u)
-	// Where a bind costs enough to stand out of the noise (Samba: ~4-15 ms), an
-	// unknown user must not be markedly faster than a wrong password.
-	if w > 3*time.Millisecond && u < w*6/10 {
-		t.Errorf("unknown user (%v) answers much faster than a wrong password (%v): user existence leaks by timing", u, w)
+	// Timing is asserted through the dummy bind count above; the times
+	// themselves are measured by BenchmarkUnknownVersusWrong
+	// (internal/directory/ldap), never asserted here: wall-clock thresholds
+	// fail on a loaded machine.
+	for range 3 {
+		_, _ = d.Authenticate(ctx, "carol", f.Password+"x")
 	}
 	if _, err := d.Authenticate(ctx, "carol", f.Password); err != nil {
 		t.Fatalf("carol after wrong passwords: %v", err)
@@ -409,6 +401,34 @@ func testLookup(t *testing.T, f Fixture, d directory.Directory) {
 			t.Errorf("Lookup(%q): %v, want %v", login, err, want)
 		case !ok && err != nil:
 			t.Errorf("Lookup(%q): %v, want the user (the entry alone does not tell)", login, err)
+		}
+	}
+}
+
+func testLookupID(t *testing.T, f Fixture, d directory.Directory) {
+	ctx := ctxT(t)
+	for _, login := range []string{"bob", "pat", "jürgen"} {
+		u, err := d.Lookup(ctx, login)
+		if err != nil {
+			t.Fatalf("Lookup(%q): %v", login, err)
+		}
+		for _, id := range []string{u.ID, strings.ToUpper(u.ID)} {
+			v, err := d.LookupID(ctx, id)
+			if err != nil {
+				t.Fatalf("LookupID(%q) of %s: %v", id, login, err)
+			}
+			checkUser(t, f, login, v)
+			if v.ID != u.ID || v.DN != u.DN {
+				t.Errorf("LookupID(%q): %q/%q, Lookup(%q): %q/%q", id, v.ID, v.DN, login, u.ID, u.DN)
+			}
+		}
+	}
+	// Not IDs of anyone: a well-formed UUID nobody has, malformed ones,
+	// filter metacharacters.
+	for _, id := range []string{"00000000-0000-4000-8000-000000000000", "", "bob", "*", "*)(objectClass=*",
+		`\2a`, "00000000-0000-4000-8000-00000000000*", "\x00", strings.Repeat("a", 300)} {
+		if _, err := d.LookupID(ctx, id); !errors.Is(err, identity.ErrUserNotFound) {
+			t.Errorf("LookupID(%q): %v, want ErrUserNotFound", id, err)
 		}
 	}
 }

@@ -51,3 +51,31 @@ func BenchmarkAuthenticate(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkUnknownVersusWrong measures what the dummy bind evens out: a
+// wrong password for a known user and any password for an unknown user,
+// side by side in one run against the real OpenLDAP. The two ns/op should
+// be close; an unknown user markedly faster would tell a
+// caller which usernames exist.
+//
+//	go test -run '^$' -bench UnknownVersusWrong -count 5 ./internal/directory/ldap/
+func BenchmarkUnknownVersusWrong(b *testing.B) {
+	cfg, env := openLDAPConfig(b)
+	d, err := ldap.New(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer d.Close()
+	for _, bc := range []struct{ name, user string }{
+		{"wrong_password", "carol"},
+		{"unknown_user", "no-such-user-4711"},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			for b.Loop() {
+				if _, err := d.Authenticate(context.Background(), bc.user, env["LDAP_USER_PW"]+"x"); err == nil {
+					b.Fatal("signed in with a wrong password")
+				}
+			}
+		})
+	}
+}

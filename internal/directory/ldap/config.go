@@ -64,6 +64,12 @@ type Config struct {
 	// 0 means the default (30s); a negative value turns the cache off.
 	GroupCacheTTL time.Duration `yaml:"group_cache_ttl"`
 
+	// NetBIOSDomain is the Active Directory domain's NetBIOS name (EXAMPLE),
+	// so that users may sign in as EXAMPLE\bob. Empty: read once from the
+	// directory (the crossRef of the domain under CN=Partitions of the
+	// configuration naming context). Only for type activedirectory.
+	NetBIOSDomain string `yaml:"netbios_domain"`
+
 	Attributes Attributes `yaml:"attributes"`
 
 	DialTimeout time.Duration `yaml:"dial_timeout"`
@@ -90,6 +96,12 @@ type Attributes struct {
 	DisplayName string `yaml:"display_name"` // displayName / cn
 	Email       string `yaml:"email"`        // mail
 	ID          string `yaml:"id"`           // entryUUID / objectGUID
+	// GroupName is the group attribute that becomes identity.Group.Name,
+	// which grant rules with a bare name, pattern rules and admin.groups
+	// match. Empty: the value of the first RDN of the group's DN (its CN).
+	// The Active Directory preset sets sAMAccountName, which is unique in
+	// the domain; a CN is unique only within its OU.
+	GroupName string `yaml:"group_name"`
 	// Extra attributes are read and kept in User.Attributes (for session
 	// tags, later steps).
 	Extra []string `yaml:"extra"`
@@ -133,8 +145,9 @@ const (
 //   - openldap: uid login against inetOrgPerson entries, entryUUID as the
 //     stable ID, groups from memberOf (set group_source: search where the
 //     memberof overlay is not loaded) with groupOfNames as the search fallback.
-//   - activedirectory: login by sAMAccountName or userPrincipalName,
-//     objectGUID as the ID (rendered as a canonical UUID), nested groups with
+//   - activedirectory: login by sAMAccountName or userPrincipalName (and
+//     DOMAIN\user, see NetBIOSDomain), objectGUID as the ID (rendered as a
+//     canonical UUID), groups named by sAMAccountName, nested groups with
 //     LDAP_MATCHING_RULE_IN_CHAIN, paged searches of 500.
 func (c *Config) ApplyPreset() {
 	set := func(p *string, v string) {
@@ -159,6 +172,7 @@ func (c *Config) ApplyPreset() {
 		set(&c.Attributes.DisplayName, "displayName")
 		set(&c.Attributes.Email, "mail")
 		set(&c.Attributes.ID, "objectGUID")
+		set(&c.Attributes.GroupName, "sAMAccountName")
 		if c.PageSize == 0 {
 			c.PageSize = 500
 		}
@@ -323,6 +337,17 @@ func (c Config) Validate() error {
 	}
 	if c.Attributes.ID == "" {
 		add("attributes.id", "required (a stable ID such as entryUUID or objectGUID)")
+	}
+	if a := c.Attributes.GroupName; a != "" && strings.ContainsAny(a, " ,()=*\\\x00") {
+		add("attributes.group_name", "not an attribute name: %q", a)
+	}
+	if n := c.NetBIOSDomain; n != "" {
+		switch {
+		case c.Type != TypeActiveDirectory:
+			add("netbios_domain", "only for type activedirectory")
+		case len(n) > 15 || strings.ContainsAny(n, "\\/:*?\"<>|@. \x00"):
+			add("netbios_domain", "not a NetBIOS domain name (at most 15 characters, no \\ / : * ? \" < > | @ . or space): %q", n)
+		}
 	}
 	for i, a := range c.Attributes.Extra {
 		if a == "" || strings.ContainsAny(a, " ,()=*\\\x00") {

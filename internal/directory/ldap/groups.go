@@ -25,20 +25,59 @@ const orBatch = 64
 // groupSet collects groups, deduplicated by normalized DN.
 type groupSet struct {
 	byKey map[string]*identity.Group
+	// named: a group's Name is the value of Attributes.GroupName, given to
+	// add or setName (never the RDN value, which in Active Directory is not
+	// unique in the domain); otherwise Name is the first RDN value.
+	named bool
 }
 
-func newGroupSet() *groupSet { return &groupSet{byKey: map[string]*identity.Group{}} }
+func newGroupSet(named bool) *groupSet {
+	return &groupSet{byKey: map[string]*identity.Group{}, named: named}
+}
 
 // add records dn and reports whether it is new. A group seen as direct stays
-// direct.
-func (s *groupSet) add(dn string, direct bool) bool {
-	key, name := normDN(dn)
+// direct. name is the group's name attribute where it was read ("" when
+// not); it is ignored when the set is not named.
+func (s *groupSet) add(dn, name string, direct bool) bool {
+	key, rdn := normDN(dn)
 	if g, ok := s.byKey[key]; ok {
 		g.Direct = g.Direct || direct
+		if s.named && g.Name == "" {
+			g.Name = name
+		}
 		return false
+	}
+	if !s.named {
+		name = rdn
 	}
 	s.byKey[key] = &identity.Group{DN: dn, Name: name, Direct: direct}
 	return true
+}
+
+// setName records the name attribute of a group already in the set.
+func (s *groupSet) setName(dn, name string) {
+	if !s.named || name == "" {
+		return
+	}
+	key, _ := normDN(dn)
+	if g, ok := s.byKey[key]; ok && g.Name == "" {
+		g.Name = name
+	}
+}
+
+// unnamed returns the DNs of the groups whose name has not been read yet.
+func (s *groupSet) unnamed() []string {
+	if !s.named {
+		return nil
+	}
+	var out []string
+	for _, g := range s.byKey {
+		if g.Name == "" {
+			out = append(out, g.DN)
+		}
+	}
+	sort.Strings(out)
+	return out
 }
 
 func (s *groupSet) has(dn string) bool {
@@ -77,6 +116,12 @@ func normDN(dn string) (key, name string) {
 }
 
 // groups resolves the user's groups according to Config.GroupSource.
+//
+// A group's Name is the value of Attributes.GroupName where that is set (the
+// Active Directory preset: sAMAccountName, read with the groups at no extra
+// round trip in in_chain and search, and with the nesting, cached alike, in
+// memberof), else the value of the first RDN. A group whose name attribute
+// cannot be read keeps an empty Name: only rules naming its DN match it.
 func (d *Directory) groups(ctx context.Context, e *goldap.Entry, typed string) ([]identity.Group, error) {
 	var (
 		set *groupSet
@@ -106,10 +151,10 @@ func (d *Directory) groups(ctx context.Context, e *goldap.Entry, typed string) (
 // marked direct (the server cannot tell). A group seen before is not read
 // again, so membership cycles end.
 func (d *Directory) groupsMemberOf(ctx context.Context, e *goldap.Entry) (*groupSet, error) {
-	set := newGroupSet()
+	set := newGroupSet(d.cfg.Attributes.GroupName != "")
 	var frontier []string
 	for _, g := range e.GetEqualFoldAttributeValues("memberOf") {
-		if set.add(g, true) {
+		if set.add(g, "", true) {
 			frontier = append(frontier, g)
 		}
 	}
@@ -119,17 +164,23 @@ func (d *Directory) groupsMemberOf(ctx context.Context, e *goldap.Entry) (*group
 	err := d.do(ctx, kindSearch, "groups", func(c *conn, srv string) error {
 		front := frontier
 		for level := 0; level < d.cfg.MaxNesting && len(front) > 0; level++ {
-			parents, err := d.readMemberOf(c, srv, front)
+			parents, err := d.readMemberOf(c, srv, front, set)
 			if err != nil {
 				return err
 			}
 			var next []string
 			for _, p := range parents {
-				if set.add(p, false) {
+				if set.add(p, "", false) {
 					next = append(next, p)
 				}
 			}
 			front = next
+		}
+		// The groups past MaxNesting were not read: read their names.
+		if rest := set.unnamed(); len(rest) > 0 {
+			if _, err := d.readMemberOf(c, srv, rest, set); err != nil {
+				return err
+			}
 		}
 		return nil
 	})
@@ -140,8 +191,9 @@ func (d *Directory) groupsMemberOf(ctx context.Context, e *goldap.Entry) (*group
 // over.
 const maxCachedGroups = 10000
 
-// groupCache remembers the memberOf values of groups (the nesting edges) for
-// Config.GroupCacheTTL. Never users' memberships.
+// groupCache remembers the memberOf values of groups (the nesting edges),
+// and their names (Attributes.GroupName), for Config.GroupCacheTTL. Never
+// users' memberships.
 type groupCache struct {
 	mu sync.RWMutex
 	m  map[string]cachedParents
@@ -149,38 +201,45 @@ type groupCache struct {
 
 type cachedParents struct {
 	parents []string
+	name    string
 	expires time.Time
 }
 
-func (gc *groupCache) get(key string, now time.Time) ([]string, bool) {
+func (gc *groupCache) get(key string, now time.Time) (cachedParents, bool) {
 	gc.mu.RLock()
 	defer gc.mu.RUnlock()
 	p, ok := gc.m[key]
 	if !ok || !now.Before(p.expires) {
-		return nil, false
+		return cachedParents{}, false
 	}
-	return p.parents, true
+	return p, true
 }
 
-func (gc *groupCache) put(key string, parents []string, expires time.Time) {
+func (gc *groupCache) put(key string, p cachedParents) {
 	gc.mu.Lock()
 	defer gc.mu.Unlock()
 	if gc.m == nil || len(gc.m) >= maxCachedGroups {
 		gc.m = make(map[string]cachedParents)
 	}
-	gc.m[key] = cachedParents{parents: parents, expires: expires}
+	gc.m[key] = p
 }
 
-// readMemberOf returns memberOf of each group: from the cache when
+// readMemberOf returns memberOf of each group, and records its name in set
+// (Attributes.GroupName, read in the same search): from the cache when
 // GroupCacheTTL > 0 and fresh, otherwise with a base search. The
 // searches are sent together on the one connection (LDAP allows several
 // outstanding requests, RFC 4511 section 4.1.1) and answered together, so a
 // level of nesting costs one round trip, not one per group. A group that no
 // longer exists is skipped.
-func (d *Directory) readMemberOf(c *conn, srv string, groups []string) ([]string, error) {
+func (d *Directory) readMemberOf(c *conn, srv string, groups []string, set *groupSet) ([]string, error) {
 	results := make([][]string, len(groups))
+	names := make([]string, len(groups))
 	errs := make([]error, len(groups))
 	ttl := d.cfg.GroupCacheTTL
+	attrs := []string{"memberOf"}
+	if a := d.cfg.Attributes.GroupName; a != "" {
+		attrs = append(attrs, a)
+	}
 	var out []string
 	var miss []int
 	now := d.now()
@@ -188,7 +247,8 @@ func (d *Directory) readMemberOf(c *conn, srv string, groups []string) ([]string
 		if ttl > 0 {
 			key, _ := normDN(g)
 			if p, ok := d.groupCache.get(key, now); ok {
-				out = append(out, p...)
+				out = append(out, p.parents...)
+				set.setName(g, p.name)
 				continue
 			}
 		}
@@ -200,7 +260,7 @@ func (d *Directory) readMemberOf(c *conn, srv string, groups []string) ([]string
 	read := func(i int) {
 		start := time.Now()
 		req := goldap.NewSearchRequest(groups[i], goldap.ScopeBaseObject, goldap.NeverDerefAliases,
-			1, 0, false, "(objectClass=*)", []string{"memberOf"}, nil)
+			1, 0, false, "(objectClass=*)", attrs, nil)
 		res, err := c.l.Search(req)
 		d.observe("search", srv, time.Since(start), err)
 		switch {
@@ -209,10 +269,13 @@ func (d *Directory) readMemberOf(c *conn, srv string, groups []string) ([]string
 			errs[i] = fmt.Errorf("read memberOf of %s: %w", groups[i], err)
 		case len(res.Entries) == 1:
 			results[i] = res.Entries[0].GetEqualFoldAttributeValues("memberOf")
+			if a := d.cfg.Attributes.GroupName; a != "" {
+				names[i] = res.Entries[0].GetEqualFoldAttributeValue(a)
+			}
 		}
 		if errs[i] == nil && ttl > 0 {
 			key, _ := normDN(groups[i])
-			d.groupCache.put(key, results[i], now.Add(ttl))
+			d.groupCache.put(key, cachedParents{parents: results[i], name: names[i], expires: now.Add(ttl)})
 		}
 	}
 	if len(miss) == 1 {
@@ -229,6 +292,7 @@ func (d *Directory) readMemberOf(c *conn, srv string, groups []string) ([]string
 	}
 	for _, i := range miss {
 		out = append(out, results[i]...)
+		set.setName(groups[i], names[i])
 	}
 	return out, nil
 }
@@ -238,7 +302,7 @@ func (d *Directory) readMemberOf(c *conn, srv string, groups []string) ([]string
 // MaxNesting levels. Nesting is followed only when the template has {dn}
 // and not {username} (a memberUid-style filter names users, not groups).
 func (d *Directory) groupsSearch(ctx context.Context, e *goldap.Entry, typed string) (*groupSet, error) {
-	set := newGroupSet()
+	set := newGroupSet(d.cfg.Attributes.GroupName != "")
 	tmpl := d.cfg.GroupFilter
 	nest := strings.Contains(tmpl, "{dn}") && !strings.Contains(tmpl, "{username}")
 	username := e.GetEqualFoldAttributeValue(d.cfg.Attributes.Username)
@@ -249,14 +313,14 @@ func (d *Directory) groupsSearch(ctx context.Context, e *goldap.Entry, typed str
 		// The user's DN and name are escaped here, once, where the filter is
 		// built.
 		first := expandTemplate(tmpl, goldap.EscapeFilter(username), goldap.EscapeFilter(e.DN))
-		dns, err := d.searchGroups(c, srv, first)
+		found, err := d.searchGroups(c, srv, first)
 		if err != nil {
 			return err
 		}
 		var front []string
-		for _, g := range dns {
-			if set.add(g, true) {
-				front = append(front, g)
+		for _, g := range found {
+			if set.add(g.dn, g.name, true) {
+				front = append(front, g.dn)
 			}
 		}
 		for level := 0; nest && level < d.cfg.MaxNesting && len(front) > 0; level++ {
@@ -269,13 +333,13 @@ func (d *Directory) groupsSearch(ctx context.Context, e *goldap.Entry, typed str
 					f.WriteString(expandTemplate(tmpl, "", goldap.EscapeFilter(g)))
 				}
 				f.WriteString(")")
-				dns, err := d.searchGroups(c, srv, f.String())
+				found, err := d.searchGroups(c, srv, f.String())
 				if err != nil {
 					return err
 				}
-				for _, g := range dns {
-					if set.add(g, false) {
-						next = append(next, g)
+				for _, g := range found {
+					if set.add(g.dn, g.name, false) {
+						next = append(next, g.dn)
 					}
 				}
 			}
@@ -290,30 +354,39 @@ func (d *Directory) groupsSearch(ctx context.Context, e *goldap.Entry, typed str
 // transitively, in one search. A group is direct when it is in the user's
 // own memberOf.
 func (d *Directory) groupsInChain(ctx context.Context, e *goldap.Entry) (*groupSet, error) {
-	direct := newGroupSet()
+	direct := newGroupSet(false)
 	for _, g := range e.GetEqualFoldAttributeValues("memberOf") {
-		direct.add(g, true)
+		direct.add(g, "", true)
 	}
-	set := newGroupSet()
+	set := newGroupSet(d.cfg.Attributes.GroupName != "")
 	err := d.do(ctx, kindSearch, "groups", func(c *conn, srv string) error {
 		// The user's DN is escaped here, once, where the filter is built.
-		dns, err := d.searchGroups(c, srv, "(member:"+inChainRule+":="+goldap.EscapeFilter(e.DN)+")")
+		found, err := d.searchGroups(c, srv, "(member:"+inChainRule+":="+goldap.EscapeFilter(e.DN)+")")
 		if err != nil {
 			return err
 		}
-		for _, g := range dns {
-			set.add(g, direct.has(g))
+		for _, g := range found {
+			set.add(g.dn, g.name, direct.has(g.dn))
 		}
 		return nil
 	})
 	return set, err
 }
 
-// searchGroups runs a subtree search under GroupBaseDN and returns the DNs
-// found, paged when PageSize > 0. Referrals are ignored.
-func (d *Directory) searchGroups(c *conn, srv, filter string) ([]string, error) {
+// foundGroup is a group found by searchGroups: its DN and, where
+// Attributes.GroupName is set, that attribute's value.
+type foundGroup struct{ dn, name string }
+
+// searchGroups runs a subtree search under GroupBaseDN and returns the
+// groups found (with their name attribute, if configured), paged when
+// PageSize > 0. Referrals are ignored.
+func (d *Directory) searchGroups(c *conn, srv, filter string) ([]foundGroup, error) {
+	attrs := []string{"1.1"}
+	if a := d.cfg.Attributes.GroupName; a != "" {
+		attrs = []string{a}
+	}
 	req := goldap.NewSearchRequest(d.cfg.GroupBaseDN, goldap.ScopeWholeSubtree, goldap.NeverDerefAliases,
-		0, 0, false, filter, []string{"1.1"}, nil)
+		0, 0, false, filter, attrs, nil)
 	start := time.Now()
 	var (
 		res *goldap.SearchResult
@@ -328,9 +401,13 @@ func (d *Directory) searchGroups(c *conn, srv, filter string) ([]string, error) 
 	if err != nil {
 		return nil, fmt.Errorf("search groups: %w", err)
 	}
-	out := make([]string, 0, len(res.Entries))
+	out := make([]foundGroup, 0, len(res.Entries))
 	for _, e := range res.Entries {
-		out = append(out, e.DN)
+		g := foundGroup{dn: e.DN}
+		if a := d.cfg.Attributes.GroupName; a != "" {
+			g.name = e.GetEqualFoldAttributeValue(a)
+		}
+		out = append(out, g)
 	}
 	return out, nil
 }

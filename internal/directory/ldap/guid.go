@@ -23,3 +23,29 @@ func guidString(b []byte) (string, error) {
 	copy(u[8:], b[8:])
 	return uuid.UUID(u).String(), nil
 }
+
+// guidBytes is the inverse of guidString: the 16 raw bytes of the objectGUID
+// that s (a UUID in any form uuid.Parse takes) renders.
+func guidBytes(s string) ([]byte, error) {
+	u, err := uuid.Parse(s)
+	if err != nil {
+		return nil, fmt.Errorf("not a GUID: %w", err)
+	}
+	b := make([]byte, 16)
+	b[0], b[1], b[2], b[3] = u[3], u[2], u[1], u[0]
+	b[4], b[5] = u[5], u[4]
+	b[6], b[7] = u[7], u[6]
+	copy(b[8:], u[8:])
+	return b, nil
+}
+
+// escapeBinary escapes every byte of a binary value for an LDAP filter
+// (RFC 4515 section 3: \xx), as needed for an objectGUID.
+func escapeBinary(b []byte) string {
+	const hex = "0123456789abcdef"
+	out := make([]byte, 0, 3*len(b))
+	for _, c := range b {
+		out = append(out, '\\', hex[c>>4], hex[c&0xf])
+	}
+	return string(out)
+}

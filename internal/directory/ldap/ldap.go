@@ -101,10 +101,15 @@ type Directory struct {
 	bindCost atomic.Int64
 
 	groupCache groupCache
+	dom        domainCache // Active Directory: NetBIOS name and UPN suffixes (domain.go)
 
 	closed atomic.Bool
 	stop   chan struct{}
 	wg     sync.WaitGroup
+	// spawnMu orders background goroutines (probers) against Close: none is
+	// started once Close has begun waiting for them.
+	spawnMu  sync.Mutex
+	spawnOff bool
 }
 
 var _ directory.Directory = (*Directory)(nil)
@@ -236,7 +241,17 @@ func (d *Directory) Authenticate(ctx context.Context, username, password string)
 		d.log.DebugContext(ctx, "ldap authenticate refused before any request", "reason", "empty password")
 		return identity.User{}, errInvalid
 	}
-	entry, err := d.findUser(ctx, username)
+	// DOMAIN\user of another domain is an unknown user (domain.go).
+	name, ok, err := d.loginName(ctx, username)
+	if err != nil {
+		return identity.User{}, err
+	}
+	var entry *goldap.Entry
+	if ok {
+		entry, err = d.findUser(ctx, name)
+	} else {
+		err = errNoSuchUser
+	}
 	if errors.Is(err, errNoSuchUser) {
 		d.dummyBind(ctx, password)
 		return identity.User{}, errInvalid
@@ -247,7 +262,7 @@ func (d *Directory) Authenticate(ctx context.Context, username, password string)
 	if err := d.userBind(ctx, entry.DN, password); err != nil {
 		return identity.User{}, err
 	}
-	return d.buildUser(ctx, entry, username)
+	return d.buildUser(ctx, entry, name)
 }
 
 // Lookup implements directory.Directory.
@@ -255,7 +270,14 @@ func (d *Directory) Lookup(ctx context.Context, username string) (identity.User,
 	if usernameProblem(username) != "" {
 		return identity.User{}, fmt.Errorf("ldap: lookup: %w", identity.ErrUserNotFound)
 	}
-	entry, err := d.findUser(ctx, username)
+	name, ok, err := d.loginName(ctx, username)
+	if err != nil {
+		return identity.User{}, err
+	}
+	if !ok {
+		return identity.User{}, fmt.Errorf("ldap: lookup: %w", identity.ErrUserNotFound)
+	}
+	entry, err := d.findUser(ctx, name)
 	if errors.Is(err, errNoSuchUser) {
 		return identity.User{}, fmt.Errorf("ldap: lookup: %w", identity.ErrUserNotFound)
 	}
@@ -265,25 +287,66 @@ func (d *Directory) Lookup(ctx context.Context, username string) (identity.User,
 	if err := accountState(entry, d.cfg.Type, d.now()); err != nil {
 		return identity.User{}, accountError(err)
 	}
-	return d.buildUser(ctx, entry, username)
+	return d.buildUser(ctx, entry, name)
 }
 
 // Ping implements directory.Directory: a service-bound read of the root DSE
-// on any server.
+// on every server that is up, all at once (on every server when none is
+// up; the background prober looks after the others); it succeeds as soon
+// as one answers and cancels the rest. So it never waits for a hung server
+// while another one answers, and never longer than Timeout (or ctx) in all.
+// A server marked down that answers is marked up.
 func (d *Directory) Ping(ctx context.Context) error {
-	return d.do(ctx, kindSearch, "ping", func(c *conn, srv string) error {
-		start := time.Now()
-		_, err := c.l.Search(rootDSERequest())
-		d.observe("search", srv, time.Since(start), err)
-		return err
-	})
+	if d.closed.Load() {
+		return unavailable("ping", errors.New("directory closed"))
+	}
+	var servers []*server
+	for _, s := range d.servers {
+		if !s.isDown() {
+			servers = append(servers, s)
+		}
+	}
+	if len(servers) == 0 {
+		servers = d.servers
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	results := make(chan error, len(servers))
+	for _, s := range servers {
+		go func() {
+			wasDown := s.isDown()
+			err := d.attempt(ctx, s, kindSearch, func(c *conn, srv string) error {
+				start := time.Now()
+				_, err := c.l.Search(rootDSERequest())
+				d.observe("search", srv, time.Since(start), err)
+				return err
+			})
+			if err == nil && wasDown && s.markUp(false) {
+				d.log.Info("ldap server up again", "server", s.url)
+			}
+			results <- err
+		}()
+	}
+	var errs []error
+	for range servers {
+		err := <-results
+		if err == nil {
+			return nil
+		}
+		errs = append(errs, err)
+	}
+	return unavailable("ping", errors.Join(errs...))
 }
 
-// Close closes every pooled connection and stops the health checks.
+// Close closes every pooled connection and stops the health checks and
+// probers.
 func (d *Directory) Close() error {
 	if d.closed.Swap(true) {
 		return nil
 	}
+	d.spawnMu.Lock()
+	d.spawnOff = true
+	d.spawnMu.Unlock()
 	close(d.stop)
 	d.wg.Wait()
 	for _, s := range d.servers {
@@ -294,41 +357,129 @@ func (d *Directory) Close() error {
 	return nil
 }
 
+// spawn runs fn in a goroutine that Close waits for; false once Close began.
+func (d *Directory) spawn(fn func()) bool {
+	d.spawnMu.Lock()
+	defer d.spawnMu.Unlock()
+	if d.spawnOff {
+		return false
+	}
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		fn()
+	}()
+	return true
+}
+
+// attempt runs fn on one server, within Timeout for everything (waiting for
+// a pooled connection, dial, TLS, service bind, the operation), so that one
+// hung server costs a request at most Timeout before it moves on. Running
+// into that deadline (ctx itself still live) is a timeoutError.
+func (d *Directory) attempt(ctx context.Context, s *server, kind poolKind, fn func(c *conn, server string) error) error {
+	actx, cancel := context.WithTimeout(ctx, d.cfg.Timeout)
+	defer cancel()
+	err := s.pools[kind].run(actx, s.downSignal(), func(c *conn) error { return fn(c, s.url) })
+	if err != nil && ctx.Err() == nil && actx.Err() != nil {
+		var te *timeoutError
+		if !errors.As(err, &te) {
+			err = &timeoutError{err: err, timeout: d.cfg.Timeout}
+		}
+	}
+	return err
+}
+
 // do runs fn on a connection of the given kind, trying the servers in order:
-// first those not backing off, then (only if none of those could answer) the
-// ones that are. An LDAP answer, good or bad, ends the loop; a server failure
-// moves on to the next server. When no server answered, the error wraps
-// identity.ErrDirectoryUnavailable and says what each server did.
+// first those that are up, then (only if none of those could answer) the
+// ones marked down. An LDAP answer, good or bad, ends the loop; a server
+// failure marks the server down and moves on to the next one. When no
+// server answered, the error wraps identity.ErrDirectoryUnavailable and
+// says what each server did.
 func (d *Directory) do(ctx context.Context, kind poolKind, op string, fn func(c *conn, server string) error) error {
 	if d.closed.Load() {
 		return unavailable(op, errors.New("directory closed"))
 	}
 	var errs []error
-	now := d.now()
 	for pass := 0; pass < 2; pass++ {
 		for _, s := range d.servers {
-			if s.backingOff(now) != (pass == 1) {
+			if s.isDown() != (pass == 1) {
 				continue
 			}
 			if ctx.Err() != nil {
 				errs = append(errs, ctx.Err())
 				return unavailable(op, errors.Join(errs...))
 			}
-			err := s.pools[kind].run(ctx, func(c *conn) error { return fn(c, s.url) })
+			err := d.attempt(ctx, s, kind, fn)
 			if err == nil || !isServerFailure(err) {
-				s.markUp()
+				if pass == 1 && s.markUp(false) {
+					d.log.InfoContext(ctx, "ldap server up again", "server", s.url)
+				}
 				return err
 			}
-			if ctx.Err() == nil {
-				// The caller's own deadline is not the server's fault.
-				b := s.markDown(d.now())
-				d.log.WarnContext(ctx, "ldap server failed", "server", s.url, "op", op,
-					"backoff", b.String(), "error", err.Error())
+			// The caller's own deadline or cancellation is not the server's
+			// fault.
+			if ctx.Err() == nil && s.markDown(d) {
+				d.log.WarnContext(ctx, "ldap server marked down", "server", s.url, "op", op,
+					"error", err.Error())
 			}
 			errs = append(errs, err)
 		}
 	}
 	return unavailable(op, errors.Join(errs...))
+}
+
+// probeLoop re-checks a down server in the background, with backoff, until
+// it answers (then it is marked up) or the directory is closed. Requests
+// never wait for these probes.
+func (d *Directory) probeLoop(s *server) {
+	for n := 0; ; n++ {
+		t := time.NewTimer(backoff(n))
+		select {
+		case <-d.stop:
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		if s.probeDone() {
+			return // a request found it answering meanwhile
+		}
+		err := d.probe(s)
+		if err == nil {
+			if s.markUp(true) {
+				d.log.Info("ldap server up again", "server", s.url)
+			}
+			return
+		}
+		d.log.Debug("ldap server still down", "server", s.url, "next_probe", backoff(n+1).String(),
+			"error", err.Error())
+	}
+}
+
+// probe dials a fresh service-bound connection to s and reads the root DSE,
+// within Timeout; Close cuts it short.
+func (d *Directory) probe(s *server) error {
+	ctx, cancel := context.WithTimeout(context.Background(), d.cfg.Timeout)
+	defer cancel()
+	go func() {
+		select {
+		case <-d.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	p := s.pools[kindSearch]
+	c, err := p.dial(ctx)
+	if err != nil {
+		return err
+	}
+	defer p.discard(c)
+	start := time.Now()
+	err = c.run(ctx, d.cfg.Timeout, func(c *conn) error {
+		_, err := c.l.Search(rootDSERequest())
+		return err
+	})
+	d.observe("health", s.url, time.Since(start), err)
+	return err
 }
 
 // findUser runs the service-bound search for the user. It returns
@@ -337,7 +488,12 @@ func (d *Directory) do(ctx context.Context, kind poolKind, op string, fn func(c 
 // entry could sign in the wrong person).
 func (d *Directory) findUser(ctx context.Context, username string) (*goldap.Entry, error) {
 	// The one place the login name enters a filter: escaped here, once.
-	filter := expandTemplate(d.cfg.UserFilter, goldap.EscapeFilter(username), "")
+	return d.searchUser(ctx, expandTemplate(d.cfg.UserFilter, goldap.EscapeFilter(username), ""))
+}
+
+// searchUser is findUser's search with a filter already built (findUser,
+// LookupID), with its answers.
+func (d *Directory) searchUser(ctx context.Context, filter string) (*goldap.Entry, error) {
 	req := goldap.NewSearchRequest(d.cfg.UserBaseDN, goldap.ScopeWholeSubtree, goldap.NeverDerefAliases,
 		2, 0, false, filter, d.userAttrs, nil)
 	var entries []*goldap.Entry
@@ -534,11 +690,15 @@ func (d *Directory) healthLoop() {
 		case <-d.stop:
 			return
 		case <-t.C:
+			// Every pool at once: a hung server must not hold up the
+			// checks of the others.
+			var wg sync.WaitGroup
 			for _, s := range d.servers {
 				for _, p := range s.pools {
-					p.healthCheck(ctx, d.cfg.HealthCheckInterval)
+					wg.Go(func() { p.healthCheck(ctx, d.cfg.HealthCheckInterval) })
 				}
 			}
+			wg.Wait()
 		}
 	}
 }

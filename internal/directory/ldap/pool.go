@@ -36,9 +36,14 @@ func (k poolKind) String() string {
 	return "bind"
 }
 
-// Backoff after a server failed: 2s, 4s, 8s, ... up to 30s. While a server
-// is backing off, requests go to the next URL; when every server is backing
-// off, they are all tried anyway (in order), so recovery needs no timer.
+// A server that fails (no answer within Timeout, refused dial, TLS or
+// service-bind failure) is marked down. While it is down, requests skip it
+// and go to the next URL; only when every server is down are the down ones
+// tried anyway (in order), so that an outage of all of them ends with the
+// first request that gets an answer. A background prober re-checks a down
+// server after 2s, 4s, 8s, ... up to 30s (dial, service bind, root DSE read,
+// bounded by Timeout) and marks it up when it answers: a hung server is never
+// re-tried on the request path while another server is healthy.
 const (
 	backoffMin = 2 * time.Second
 	backoffMax = 30 * time.Second
@@ -55,14 +60,38 @@ type serverError struct{ err error }
 func (e *serverError) Error() string { return e.err.Error() }
 func (e *serverError) Unwrap() error { return e.err }
 
+// timeoutError: an operation ran into its deadline (Timeout, or the
+// per-attempt deadline) without an answer. Such a server is treated as
+// hung: the connection is not retried on the same server, and the server is
+// marked down.
+type timeoutError struct {
+	err     error
+	timeout time.Duration
+}
+
+func (e *timeoutError) Error() string {
+	return fmt.Sprintf("no answer within %s: %v", e.timeout, e.err)
+}
+func (e *timeoutError) Unwrap() error { return e.err }
+
+// isTimeout reports whether err says an operation ran into its deadline.
+func isTimeout(err error) bool {
+	var te *timeoutError
+	if errors.As(err, &te) || errors.Is(err, context.DeadlineExceeded) {
+		return true
+	}
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
 // isServerFailure reports whether err says the server (or the path to it)
 // failed, as opposed to an LDAP answer.
 func isServerFailure(err error) bool {
 	var se *serverError
-	return errors.As(err, &se) || isConnError(err)
+	return errors.As(err, &se) || isConnError(err) || isTimeout(err)
 }
 
-// server is one of Config.URLs with its two pools and its backoff state.
+// server is one of Config.URLs with its two pools and its up/down state.
 type server struct {
 	url      string
 	hostport string
@@ -71,9 +100,10 @@ type server struct {
 	tls      *tls.Config
 	pools    [2]*pool
 
-	failures atomic.Int32
-	mu       sync.Mutex
-	retryAt  time.Time
+	down    atomic.Bool
+	mu      sync.Mutex
+	downSig chan struct{} // closed when the server is marked down; replaced when marked up
+	probing bool          // a prober goroutine runs for this server
 }
 
 func newServer(d *Directory, raw string, base *tls.Config) (*server, error) {
@@ -81,7 +111,8 @@ func newServer(d *Directory, raw string, base *tls.Config) (*server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &server{url: raw, ldaps: u.Scheme == "ldaps", startTLS: u.Scheme == "ldap" && d.cfg.StartTLS}
+	s := &server{url: raw, ldaps: u.Scheme == "ldaps", startTLS: u.Scheme == "ldap" && d.cfg.StartTLS,
+		downSig: make(chan struct{})}
 	port := u.Port()
 	if port == "" {
 		port = "389"
@@ -102,38 +133,86 @@ func newServer(d *Directory, raw string, base *tls.Config) (*server, error) {
 	return s, nil
 }
 
-// backingOff reports whether the server failed recently and should be
-// skipped while another server may answer.
-func (s *server) backingOff(now time.Time) bool {
-	if s.failures.Load() == 0 {
+// isDown reports whether the server is marked down (skipped while another
+// server is up).
+func (s *server) isDown() bool { return s.down.Load() }
+
+// downSignal returns a channel that is closed when the server is marked
+// down, or nil (never ready) when it is down already.
+func (s *server) downSignal() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.down.Load() {
+		return nil
+	}
+	return s.downSig
+}
+
+// markUp marks the server up; it reports whether it was down. The prober
+// passes endProbe, so that it ends in the same step (a markDown right after
+// then starts a new one).
+func (s *server) markUp(endProbe bool) bool {
+	if !s.down.Load() && !endProbe {
 		return false
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return now.Before(s.retryAt)
-}
-
-func (s *server) markUp() {
-	if s.failures.Load() == 0 {
-		return
+	if endProbe {
+		s.probing = false
 	}
-	s.mu.Lock()
-	s.failures.Store(0)
-	s.retryAt = time.Time{}
-	s.mu.Unlock()
+	if !s.down.Load() {
+		return false
+	}
+	s.down.Store(false)
+	s.downSig = make(chan struct{})
+	return true
 }
 
-func (s *server) markDown(now time.Time) time.Duration {
+// probeDone reports whether the prober may end because the server is up
+// (a request or Ping found it answering); if so it ends in the same step.
+func (s *server) probeDone() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	n := s.failures.Add(1)
+	if s.down.Load() {
+		return false
+	}
+	s.probing = false
+	return true
+}
+
+// markDown marks the server down, wakes the requests waiting for one of its
+// connections, drops its idle connections (they lead to a server that just
+// failed) and starts the background prober. It reports whether the server
+// was up until now.
+func (s *server) markDown(d *Directory) bool {
+	s.mu.Lock()
+	if s.down.Load() {
+		s.mu.Unlock()
+		return false
+	}
+	s.down.Store(true)
+	close(s.downSig)
+	start := !s.probing
+	s.probing = true
+	s.mu.Unlock()
+	for _, p := range s.pools {
+		go p.closeAll()
+	}
+	if start && !d.spawn(func() { d.probeLoop(s) }) {
+		s.mu.Lock()
+		s.probing = false
+		s.mu.Unlock()
+	}
+	return true
+}
+
+// backoff is the wait before the n-th probe (n from 0): 2s, 4s, ... 30s.
+func backoff(n int) time.Duration {
 	b := backoffMin
-	for i := int32(1); i < n && b < backoffMax; i++ {
+	for i := 0; i < n && b < backoffMax; i++ {
 		b *= 2
 	}
-	b = min(b, backoffMax)
-	s.retryAt = now.Add(b)
-	return b
+	return min(b, backoffMax)
 }
 
 // conn is one pooled LDAP connection.
@@ -168,6 +247,13 @@ func (c *conn) run(ctx context.Context, timeout time.Duration, fn func(*conn) er
 	if err != nil && ctx.Err() != nil {
 		err = fmt.Errorf("%w: %w", ctx.Err(), err)
 	}
+	if err != nil && ctx.Err() == nil && !time.Now().Before(deadline) && isConnError(err) {
+		// The deadline cut the connection: go-ldap reports that as a
+		// closed connection (the net timeout turned into text), so tell it
+		// by the clock. A hung server ends here (SIGSTOP, a stuck backend).
+		c.dead = true
+		err = &timeoutError{err: err, timeout: timeout}
+	}
 	if !c.dead {
 		_ = c.nc.SetDeadline(time.Time{})
 	}
@@ -190,8 +276,10 @@ type pool struct {
 	dials, dialErrors, waits atomic.Uint64
 }
 
-// acquire takes a slot, waiting at most Config.Timeout (and ctx).
-func (p *pool) acquire(ctx context.Context) error {
+// acquire takes a slot, waiting at most Config.Timeout (and ctx). When
+// abort closes (the server was marked down meanwhile), it gives up at once,
+// so that the request moves on to the next server.
+func (p *pool) acquire(ctx context.Context, abort <-chan struct{}) error {
 	select {
 	case p.sem <- struct{}{}:
 		return nil
@@ -205,6 +293,8 @@ func (p *pool) acquire(ctx context.Context) error {
 		return nil
 	case <-ctx.Done():
 		return &serverError{fmt.Errorf("waiting for a %s connection to %s: %w", p.kind, p.srv.url, ctx.Err())}
+	case <-abort:
+		return &serverError{fmt.Errorf("waiting for a %s connection to %s: server marked down", p.kind, p.srv.url)}
 	case <-t.C:
 		return &serverError{fmt.Errorf("waiting for a %s connection to %s: all %d in use for %s",
 			p.kind, p.srv.url, cap(p.sem), p.d.cfg.Timeout)}
@@ -246,11 +336,13 @@ func (p *pool) discard(c *conn) {
 }
 
 // run runs fn on a connection of this pool. A pooled connection that fails
-// at the connection level (stale after a server restart or an idle timeout)
-// is replaced by a fresh one and fn is tried once more; a fresh connection
-// that fails is the server's failure.
-func (p *pool) run(ctx context.Context, fn func(*conn) error) error {
-	if err := p.acquire(ctx); err != nil {
+// at the connection level without running into its deadline (stale after a
+// server restart or an idle timeout) is replaced by a fresh one and fn is
+// tried once more; a fresh connection that fails, or any connection that
+// times out, is the server's failure (a hung server is not asked twice).
+// abort: see acquire.
+func (p *pool) run(ctx context.Context, abort <-chan struct{}, fn func(*conn) error) error {
+	if err := p.acquire(ctx, abort); err != nil {
 		return err
 	}
 	defer p.release()
@@ -265,7 +357,7 @@ func (p *pool) run(ctx context.Context, fn func(*conn) error) error {
 	err := c.run(ctx, p.d.cfg.Timeout, fn)
 	if err != nil && isConnError(err) {
 		p.discard(c)
-		if !reused || ctx.Err() != nil {
+		if !reused || ctx.Err() != nil || isTimeout(err) {
 			return err
 		}
 		if c, err = p.dial(ctx); err != nil {
@@ -307,7 +399,7 @@ func (p *pool) dial(ctx context.Context) (*conn, error) {
 				d.log.Error("ldap service bind refused", "server", s.url, "bind_dn", d.cfg.BindDN,
 					"result", resultCode(err), "error", err.Error())
 			}
-			return nil, &serverError{fmt.Errorf("service bind to %s as %s: %w", s.url, d.cfg.BindDN, err)}
+			return nil, &serverError{&stepError{step: StepServiceBind, err: fmt.Errorf("service bind to %s as %s: %w", s.url, d.cfg.BindDN, err)}}
 		}
 	}
 	p.open.Add(1)
@@ -321,14 +413,14 @@ func (p *pool) dialConn(ctx context.Context) (*conn, error) {
 	var nd net.Dialer
 	raw, err := nd.DialContext(dctx, "tcp", s.hostport)
 	if err != nil {
-		return nil, fmt.Errorf("dial %s: %w", s.url, err)
+		return nil, &stepError{step: StepDial, err: fmt.Errorf("dial %s: %w", s.url, err)}
 	}
 	nc := raw
 	if s.ldaps {
 		tc := tls.Client(raw, s.tls)
 		if err := tc.HandshakeContext(dctx); err != nil {
 			_ = raw.Close()
-			return nil, fmt.Errorf("tls handshake with %s: %w", s.url, err)
+			return nil, &stepError{step: StepTLS, err: fmt.Errorf("tls handshake with %s: %w", s.url, err)}
 		}
 		nc = tc
 	}
@@ -342,7 +434,7 @@ func (p *pool) dialConn(ctx context.Context) (*conn, error) {
 		_ = raw.SetDeadline(dl)
 		if err := l.StartTLS(s.tls); err != nil {
 			_ = l.Close()
-			return nil, fmt.Errorf("starttls with %s: %w", s.url, err)
+			return nil, &stepError{step: StepStartTLS, err: fmt.Errorf("starttls with %s: %w", s.url, err)}
 		}
 		_ = raw.SetDeadline(time.Time{})
 	}
@@ -350,9 +442,15 @@ func (p *pool) dialConn(ctx context.Context) (*conn, error) {
 }
 
 // healthCheck reads the root DSE on every idle connection that has been idle
-// for at least the check interval, and closes those that do not answer. It
-// skips a pool that has no free slot (its connections are busy, hence alive).
+// for at least the check interval, all at once (a hung server costs one
+// Timeout per round, not one per connection), and closes those that do not
+// answer. A check that runs into its deadline marks the server down (the
+// prober takes over; requests go elsewhere). Busy connections are not
+// checked (they are in use, hence alive), nor are those of a down server.
 func (p *pool) healthCheck(ctx context.Context, interval time.Duration) {
+	if p.srv.isDown() {
+		return
+	}
 	now := p.d.now()
 	p.mu.Lock()
 	var check []*conn
@@ -367,20 +465,32 @@ func (p *pool) healthCheck(ctx context.Context, interval time.Duration) {
 	clear(p.idle[len(keep):])
 	p.idle = keep
 	p.mu.Unlock()
+	var wg sync.WaitGroup
+	var hung atomic.Pointer[error]
 	for _, c := range check {
-		start := time.Now()
-		err := c.run(ctx, p.d.cfg.Timeout, func(c *conn) error {
-			_, err := c.l.Search(rootDSERequest())
-			return err
+		wg.Go(func() {
+			start := time.Now()
+			err := c.run(ctx, p.d.cfg.Timeout, func(c *conn) error {
+				_, err := c.l.Search(rootDSERequest())
+				return err
+			})
+			p.d.observe("health", p.srv.url, time.Since(start), err)
+			if err != nil {
+				p.d.log.Debug("ldap idle connection failed its health check", "server", p.srv.url,
+					"pool", p.kind.String(), "error", err.Error())
+				p.discard(c)
+				if isTimeout(err) && ctx.Err() == nil {
+					hung.Store(&err)
+				}
+				return
+			}
+			p.pushIdle(c)
 		})
-		p.d.observe("health", p.srv.url, time.Since(start), err)
-		if err != nil {
-			p.d.log.Debug("ldap idle connection failed its health check", "server", p.srv.url,
-				"pool", p.kind.String(), "error", err.Error())
-			p.discard(c)
-			continue
-		}
-		p.pushIdle(c)
+	}
+	wg.Wait()
+	if e := hung.Load(); e != nil && p.srv.markDown(p.d) {
+		p.d.log.Warn("ldap server marked down", "server", p.srv.url, "op", "health check",
+			"error", (*e).Error())
 	}
 }
 
@@ -407,7 +517,7 @@ type PoolStats struct {
 	Open   int    // connections open (in use + idle)
 	Idle   int
 	InUse  int
-	// Up is false while the server is backing off after a failure.
+	// Up is false while the server is marked down after a failure.
 	Up bool
 	// Counters since New.
 	Dials      uint64
@@ -418,7 +528,6 @@ type PoolStats struct {
 // PoolStats returns a snapshot of every pool, in URL order, search pool
 // first.
 func (d *Directory) PoolStats() []PoolStats {
-	now := d.now()
 	out := make([]PoolStats, 0, 2*len(d.servers))
 	for _, s := range d.servers {
 		for _, p := range s.pools {
@@ -428,7 +537,7 @@ func (d *Directory) PoolStats() []PoolStats {
 			out = append(out, PoolStats{
 				Server: s.url, Pool: p.kind.String(), Max: cap(p.sem),
 				Open: int(p.open.Load()), Idle: idle, InUse: len(p.sem),
-				Up:    !s.backingOff(now),
+				Up:    !s.isDown(),
 				Dials: p.dials.Load(), DialErrors: p.dialErrors.Load(), Waits: p.waits.Load(),
 			})
 		}
