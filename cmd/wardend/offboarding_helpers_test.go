@@ -9,7 +9,6 @@ package main
 import (
 	"bytes"
 	"compress/flate"
-	"context"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
@@ -21,7 +20,6 @@ import (
 	"html"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
@@ -38,6 +36,7 @@ import (
 
 	"github.com/wardenidp/warden/internal/admin"
 	"github.com/wardenidp/warden/internal/app"
+	"github.com/wardenidp/warden/internal/app/apptest"
 	"github.com/wardenidp/warden/internal/audit"
 	"github.com/wardenidp/warden/internal/directory/ldap"
 	"github.com/wardenidp/warden/internal/samlidp"
@@ -352,17 +351,6 @@ grants:
 	o.OIDC.DeviceCodeLifetime = 5 * time.Minute
 	o.SAML.ServiceProviders = []samlidp.SPConfig{{Name: "offb-generic", MetadataFile: spMetadata}}
 
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	base := "http://" + ln.Addr().String()
-	o.Listener = ln
-	o.Server.Listen = ln.Addr().String()
-	o.Server.PublicURL = base
-	o.Server.SetDefaults()
-	o.Session.SetDefaults()
-	o.LoginLimits.SetDefaults()
 	// wardend's log, and the process-wide slog default (zitadel/oidc logs
 	// every refused token request there), are shown when the test fails.
 	logs := &offbLog{}
@@ -375,26 +363,7 @@ grants:
 			t.Logf("wardend's log (the last 200 lines):\n%s", logs.tail(200))
 		}
 	})
-	ctx, cancel := context.WithCancel(context.Background())
-	started := make(chan struct{})
-	o.Started = func(net.Addr) { close(started) }
-	done := make(chan error, 1)
-	go func() { done <- app.Run(ctx, o) }()
-	select {
-	case <-started:
-	case err := <-done:
-		cancel()
-		t.Fatalf("wardend did not start: %v", err)
-	case <-time.After(30 * time.Second):
-		cancel()
-		t.Fatal("wardend did not start within 30s")
-	}
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("wardend stopped with %v", err)
-		}
-	})
+	base := apptest.Start(t, o)
 
 	w := &offbWardend{base: base, dir: d, http: &http.Client{Timeout: 30 * time.Second}}
 	w.cfgFile = filepath.Join(dir, "wardend.yaml")

@@ -87,15 +87,7 @@ func (a *Admin) postConnection(c *gin.Context) {
 			detail[ch.URL] = "ok"
 		}
 		if u := ch.User; u != nil {
-			names := make([]string, 0, len(u.Groups))
-			for _, g := range u.Groups {
-				n := g.Name
-				if !g.Direct {
-					n += " (nested)"
-				}
-				names = append(names, n)
-			}
-			v.User = u.DN + ": ID " + u.ID + ", groups: " + strings.Join(names, ", ")
+			v.User = u.DN + ": ID " + u.ID + ", groups: " + ch.Groups()
 		}
 		p.Checks = append(p.Checks, v)
 	}

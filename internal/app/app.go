@@ -192,6 +192,10 @@ func Run(ctx context.Context, o Options) error {
 		maxLen = store.DefaultAuditMaxLen
 	}
 	auditStream := store.NewAuditStream(st, maxLen)
+	// Appended in batches by one writer, off the request path; the log
+	// gets every event synchronously. Stopped (queue written) before the
+	// store closes.
+	closers = append(closers, auditStream.Background())
 	auditTo := audit.Multi(audit.NewSlog(log, nil), auditStream)
 
 	rules := store.NewRules(st, o.Now)

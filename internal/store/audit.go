@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -49,7 +50,25 @@ type AuditStream struct {
 	key    string
 	maxLen int64
 	now    func() time.Time
+
+	// Background mode (Background): Record queues, one writer appends in
+	// batches. mu orders Record's non-blocking sends against stop.
+	mu       sync.RWMutex
+	queue    chan auditEntry // nil: Record writes itself
+	flushReq chan chan struct{}
+	stopReq  chan struct{}
 }
+
+// auditEntry is one encoded event waiting for the writer.
+type auditEntry struct{ val, action, requestID string }
+
+// auditQueueLen bounds the events waiting in background mode; when it is
+// full, Record writes the event itself (nothing is dropped). auditBatch is
+// how many events the writer appends in one pipeline.
+const (
+	auditQueueLen = 4096
+	auditBatch    = 128
+)
 
 // NewAuditStream returns the stream; maxLen <= 0 means DefaultAuditMaxLen.
 func NewAuditStream(st *Store, maxLen int64) *AuditStream {
@@ -76,14 +95,136 @@ func (a *AuditStream) Record(ctx context.Context, e audit.Event) {
 		a.store.logger.WarnContext(ctx, "audit stream: encode event", "action", e.Action, "err", err)
 		return
 	}
-	ctx, cancel := a.store.op(context.WithoutCancel(ctx))
+	entry := auditEntry{val: string(val), action: e.Action, requestID: e.RequestID}
+	a.mu.RLock()
+	queued := false
+	if a.queue != nil {
+		select {
+		case a.queue <- entry:
+			queued = true
+		default: // full: write it here
+		}
+	}
+	a.mu.RUnlock()
+	if !queued {
+		a.write(context.WithoutCancel(ctx), []auditEntry{entry})
+	}
+}
+
+// write appends entries to the stream in one pipeline; failures are
+// logged (the events are in the audit log).
+func (a *AuditStream) write(ctx context.Context, entries []auditEntry) {
+	ctx, cancel := a.store.op(ctx)
 	defer cancel()
-	err = a.store.client.XAdd(ctx, &redis.XAddArgs{
-		Stream: a.key, MaxLen: a.maxLen, Approx: true, ID: "*", Values: []string{"e", string(val)},
-	}).Err()
-	if err != nil {
-		a.store.logger.WarnContext(ctx, "audit stream: event not stored in redis (it is in the audit log)",
-			"action", e.Action, "request_id", e.RequestID, "err", err)
+	pipe := a.store.client.Pipeline()
+	cmds := make([]*redis.StringCmd, len(entries))
+	for i, e := range entries {
+		cmds[i] = pipe.XAdd(ctx, &redis.XAddArgs{
+			Stream: a.key, MaxLen: a.maxLen, Approx: true, ID: "*", Values: []string{"e", e.val},
+		})
+	}
+	_, _ = pipe.Exec(ctx)
+	for i, c := range cmds {
+		if err := c.Err(); err != nil {
+			a.store.logger.WarnContext(ctx, "audit stream: event not stored in redis (it is in the audit log)",
+				"action", entries[i].action, "request_id", entries[i].requestID, "err", err)
+		}
+	}
+}
+
+// Background makes Record queue events for one writer goroutine, which
+// appends them in batches (one Redis round trip for many events, none on
+// the request's path). Query first waits for what was queued before it, so
+// that a reader on this replica sees every event recorded before its query.
+// Events are in the audit log synchronously whatever happens here; a full
+// queue makes Record write the event itself. stop writes what is queued
+// and returns to synchronous writes; call it before closing the store.
+func (a *AuditStream) Background() (stop func()) {
+	a.mu.Lock()
+	if a.queue != nil {
+		a.mu.Unlock()
+		return func() {}
+	}
+	q, flush, quit := make(chan auditEntry, auditQueueLen), make(chan chan struct{}), make(chan struct{})
+	a.queue, a.flushReq, a.stopReq = q, flush, quit
+	a.mu.Unlock()
+	done := make(chan struct{})
+	go a.writer(q, flush, quit, done)
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			a.mu.Lock()
+			a.queue, a.flushReq, a.stopReq = nil, nil, nil // no Record sends to q from now on
+			a.mu.Unlock()
+			close(quit)
+			<-done
+		})
+	}
+}
+
+func (a *AuditStream) writer(q chan auditEntry, flush chan chan struct{}, quit, done chan struct{}) {
+	defer close(done)
+	ctx := context.Background()
+	batch := make([]auditEntry, 0, auditBatch)
+	// writeQueued writes batch plus what is queued, auditBatch at a time,
+	// until the queue is empty.
+	writeQueued := func() {
+		for {
+		fill:
+			for len(batch) < auditBatch {
+				select {
+				case e := <-q:
+					batch = append(batch, e)
+				default:
+					break fill
+				}
+			}
+			if len(batch) == 0 {
+				return
+			}
+			full := len(batch) == auditBatch
+			a.write(ctx, batch)
+			batch = batch[:0]
+			if !full {
+				return
+			}
+		}
+	}
+	for {
+		select {
+		case e := <-q:
+			batch = append(batch, e)
+			writeQueued()
+		case ch := <-flush:
+			writeQueued()
+			close(ch)
+		case <-quit:
+			writeQueued()
+			return
+		}
+	}
+}
+
+// flush waits until the events queued before it are written (background
+// mode), or ctx ends.
+func (a *AuditStream) flush(ctx context.Context) {
+	a.mu.RLock()
+	req, quit := a.flushReq, a.stopReq
+	a.mu.RUnlock()
+	if req == nil {
+		return
+	}
+	ch := make(chan struct{})
+	select {
+	case req <- ch:
+	case <-quit:
+		return
+	case <-ctx.Done():
+		return
+	}
+	select {
+	case <-ch:
+	case <-ctx.Done():
 	}
 }
 
@@ -113,6 +254,7 @@ var ErrBadQuery = errors.New("bad audit query")
 // whose filters match rarely may return fewer than Limit events with a
 // non-empty cursor; continue with it to search further.
 func (a *AuditStream) Query(ctx context.Context, q AuditQuery) ([]audit.Event, string, error) {
+	a.flush(ctx)
 	limit := q.Limit
 	switch {
 	case limit <= 0:

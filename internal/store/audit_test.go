@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"strings"
 	"testing"
 	"time"
@@ -231,4 +232,44 @@ func auditSuite(t *testing.T, b rulesBackend) {
 			t.Fatalf("got %v", actions(got))
 		}
 	})
+}
+
+// TestAuditBackground: in background mode every event recorded before a
+// Query is in its answer (Query waits for the queue), order is kept per
+// recording goroutine, and after stop Record writes synchronously again.
+// Real Redis.
+func TestAuditBackground(t *testing.T) {
+	st := openReal(t)
+	ctx := context.Background()
+	a := store.NewAuditStream(st, 0)
+	stop := a.Background()
+	const writers, each = 8, 40
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() {
+			for i := range each {
+				a.Record(ctx, audit.Event{Actor: fmt.Sprintf("w%d", w), Action: fmt.Sprintf("a%03d", i), Result: "success"})
+			}
+		})
+	}
+	wg.Wait()
+	for w := range writers {
+		evs, _ := query(t, a, store.AuditQuery{Actor: fmt.Sprintf("w%d", w), Limit: 1000})
+		if len(evs) != each {
+			t.Fatalf("writer %d: %d events, want %d", w, len(evs), each)
+		}
+		for i, e := range evs { // newest first
+			if want := fmt.Sprintf("a%03d", each-1-i); e.Action != want {
+				t.Fatalf("writer %d: event %d is %s, want %s", w, i, e.Action, want)
+			}
+		}
+	}
+	a.Record(ctx, audit.Event{Actor: "last", Action: "queued", Result: "success"})
+	stop()
+	stop() // idempotent
+	a.Record(ctx, audit.Event{Actor: "last", Action: "sync", Result: "success"})
+	evs, _ := query(t, a, store.AuditQuery{Actor: "last"})
+	if got := actions(evs); !slices.Equal(got, []string{"sync", "queued"}) {
+		t.Fatalf("after stop: %v", got)
+	}
 }

@@ -125,7 +125,7 @@ const (
 const (
 	DefaultDialTimeout         = 5 * time.Second
 	DefaultTimeout             = 10 * time.Second
-	DefaultPoolSize            = 8
+	DefaultPoolSize            = 16
 	DefaultHealthCheckInterval = 30 * time.Second
 	DefaultRecheckInterval     = 60 * time.Second
 	DefaultMaxNesting          = 10

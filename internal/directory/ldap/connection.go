@@ -73,21 +73,26 @@ func (c ServerCheck) String() string {
 	}
 	b.WriteString(")")
 	if u := c.User; u != nil {
-		names := make([]string, 0, len(u.Groups))
-		for _, g := range u.Groups {
-			n := g.Name
-			if !g.Direct {
-				n += " (nested)"
-			}
-			names = append(names, n)
-		}
-		groups := strings.Join(names, ", ")
-		if groups == "" {
-			groups = "none"
-		}
-		fmt.Fprintf(&b, "; user %s: DN %s, ID %s, groups: %s", u.Username, u.DN, u.ID, groups)
+		fmt.Fprintf(&b, "; user %s: DN %s, ID %s, groups: %s", u.Username, u.DN, u.ID, c.Groups())
 	}
 	return b.String()
+}
+
+// Groups lists the found user's groups by name, nested ones marked, or
+// "none".
+func (c ServerCheck) Groups() string {
+	if c.User == nil || len(c.User.Groups) == 0 {
+		return "none"
+	}
+	names := make([]string, 0, len(c.User.Groups))
+	for _, g := range c.User.Groups {
+		n := g.Name
+		if !g.Direct {
+			n += " (nested)"
+		}
+		names = append(names, n)
+	}
+	return strings.Join(names, ", ")
 }
 
 // TestConnection checks every configured server on its own, all at once,

@@ -135,7 +135,7 @@ func TestLoginNameAndLimitKeyWithoutDirectory(t *testing.T) {
 }
 
 func TestGroupSetNames(t *testing.T) {
-	named := newGroupSet(true)
+	named := newGroupSet(true, nil)
 	named.add("CN=admins,OU=x,DC=example,DC=test", "", true)
 	named.add("CN=staff,DC=example,DC=test", "staff-sam", false)
 	named.setName("cn=ADMINS, ou=x,dc=example,dc=test", "x-admins")
@@ -154,7 +154,7 @@ func TestGroupSetNames(t *testing.T) {
 	if u := named.unnamed(); len(u) != 1 {
 		t.Errorf("unnamed: %v", u)
 	}
-	rdn := newGroupSet(false)
+	rdn := newGroupSet(false, nil)
 	rdn.add("CN=admins,OU=x,DC=example,DC=test", "ignored", true)
 	rdn.setName("CN=admins,OU=x,DC=example,DC=test", "ignored")
 	if g := rdn.sorted(); len(g) != 1 || g[0].Name != "admins" {

@@ -25,21 +25,22 @@ const orBatch = 64
 // groupSet collects groups, deduplicated by normalized DN.
 type groupSet struct {
 	byKey map[string]*identity.Group
+	dns   *dnCache
 	// named: a group's Name is the value of Attributes.GroupName, given to
 	// add or setName (never the RDN value, which in Active Directory is not
 	// unique in the domain); otherwise Name is the first RDN value.
 	named bool
 }
 
-func newGroupSet(named bool) *groupSet {
-	return &groupSet{byKey: map[string]*identity.Group{}, named: named}
+func newGroupSet(named bool, dns *dnCache) *groupSet {
+	return &groupSet{byKey: map[string]*identity.Group{}, named: named, dns: dns}
 }
 
 // add records dn and reports whether it is new. A group seen as direct stays
 // direct. name is the group's name attribute where it was read ("" when
 // not); it is ignored when the set is not named.
 func (s *groupSet) add(dn, name string, direct bool) bool {
-	key, rdn := normDN(dn)
+	key, rdn := s.dns.norm(dn)
 	if g, ok := s.byKey[key]; ok {
 		g.Direct = g.Direct || direct
 		if s.named && g.Name == "" {
@@ -59,7 +60,7 @@ func (s *groupSet) setName(dn, name string) {
 	if !s.named || name == "" {
 		return
 	}
-	key, _ := normDN(dn)
+	key, _ := s.dns.norm(dn)
 	if g, ok := s.byKey[key]; ok && g.Name == "" {
 		g.Name = name
 	}
@@ -81,7 +82,7 @@ func (s *groupSet) unnamed() []string {
 }
 
 func (s *groupSet) has(dn string) bool {
-	key, _ := normDN(dn)
+	key, _ := s.dns.norm(dn)
 	_, ok := s.byKey[key]
 	return ok
 }
@@ -113,6 +114,39 @@ func normDN(dn string) (key, name string) {
 		return strings.ToLower(strings.TrimSpace(dn)), dn
 	}
 	return strings.ToLower(p.String()), p.RDNs[0].Attributes[0].Value
+}
+
+// dnCache memoizes normDN: the same group DNs come back at every sign-in
+// and look-up, and parsing them was a third of a look-up's CPU. It holds at
+// most maxDNCache DNs and starts over when full. A nil *dnCache does not
+// cache.
+type dnCache struct {
+	mu sync.RWMutex
+	m  map[string][2]string
+}
+
+const maxDNCache = 50_000
+
+func newDNCache() *dnCache { return &dnCache{m: map[string][2]string{}} }
+
+func (c *dnCache) norm(dn string) (key, name string) {
+	if c == nil {
+		return normDN(dn)
+	}
+	c.mu.RLock()
+	v, ok := c.m[dn]
+	c.mu.RUnlock()
+	if ok {
+		return v[0], v[1]
+	}
+	key, name = normDN(dn)
+	c.mu.Lock()
+	if len(c.m) >= maxDNCache {
+		clear(c.m)
+	}
+	c.m[dn] = [2]string{key, name}
+	c.mu.Unlock()
+	return key, name
 }
 
 // groups resolves the user's groups according to Config.GroupSource.
@@ -151,7 +185,7 @@ func (d *Directory) groups(ctx context.Context, e *goldap.Entry, typed string) (
 // marked direct (the server cannot tell). A group seen before is not read
 // again, so membership cycles end.
 func (d *Directory) groupsMemberOf(ctx context.Context, e *goldap.Entry) (*groupSet, error) {
-	set := newGroupSet(d.cfg.Attributes.GroupName != "")
+	set := newGroupSet(d.cfg.Attributes.GroupName != "", d.dns)
 	var frontier []string
 	for _, g := range e.GetEqualFoldAttributeValues("memberOf") {
 		if set.add(g, "", true) {
@@ -245,7 +279,7 @@ func (d *Directory) readMemberOf(c *conn, srv string, groups []string, set *grou
 	now := d.now()
 	for i, g := range groups {
 		if ttl > 0 {
-			key, _ := normDN(g)
+			key, _ := d.dns.norm(g)
 			if p, ok := d.groupCache.get(key, now); ok {
 				out = append(out, p.parents...)
 				set.setName(g, p.name)
@@ -274,7 +308,7 @@ func (d *Directory) readMemberOf(c *conn, srv string, groups []string, set *grou
 			}
 		}
 		if errs[i] == nil && ttl > 0 {
-			key, _ := normDN(groups[i])
+			key, _ := d.dns.norm(groups[i])
 			d.groupCache.put(key, cachedParents{parents: results[i], name: names[i], expires: now.Add(ttl)})
 		}
 	}
@@ -302,7 +336,7 @@ func (d *Directory) readMemberOf(c *conn, srv string, groups []string, set *grou
 // MaxNesting levels. Nesting is followed only when the template has {dn}
 // and not {username} (a memberUid-style filter names users, not groups).
 func (d *Directory) groupsSearch(ctx context.Context, e *goldap.Entry, typed string) (*groupSet, error) {
-	set := newGroupSet(d.cfg.Attributes.GroupName != "")
+	set := newGroupSet(d.cfg.Attributes.GroupName != "", d.dns)
 	tmpl := d.cfg.GroupFilter
 	nest := strings.Contains(tmpl, "{dn}") && !strings.Contains(tmpl, "{username}")
 	username := e.GetEqualFoldAttributeValue(d.cfg.Attributes.Username)
@@ -354,11 +388,11 @@ func (d *Directory) groupsSearch(ctx context.Context, e *goldap.Entry, typed str
 // transitively, in one search. A group is direct when it is in the user's
 // own memberOf.
 func (d *Directory) groupsInChain(ctx context.Context, e *goldap.Entry) (*groupSet, error) {
-	direct := newGroupSet(false)
+	direct := newGroupSet(false, d.dns)
 	for _, g := range e.GetEqualFoldAttributeValues("memberOf") {
 		direct.add(g, "", true)
 	}
-	set := newGroupSet(d.cfg.Attributes.GroupName != "")
+	set := newGroupSet(d.cfg.Attributes.GroupName != "", d.dns)
 	err := d.do(ctx, kindSearch, "groups", func(c *conn, srv string) error {
 		// The user's DN is escaped here, once, where the filter is built.
 		found, err := d.searchGroups(c, srv, "(member:"+inChainRule+":="+goldap.EscapeFilter(e.DN)+")")

@@ -101,6 +101,7 @@ type Directory struct {
 	bindCost atomic.Int64
 
 	groupCache groupCache
+	dns        *dnCache
 	dom        domainCache // Active Directory: NetBIOS name and UPN suffixes (domain.go)
 
 	closed atomic.Bool
@@ -139,6 +140,7 @@ func New(cfg Config, opts ...Option) (*Directory, error) {
 		log:  slog.New(slog.DiscardHandler),
 		now:  time.Now,
 		stop: make(chan struct{}),
+		dns:  newDNCache(),
 	}
 	for _, o := range opts {
 		o(d)

@@ -35,7 +35,7 @@ func TestApplyPresetFillsOnlyEmpty(t *testing.T) {
 		t.Errorf("custom preset filled fields: %+v", cu)
 	}
 	cu.SetDefaults()
-	if cu.DialTimeout != 5*time.Second || cu.Timeout != 10*time.Second || cu.PoolSize != 8 ||
+	if cu.DialTimeout != 5*time.Second || cu.Timeout != 10*time.Second || cu.PoolSize != 16 ||
 		cu.HealthCheckInterval != 30*time.Second || cu.MaxNesting != 10 {
 		t.Errorf("defaults: %+v", cu)
 	}
