@@ -76,6 +76,13 @@ type Deps struct {
 	Grants GrantRevoker
 	Audit  audit.Logger // nil: discard
 	Logger *slog.Logger // nil: discard
+	// Observer, when set, counts the revocations it records (metrics).
+	Observer Observer
+}
+
+// Observer is told the cause of every revocation that is recorded.
+type Observer interface {
+	Revoked(cause Cause)
 }
 
 // Access is the one owner of a user's access.
@@ -85,6 +92,7 @@ type Access struct {
 	grants   GrantRevoker
 	audit    audit.Logger
 	log      *slog.Logger
+	obs      Observer
 
 	// Requests of one gone user that arrive together share one revocation
 	// (and so one audit event): user ID -> the revocation in flight.
@@ -109,7 +117,7 @@ func New(d Deps) (*Access, error) {
 	if d.Logger == nil {
 		d.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Access{dir: d.Directory, sessions: d.Sessions, grants: d.Grants, audit: d.Audit, log: d.Logger,
+	return &Access{dir: d.Directory, sessions: d.Sessions, grants: d.Grants, audit: d.Audit, log: d.Logger, obs: d.Observer,
 		inFlight: map[string]*revocation{}}, nil
 }
 
@@ -189,6 +197,9 @@ func (a *Access) Revoke(ctx context.Context, u identity.User, cause Cause, req R
 			ev.Result = "error"
 		}
 		a.audit.Record(ctx, ev)
+		if a.obs != nil {
+			a.obs.Revoked(cause)
+		}
 	}
 	return res, err
 }

@@ -252,3 +252,23 @@ func TestConcurrentChecksRecordOnce(t *testing.T) {
 		t.Errorf("events = %+v, want one with everything", ev.all)
 	}
 }
+
+type countCauses map[Cause]int
+
+func (c countCauses) Revoked(cause Cause) { c[cause]++ }
+
+// The observer sees each recorded revocation once, with its cause.
+func TestObserver(t *testing.T) {
+	obs := countCauses{}
+	a, err := New(Deps{Directory: &fakeDir{}, Sessions: &fakeSessions{n: map[string]int{"id-carol": 1}}, Observer: obs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	carol := identity.User{ID: "id-carol", Username: "carol"}
+	_, _ = a.Check(t.Context(), carol, Request{})
+	_, _ = a.Check(t.Context(), carol, Request{}) // nothing left: not recorded, not counted
+	_, _ = a.Revoke(t.Context(), carol, CauseAdmin, Request{Actor: "alice"})
+	if obs[CauseDeleted] != 1 || obs[CauseAdmin] != 1 || len(obs) != 2 {
+		t.Errorf("observed %v", obs)
+	}
+}

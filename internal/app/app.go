@@ -242,7 +242,7 @@ func Run(ctx context.Context, o Options) error {
 	// The one owner of a user's access: the fresh look-up of every
 	// hand-off, privileged act and session re-check, and the revocation
 	// of everything a user holds (sessions, token families, device codes).
-	acc, err := access.New(access.Deps{Directory: dir, Sessions: sessions, Audit: auditTo, Logger: log})
+	acc, err := access.New(access.Deps{Directory: dir, Sessions: sessions, Audit: auditTo, Logger: log, Observer: m})
 	if err != nil {
 		return fmt.Errorf("app: %w", err)
 	}

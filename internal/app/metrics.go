@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"errors"
+	"github.com/wardenidp/warden/internal/access"
 	"net"
 	"time"
 
@@ -19,6 +20,7 @@ type metrics struct {
 	ldapOps     *prometheus.HistogramVec
 	redisErrors *prometheus.CounterVec
 	rules       *rulesGauges
+	revocations *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -32,6 +34,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "warden_redis_errors_total",
 			Help: "Redis commands that failed, by kind (network, reply).",
 		}, []string{"kind"}),
+		revocations: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "warden_access_revocations_total",
+			Help: "Revocations of all of a user's access, by cause (admin, operator, directory.deleted, directory.disabled, ...); a directory revocation that found nothing left to end is not counted.",
+		}, []string{"cause"}),
 	}
 	m.rules = &rulesGauges{
 		behind: prometheus.NewGauge(prometheus.GaugeOpts{
@@ -43,7 +49,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "The version of the mapping rules this replica serves (0: none stored).",
 		}),
 	}
-	reg.MustRegister(m.ldapOps, m.redisErrors, m.rules.behind, m.rules.loaded)
+	reg.MustRegister(m.ldapOps, m.redisErrors, m.rules.behind, m.rules.loaded, m.revocations)
 	return m
 }
 
@@ -145,3 +151,6 @@ func (h redisHook) count(err error) {
 	}
 	h.m.redisErrors.WithLabelValues("network").Inc()
 }
+
+// Revoked implements the access package's Observer.
+func (m *metrics) Revoked(cause access.Cause) { m.revocations.WithLabelValues(string(cause)).Inc() }
