@@ -16,7 +16,7 @@ PACKAGES=(
   samba samba-ad-dc samba-ad-provision samba-dsdb-modules samba-vfs-modules
   winbind krb5-user ldb-tools                       # Samba AD DC
   faketime                                          # Samba: an already expired password
-  redis-server                                      # sessions
+  redis-server oathtool                             # sessions
   openssl ca-certificates                           # test certificates
   chromium                                          # browser tests
   xmlsec1 python3-pysaml2                           # independent SAML verifiers

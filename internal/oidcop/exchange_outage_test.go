@@ -3,51 +3,14 @@ package oidcop
 import (
 	"encoding/json"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
-	"os/exec"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/wardenidp/warden/internal/testenv"
 )
-
-// startOwnRedis starts a redis-server of the test's own on a free port
-// (never the shared one: the test stops and kills it) and returns its
-// address and the process.
-func startOwnRedis(t *testing.T) (string, *exec.Cmd) {
-	t.Helper()
-	bin := testenv.Binary(t, "redis-server")
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	_ = l.Close()
-	cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGCONT) // never leave it stopped
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-	})
-	addr := "127.0.0.1:" + strconv.Itoa(port)
-	for range 200 {
-		if c, err := net.Dial("tcp", addr); err == nil {
-			_ = c.Close()
-			return addr, cmd
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("redis-server on %s not ready", addr)
-	return "", nil
-}
 
 // TestExchangeRedisOutage: with Redis stopped (SIGSTOP: connections hang
 // until the read timeout) and with Redis killed (connection refused),
@@ -56,7 +19,8 @@ func startOwnRedis(t *testing.T) (string, *exec.Cmd) {
 // access token" or invalid_grant: the token exchange for both token
 // types, refresh, userinfo, introspection and revocation.
 func TestExchangeRedisOutage(t *testing.T) {
-	addr, proc := startOwnRedis(t)
+	rs := testenv.OwnRedis(t)
+	addr, proc := rs.Addr, rs.Cmd
 	s := newXStackOn(t, addr)
 
 	// Tokens from the device grant, while Redis is up.

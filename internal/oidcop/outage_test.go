@@ -1,14 +1,10 @@
 package oidcop_test
 
 import (
-	"net"
 	"net/http"
 	"net/url"
-	"os/exec"
-	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/wardenidp/warden/internal/oidcop"
 	"github.com/wardenidp/warden/internal/testenv"
@@ -18,34 +14,8 @@ import (
 // temporarily_unavailable, never a rejection of the client's input
 // (invalid_grant) and never a 500 or internal detail.
 func TestRedisOutage(t *testing.T) {
-	bin := testenv.Binary(t, "redis-server")
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	stopped := false
-	stop := func() {
-		if !stopped {
-			stopped = true
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
-		}
-	}
-	t.Cleanup(stop)
-	addr := "127.0.0.1:" + strconv.Itoa(port)
-	for i := 0; i < 100; i++ {
-		if c, err := net.Dial("tcp", addr); err == nil {
-			c.Close()
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	rs := testenv.OwnRedis(t)
+	addr, stop := rs.Addr, rs.Kill
 	s := newStackOn(t, addr, nil)
 	b := s.browser(t)
 	b.login("bob", "/") // sessions live in this Redis too
