@@ -33,16 +33,8 @@ YAML rule file. See docs/aws-setup.md.
 
 // awsCmd runs `wardend aws SUBCOMMAND`.
 func awsCmd(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] != "setup" {
-		if len(args) > 0 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help" || args[0] == "help") {
-			fmt.Fprint(stdout, awsUsage)
-			return 0
-		}
-		if len(args) > 0 {
-			fmt.Fprintf(stderr, "wardend aws: unknown command %q\n", args[0])
-		}
-		fmt.Fprint(stderr, awsUsage)
-		return 2
+	if sub, code := subcommand("aws", awsUsage, []string{"setup"}, args, stdout, stderr); sub == "" {
+		return code
 	}
 	fs := flag.NewFlagSet("wardend aws setup", flag.ContinueOnError)
 	fs.SetOutput(stderr)

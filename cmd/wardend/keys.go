@@ -30,18 +30,10 @@ providers, then promote. See docs/deployment.md, "Signing keys".
 // directly (no server needed); running replicas follow within
 // keys.reload_interval.
 func keysCmd(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || !slices.Contains([]string{"list", "rotate", "promote"}, args[0]) {
-		if len(args) > 0 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help" || args[0] == "help") {
-			fmt.Fprint(stdout, keysUsage)
-			return 0
-		}
-		if len(args) > 0 {
-			fmt.Fprintf(stderr, "wardend keys: unknown command %q\n", args[0])
-		}
-		fmt.Fprint(stderr, keysUsage)
-		return 2
+	sub, code := subcommand("keys", keysUsage, []string{"list", "rotate", "promote"}, args, stdout, stderr)
+	if sub == "" {
+		return code
 	}
-	sub := args[0]
 	fs := flag.NewFlagSet("wardend keys "+sub, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, keysUsage+"\nflags:\n"); fs.PrintDefaults() }

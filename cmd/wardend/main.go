@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"slices"
 	"syscall"
 
 	"github.com/redis/go-redis/v9"
@@ -163,4 +164,22 @@ func checkConfig(args []string, stdout, stderr io.Writer) int {
 		return code
 	}
 	return connectCheck(*path, *user, stdout, stderr)
+}
+
+// subcommand picks the subcommand of `wardend group ...` from args[0]:
+// one of known, or "" with the exit code after printing usage (0 for
+// help, 2 for a missing or unknown subcommand).
+func subcommand(group, usage string, known, args []string, stdout, stderr io.Writer) (string, int) {
+	if len(args) > 0 && slices.Contains(known, args[0]) {
+		return args[0], 0
+	}
+	if len(args) > 0 && slices.Contains([]string{"-h", "-help", "--help", "help"}, args[0]) {
+		fmt.Fprint(stdout, usage)
+		return "", 0
+	}
+	if len(args) > 0 {
+		fmt.Fprintf(stderr, "wardend %s: unknown command %q\n", group, args[0])
+	}
+	fmt.Fprint(stderr, usage)
+	return "", 2
 }

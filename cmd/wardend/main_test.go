@@ -28,6 +28,15 @@ func TestRunArguments(t *testing.T) {
 		{"check-config problems", []string{"check-config", "-config", bad}, 1, "server.listn"},
 		{"bad config refuses to start", []string{"-config", bad}, 1, "server.listn"},
 		{"dev refuses a public address", []string{"-dev", "-listen", "0.0.0.0:0"}, 1, "dev mode refuses"},
+		{"users without a command", []string{"users"}, 2, "wardend users revoke -config FILE USERNAME"},
+		{"users unknown command", []string{"users", "delete"}, 2, `unknown command "delete"`},
+		{"users help", []string{"users", "help"}, 0, "records one audit event"},
+		{"users revoke without a user", []string{"users", "revoke", "-config", bad}, 2, "exactly one of USERNAME or -id"},
+		{"users revoke with both", []string{"users", "revoke", "-config", bad, "-id", "x", "carol"}, 2, "exactly one of USERNAME or -id"},
+		{"users revoke without config", []string{"users", "revoke", "carol"}, 2, "need -config FILE"},
+		{"users revoke bad config", []string{"users", "revoke", "-config", bad, "carol"}, 1, "server.listn"},
+		{"keys unknown command", []string{"keys", "shred"}, 2, `wardend keys: unknown command "shred"`},
+		{"aws unknown command", []string{"aws", "teardown"}, 2, `wardend aws: unknown command "teardown"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var out, errb bytes.Buffer

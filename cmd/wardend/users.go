@@ -36,16 +36,8 @@ until they end; docs/admin.md ("Offboarding") says how to cut them.
 
 // usersCmd runs `wardend users ...`.
 func usersCmd(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] != "revoke" {
-		if len(args) > 0 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help" || args[0] == "help") {
-			fmt.Fprint(stdout, usersUsage)
-			return 0
-		}
-		if len(args) > 0 {
-			fmt.Fprintf(stderr, "wardend users: unknown command %q\n", args[0])
-		}
-		fmt.Fprint(stderr, usersUsage)
-		return 2
+	if sub, code := subcommand("users", usersUsage, []string{"revoke"}, args, stdout, stderr); sub == "" {
+		return code
 	}
 	fs := flag.NewFlagSet("wardend users revoke", flag.ContinueOnError)
 	fs.SetOutput(stderr)
