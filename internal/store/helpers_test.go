@@ -276,3 +276,18 @@ func mustf(t testing.TB, err error, format string, args ...any) {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// startReplicated starts a master and a replica of it (real redis-server
+// processes) and waits until the master sees the replica online.
+func startReplicated(t testing.TB) (master, replica *redisServer) {
+	t.Helper()
+	master = startRedis(t, freePort(t, false))
+	replica = startRedis(t, freePort(t, false), "--replicaof", "127.0.0.1", strconv.Itoa(master.port))
+	waitFor(t, 10*time.Second, "replica in sync", func() bool {
+		c := redis.NewClient(&redis.Options{Addr: master.addr()})
+		defer c.Close()
+		info, err := c.Info(context.Background(), "replication").Result()
+		return err == nil && strings.Contains(info, "state=online")
+	})
+	return master, replica
+}

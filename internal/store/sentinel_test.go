@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -26,14 +25,7 @@ func TestSentinel(t *testing.T) {
 		t.Skip("starts three redis-server processes and waits for a failover")
 	}
 	ctx := context.Background()
-	master := startRedis(t, freePort(t, false))
-	replica := startRedis(t, freePort(t, false), "--replicaof", "127.0.0.1", strconv.Itoa(master.port))
-	waitFor(t, 10*time.Second, "replica in sync", func() bool {
-		c := redis.NewClient(&redis.Options{Addr: master.addr()})
-		defer c.Close()
-		info, err := c.Info(ctx, "replication").Result()
-		return err == nil && strings.Contains(info, "state=online")
-	})
+	master, replica := startReplicated(t)
 
 	sport := freePort(t, false)
 	dir := t.TempDir()
@@ -79,7 +71,7 @@ func TestSentinel(t *testing.T) {
 	mustf(t, err, "create after failover")
 }
 
-func waitFor(t *testing.T, d time.Duration, what string, ok func() bool) {
+func waitFor(t testing.TB, d time.Duration, what string, ok func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for !ok() {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"regexp"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -30,8 +29,7 @@ func TestWaitReplicas(t *testing.T) {
 		t.Skip("starts two redis-server processes")
 	}
 	ctx := context.Background()
-	master := startRedis(t, freePort(t, false))
-	replica := startRedis(t, freePort(t, false), "--replicaof", "127.0.0.1", strconv.Itoa(master.port))
+	master, replica := startReplicated(t)
 	waitFor(t, 10*time.Second, "replica acknowledging", func() bool {
 		c := redis.NewClient(&redis.Options{Addr: master.addr()})
 		defer c.Close()

@@ -85,21 +85,6 @@ func adAddUser(t *testing.T, conn *goldap.Conn, dn, sam, pw string) {
 	})
 }
 
-// newLDAP is newDir with the concrete type, for its extra methods.
-func newLDAP(t *testing.T, cfg ldap.Config, rec *directorytest.Recorder) *ldap.Directory {
-	t.Helper()
-	var opts []ldap.Option
-	if rec != nil {
-		opts = append(opts, ldap.WithObserver(rec))
-	}
-	d, err := ldap.New(cfg, opts...)
-	if err != nil {
-		t.Fatalf("ldap.New: %v", err)
-	}
-	t.Cleanup(func() { _ = d.Close() })
-	return d
-}
-
 func adModify(t *testing.T, conn *goldap.Conn, dn string, f func(*goldap.ModifyRequest)) {
 	t.Helper()
 	req := goldap.NewModifyRequest(dn, nil)
@@ -227,7 +212,7 @@ func TestActiveDirectoryDownLevelName(t *testing.T) {
 			c := cfg
 			c.NetBIOSDomain = tc.netbios
 			rec := &directorytest.Recorder{}
-			d := newLDAP(t, c, rec)
+			d := newDir(t, c, rec)
 			for _, login := range []string{domain + `\bob`, strings.ToLower(domain) + `\bob`, "bob@" + realm, "bob@" + strings.ToLower(realm), "bob"} {
 				u, err := d.Authenticate(t.Context(), login, pw)
 				if err != nil {
@@ -298,7 +283,7 @@ func TestActiveDirectoryLookupIDAfterRename(t *testing.T) {
 	userDN := "CN=renamed " + id + "," + ou
 	adAddUser(t, conn, userDN, oldName, env["AD_USER_PW"])
 
-	d := newLDAP(t, cfg, nil)
+	d := newDir(t, cfg, nil)
 	before, err := d.Lookup(t.Context(), oldName)
 	if err != nil {
 		t.Fatalf("Lookup(%s): %v", oldName, err)
@@ -342,7 +327,7 @@ func TestActiveDirectoryGroupNamesPastNesting(t *testing.T) {
 		c := cfg
 		c.GroupCacheTTL = ttl
 		c.SetDefaults()
-		d := newLDAP(t, c, nil)
+		d := newDir(t, c, nil)
 		for range 2 {
 			u, err := d.Lookup(t.Context(), "bob")
 			if err != nil {
@@ -366,7 +351,7 @@ func TestActiveDirectoryGroupNamesPastNesting(t *testing.T) {
 func TestDownLevelNameNotAD(t *testing.T) {
 	cfg, env := openLDAPConfig(t)
 	cfg.Type = ldap.TypeActiveDirectory
-	d := newLDAP(t, cfg, nil)
+	d := newDir(t, cfg, nil)
 	if _, err := d.Authenticate(t.Context(), `EXAMPLE\bob`, env["LDAP_USER_PW"]); !errors.Is(err, identity.ErrInvalidCredentials) {
 		t.Errorf(`EXAMPLE\bob: %v, want ErrInvalidCredentials`, err)
 	}

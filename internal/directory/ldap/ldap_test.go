@@ -76,7 +76,9 @@ func adConfig(t testing.TB) (ldap.Config, map[string]string) {
 	return cfg, env
 }
 
-func newDir(t *testing.T, cfg ldap.Config, rec *directorytest.Recorder) directory.Directory {
+// newDir opens cfg for the test (closed when it ends), observed by rec
+// when set.
+func newDir(t *testing.T, cfg ldap.Config, rec *directorytest.Recorder) *ldap.Directory {
 	t.Helper()
 	var opts []ldap.Option
 	if rec != nil {
