@@ -126,9 +126,10 @@ type ExchangeDeps struct {
 	Subjects  subjecter
 	Signer    jwtSigner
 	Directory userLookup
-	// Users, when set, replaces Directory: the fresh look-up that also
-	// revokes all access of a user the directory no longer lets in
-	// (InstallTokenExchange fills it from the provider's Users).
+	// Users is the fresh look-up that also revokes all access of a user
+	// the directory no longer lets in (InstallTokenExchange fills it from
+	// the provider's). Without it, Directory is looked up and nothing is
+	// revoked.
 	Users  UserChecker
 	Rules  *rolemap.Holder
 	SAML   samlSTS
@@ -172,9 +173,12 @@ type Exchanger struct {
 
 // NewExchanger checks deps and fills in defaults.
 func NewExchanger(cfg ExchangeConfig, deps ExchangeDeps) (*Exchanger, error) {
+	if deps.Users == nil && deps.Directory != nil {
+		deps.Users = directoryChecker{deps.Directory}
+	}
 	switch {
 	case deps.Access == nil, deps.Subjects == nil, deps.Signer == nil, deps.Directory == nil && deps.Users == nil, deps.Rules == nil:
-		return nil, errors.New("oidcop: exchange: Access, Subjects, Signer, Directory and Rules are required")
+		return nil, errors.New("oidcop: exchange: Access, Subjects, Signer, Users (or Directory) and Rules are required")
 	case cfg.Issuer == "":
 		return nil, errors.New("oidcop: exchange: Issuer is required")
 	case cfg.WebIdentityLifetime < 0 || cfg.WebIdentityLifetime > maxWebIdentityLife:
@@ -344,19 +348,10 @@ func (x *Exchanger) issue(ctx context.Context, req exchangeRequest, ev *audit.Ev
 			desc: "the subject_token was issued to another client",
 			err:  fmt.Errorf("client %q, token's client %q", req.clientID, sub.ClientID)}
 	}
-	var user identity.User
-	if x.deps.Users != nil {
-		user, err = x.deps.Users.Check(ctx, identity.User{ID: sub.UserID, Username: sub.Username},
-			access.Request{Via: "token_exchange", RequestID: ev.RequestID, ClientIP: ev.ClientIP})
-	} else {
-		user, err = x.deps.Directory.Lookup(ctx, sub.Username)
-	}
+	user, err := x.deps.Users.Check(ctx, identity.User{ID: sub.UserID, Username: sub.Username},
+		access.Request{Via: "token_exchange", RequestID: ev.RequestID, ClientIP: ev.ClientIP})
 	switch {
-	case err == nil && sub.UserID != "" && user.ID != sub.UserID:
-		return nil, &exchangeError{status: http.StatusBadRequest, code: "invalid_grant", auditResult: "user_changed",
-			desc: "the user of the subject_token no longer exists; sign in again",
-			err:  fmt.Errorf("directory entry %q has ID %q, the token's user had %q", sub.Username, user.ID, sub.UserID)}
-	case errors.Is(err, identity.ErrUserNotFound) || identity.IsRejection(err):
+	case identity.IsGone(err):
 		return nil, &exchangeError{status: http.StatusBadRequest, code: "invalid_grant", auditResult: "user_rejected",
 			desc: "the user of the subject_token can no longer be signed in; sign in again", err: err}
 	case err != nil:

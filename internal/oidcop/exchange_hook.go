@@ -47,9 +47,7 @@ func (p *Provider) InstallTokenExchange(cfg ExchangeConfig, deps ExchangeDeps) (
 	if deps.Users == nil && p.users != nil {
 		deps.Users = p.users
 	}
-	if deps.Directory == nil && p.dir != nil {
-		deps.Directory = p.dir
-	}
+
 	if deps.Rules == nil {
 		deps.Rules = p.rules
 	}

@@ -94,14 +94,29 @@ type UserChecker interface {
 	Check(ctx context.Context, u identity.User, req access.Request) (identity.User, error)
 }
 
+// directoryChecker is a UserChecker that only looks the user up by name
+// (the same entry ID required) and revokes nothing: for a provider given a
+// Directory and no Users.
+type directoryChecker struct{ dir Directory }
+
+func (d directoryChecker) Check(ctx context.Context, u identity.User, _ access.Request) (identity.User, error) {
+	fresh, err := d.dir.Lookup(ctx, u.Username)
+	if err == nil && u.ID != "" && fresh.ID != u.ID {
+		return identity.User{}, fmt.Errorf("oidcop: %q names another directory entry now: %w", u.Username, identity.ErrUserNotFound)
+	}
+	return fresh, err
+}
+
 // Deps are the provider's collaborators.
 type Deps struct {
-	// Users, when set, is the fresh look-up of every refresh, token
-	// exchange and device approval (Directory is then unused there).
+	// Users is the fresh look-up of every refresh and token exchange
+	// (access.Access, which also revokes all access of a user found gone).
+	// Nil: Directory is looked up instead and nothing but the refreshed
+	// grant is revoked.
 	Users     UserChecker
 	Keys      KeyRing         // required
 	Store     *store.Store    // required
-	Directory Directory       // nil: refresh keeps the sign-in snapshot of the user
+	Directory Directory       // used when Users is nil; both nil: refresh keeps the sign-in snapshot of the user
 	Rules     *rolemap.Holder // nil: no tags, no roles
 	Audit     audit.Logger    // nil: discard
 	Logger    *slog.Logger    // nil: discard
@@ -124,7 +139,6 @@ type Provider struct {
 	st      *store.OIDC
 	ping    func(context.Context) error
 	keys    KeyRing
-	dir     Directory
 	users   UserChecker
 	rules   *rolemap.Holder
 	audit   audit.Logger
@@ -181,9 +195,12 @@ func New(cfg Config, deps Deps) (*Provider, error) {
 	if cur := deps.Keys.Current(); cur.Key == nil {
 		return nil, errors.New("oidcop: the key ring has no current key")
 	}
+	if deps.Users == nil && deps.Directory != nil {
+		deps.Users = directoryChecker{deps.Directory}
+	}
 	p := &Provider{
 		cfg: cfg, issuer: cfg.Issuer, st: store.NewOIDC(deps.Store), ping: deps.Store.Ping,
-		keys: deps.Keys, dir: deps.Directory, users: deps.Users, rules: deps.Rules, audit: deps.Audit, log: deps.Logger,
+		keys: deps.Keys, users: deps.Users, rules: deps.Rules, audit: deps.Audit, log: deps.Logger,
 		now: deps.Clock, rand: deps.Rand, subKey: append([]byte(nil), deps.SubjectKey...),
 		clients: map[string]*client{},
 	}

@@ -421,23 +421,9 @@ func (s *storage) TokenRequestByRefreshToken(ctx context.Context, token string) 
 				return nil, oidc.ErrServerError().WithParent(err)
 			}
 		case identity.IsGone(err):
-			// Check revoked every grant of the user, this one included.
-			p.record(ctx, audit.Event{Actor: u.Username, Action: "oidc.refresh", Object: g.ClientID, Result: "user_gone",
-				Detail: map[string]string{"grant": g.ID}})
-			return nil, bad
-		default:
-			return nil, outage(ctx, err)
-		}
-	} else if p.dir != nil {
-		fresh, err := p.dir.Lookup(ctx, u.Username)
-		switch {
-		case err == nil && fresh.ID == u.ID:
-			u = fresh
-			if userJS, err = json.Marshal(u); err != nil {
-				return nil, oidc.ErrServerError().WithParent(err)
-			}
-		case err == nil, errors.Is(err, identity.ErrUserNotFound), identity.IsRejection(err):
-			// Gone, renamed to someone else, or refused: the grant ends.
+			// Gone, renamed to someone else, or refused: the grant ends
+			// (access.Access has revoked every grant of the user already;
+			// this covers a provider without it).
 			_, _ = p.st.RevokeGrant(ctx, g.ID)
 			p.record(ctx, audit.Event{Actor: u.Username, Action: "oidc.refresh", Object: g.ClientID, Result: "user_gone",
 				Detail: map[string]string{"grant": g.ID}})
