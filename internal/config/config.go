@@ -24,6 +24,7 @@ import (
 	"github.com/wardenidp/warden/internal/admin"
 	"github.com/wardenidp/warden/internal/directory/ldap"
 	"github.com/wardenidp/warden/internal/keys"
+	"github.com/wardenidp/warden/internal/mfa"
 	"github.com/wardenidp/warden/internal/oidcop"
 	"github.com/wardenidp/warden/internal/samlidp"
 	"github.com/wardenidp/warden/internal/store"
@@ -42,6 +43,7 @@ type Config struct {
 	Keys        keys.Config         `yaml:"keys"`
 	SAML        samlidp.Config      `yaml:"saml"`
 	OIDC        oidcop.Config       `yaml:"oidc"`
+	MFA         mfa.Config          `yaml:"mfa"`
 	Log         LogConfig           `yaml:"log"`
 	// DataDir is where wardend keeps what it generates (signing keys and
 	// certificates).
@@ -107,6 +109,7 @@ func applyDefaults(c *Config) {
 	c.Keys.SetDefaults()
 	c.SAML.SetDefaults()
 	c.OIDC.SetDefaults()
+	c.MFA.SetDefaults()
 	c.Log.setDefaults()
 	if c.DataDir == "" {
 		c.DataDir = DefaultDataDir
@@ -145,6 +148,9 @@ func Dev(listen string) Config {
 	c.Keys.SetDefaults()
 	c.SAML.SetDefaults()
 	c.OIDC.SetDefaults()
+	// MFA for the admins (alice, whose TOTP factor dev mode seeds)
+	c.MFA.Required, c.MFA.Groups = mfa.RequiredGroups, []string{"admins"}
+	c.MFA.SetDefaults()
 	c.Log = LogConfig{Level: DefaultLogLevel, Format: "text"}
 	c.DataDir = DefaultDevDataDir
 	return c

@@ -215,6 +215,12 @@ type Grant struct {
 	Group    string `json:"group"`
 	// Rules lists the IDs of every rule that gave this role, sorted.
 	Rules []string `json:"rules"`
+	// RequireMFA: a hand-off of this role needs a sign-in with a second
+	// factor; MFAMethods, when not empty, names the only second factors
+	// that count (identity.Method*). The strictest of the rules that gave
+	// the role wins.
+	RequireMFA bool     `json:"require_mfa,omitempty"`
+	MFAMethods []string `json:"mfa_methods,omitempty"`
 }
 
 // Rule kinds in Grant.RuleKind.

@@ -39,7 +39,20 @@ type Session struct {
 	// sign-in, or the latest re-check); zero in sessions written before
 	// re-checks existed, which count from CreatedAt.
 	CheckedAt time.Time `json:"checked_at,omitzero"`
+	// Authn is how the user signed in (zero in sessions written before it
+	// existed: a password alone).
+	Authn identity.Authn `json:"authn,omitzero"`
+	// Pending is set while the sign-in is not finished: PendingFactor (the
+	// second factor is due) or PendingEnroll (a factor must be set up
+	// first). Such a session reaches only the pages that finish it.
+	Pending string `json:"pending,omitempty"`
 }
+
+// Values of Session.Pending.
+const (
+	PendingFactor = "factor"
+	PendingEnroll = "enroll"
+)
 
 // Checked returns when the session's user was last looked up.
 func (s Session) Checked() time.Time {
@@ -53,6 +66,12 @@ func (s Session) Checked() time.Time {
 type SessionMeta struct {
 	ClientIP  string
 	UserAgent string
+	Authn     identity.Authn
+	Pending   string
+	// NotAfter, when set and earlier than the configured absolute
+	// lifetime allows, is the session's absolute end: a session that
+	// replaces another (after a second factor) ends when the first would.
+	NotAfter time.Time
 }
 
 const (
@@ -267,6 +286,11 @@ func (s *Sessions) Create(ctx context.Context, user identity.User, meta SessionM
 		CheckedAt: now,
 		ClientIP:  meta.ClientIP,
 		UserAgent: truncate(meta.UserAgent, maxUserAgent),
+		Authn:     meta.Authn,
+		Pending:   meta.Pending,
+	}
+	if !meta.NotAfter.IsZero() && meta.NotAfter.Before(sess.ExpiresAt) {
+		sess.ExpiresAt = meta.NotAfter
 	}
 	val, err := json.Marshal(sess)
 	if err != nil {
@@ -292,7 +316,8 @@ func (s *Sessions) Create(ctx context.Context, user identity.User, meta SessionM
 	sadd := pipe.SAdd(ctx, s.userKey(user.ID), hexKey)
 	pexp := pipe.PExpire(ctx, s.userKey(user.ID), s.cfg.AbsoluteLifetime)
 	name := pipe.Set(ctx, s.nameKey(user.Username), user.ID, UserNameTTL)
-	set := pipe.SetArgs(ctx, s.sessionKey(hexKey), val, redis.SetArgs{Mode: "NX", TTL: min(s.cfg.IdleTimeout, s.cfg.AbsoluteLifetime)})
+	set := pipe.SetArgs(ctx, s.sessionKey(hexKey), val, redis.SetArgs{Mode: "NX",
+		TTL: max(min(s.cfg.IdleTimeout, sess.ExpiresAt.Sub(now)), time.Second)})
 	zadd := pipe.ZAdd(ctx, s.indexKey(hexKey), redis.Z{Score: float64(sess.ExpiresAt.UnixMilli()), Member: hexKey})
 	_, _ = pipe.Exec(ctx)
 	if nerr := name.Err(); nerr != nil {

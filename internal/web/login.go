@@ -114,6 +114,10 @@ func (s *Server) handleLogin(c *gin.Context) {
 		return
 	}
 	s.setSessionCookie(c, token, sess.ExpiresAt)
+	if sess.Pending != "" {
+		c.Redirect(http.StatusSeeOther, factorURL(in.Next, nil, false))
+		return
+	}
 	c.Redirect(http.StatusSeeOther, in.Next)
 }
 
@@ -180,7 +184,17 @@ func (s *Server) decide(ctx context.Context, in loginInput) (string, store.Sessi
 			s.log.LogAttrs(ctx, slog.LevelWarn, "delete previous session", slog.String("err", derr.Error()))
 		}
 	}
-	token, sess, err := s.sessions.Create(ctx, user, store.SessionMeta{ClientIP: in.ClientIP, UserAgent: in.UserAgent})
+	meta := store.SessionMeta{ClientIP: in.ClientIP, UserAgent: in.UserAgent, Authn: identity.PasswordOnly(s.clock.Now())}
+	if s.factor != nil {
+		pending, err := s.factor.AfterPassword(ctx, user)
+		if err != nil {
+			return "", store.Session{}, fmt.Errorf("login: second factor: %w: %w", errSessionStore, err)
+		}
+		if pending != "" {
+			meta.Pending, meta.NotAfter = pending, s.clock.Now().Add(pendingTTL)
+		}
+	}
+	token, sess, err := s.sessions.Create(ctx, user, meta)
 	if err != nil {
 		return "", store.Session{}, fmt.Errorf("login: create session: %w: %w", errSessionStore, err)
 	}

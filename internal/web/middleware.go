@@ -31,6 +31,10 @@ type reqState struct {
 	session *store.Session
 	token   string
 	api     bool // a Mount's API route: errors are JSON
+	// partial: the route accepts a session whose sign-in waits for its
+	// second factor (Route.Partial); pending: such a session was found on
+	// a route that does not.
+	partial, pending bool
 }
 
 const stateKey = "warden.req"

@@ -54,6 +54,11 @@ type Route struct {
 	// whatever the recheck interval. A user who is gone has no session
 	// (and no access left); a directory outage is a 503.
 	Fresh bool
+	// Partial marks the routes that finish a sign-in (the second-factor
+	// and enrolment pages): they see a session whose second factor is
+	// still due (store.Session.Pending), which every other route treats
+	// as no session.
+	Partial bool
 }
 
 // Mount is a sub-application: its routes are added to the server's table.
@@ -102,9 +107,9 @@ func (s *Server) mountRoutes() []mountedRoute {
 			if r.Fresh {
 				load = s.loadFreshSession(r.Path)
 			}
-			hs := []gin.HandlerFunc{markAPI(r.API), load, s.mountCSRF(r.API), r.Handler}
+			hs := []gin.HandlerFunc{markRoute(r), load, s.mountCSRF(r.API), r.Handler}
 			if r.CrossSite {
-				hs = []gin.HandlerFunc{markAPI(r.API), load, r.Handler}
+				hs = []gin.HandlerFunc{markRoute(r), load, r.Handler}
 			}
 			out = append(out, mountedRoute{method: r.Method, path: r.Path, maxBody: r.MaxBody, handlers: hs})
 		}
@@ -112,10 +117,12 @@ func (s *Server) mountRoutes() []mountedRoute {
 	return out
 }
 
-// markAPI records whether the route is an API route (errors as JSON).
-func markAPI(api bool) gin.HandlerFunc {
+// markRoute records whether the route is an API route (errors as JSON)
+// and whether it accepts a pending session.
+func markRoute(r Route) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		state(c).api = api
+		st := state(c)
+		st.api, st.partial = r.API, r.Partial
 		c.Next()
 	}
 }
@@ -142,7 +149,8 @@ func (s *Server) storeSession(c *gin.Context, sess store.Session, token string, 
 	case err == nil:
 		st := state(c)
 		st.session, st.token = &sess, token
-	case errors.Is(err, errNoSession), errors.Is(err, store.ErrNotFound):
+	case errors.Is(err, errNoSession), errors.Is(err, store.ErrNotFound), errors.Is(err, errPending):
+		state(c).pending = errors.Is(err, errPending)
 		if ck, cerr := c.Request.Cookie(s.sessionCookieName()); cerr == nil {
 			state(c).token = ck.Value // the binding of a CSRF token made before it ended
 		}
@@ -234,6 +242,11 @@ func ClientIP(c *gin.Context) string { return state(c).clientIP }
 // RedirectToLogin sends the browser to the sign-in page, which returns to
 // the current URL afterwards (303), and aborts the handler chain.
 func RedirectToLogin(c *gin.Context) {
+	if state(c).pending { // signed in, but the second factor is still due
+		c.Redirect(http.StatusSeeOther, factorURL(c.Request.URL.RequestURI(), nil, false))
+		c.Abort()
+		return
+	}
 	c.Redirect(http.StatusSeeOther, loginURL(c.Request.URL.RequestURI()))
 	c.Abort()
 }

@@ -119,6 +119,10 @@ type Deps struct {
 	// RecheckInterval (default 60 s). Nil: the sign-in's look-up is kept.
 	Users           UserChecker
 	RecheckInterval time.Duration
+	// SecondFactor, when set, is the MFA policy: a sign-in whose user must
+	// give a second factor (or set one up) gets a pending session and goes
+	// to FactorPath, served by the MFA Mount. Nil: passwords alone.
+	SecondFactor SecondFactor
 }
 
 // Server is the HTTP front of wardend.
@@ -149,6 +153,7 @@ type Server struct {
 	mounts       []Mount
 	portal       Portal
 	users        UserChecker
+	factor       SecondFactor
 	recheckEvery time.Duration
 	limits       map[string]int64 // method+" "+route path -> body limit, where not maxBody
 }
@@ -194,6 +199,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		portal:   deps.Portal,
 
 		users:        deps.Users,
+		factor:       deps.SecondFactor,
 		recheckEvery: deps.RecheckInterval,
 	}
 	if s.recheckEvery <= 0 {

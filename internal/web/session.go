@@ -71,12 +71,20 @@ func (s *Server) storedSession(c *gin.Context) (store.Session, string, error) {
 	if errors.Is(err, store.ErrNotFound) {
 		s.clearSessionCookie(c)
 	}
+	if err == nil && sess.Pending != "" && !state(c).partial {
+		return store.Session{}, ck.Value, errPending
+	}
 	return sess, ck.Value, err
 }
 
 // sessionFailure answers a failed currentSession: to the sign-in page when
 // there is no session, 503 when the store failed.
 func (s *Server) sessionFailure(c *gin.Context, err error) {
+	if errors.Is(err, errPending) {
+		c.Redirect(http.StatusSeeOther, factorURL(c.Request.URL.RequestURI(), nil, false))
+		c.Abort()
+		return
+	}
 	if errors.Is(err, errNoSession) || errors.Is(err, store.ErrNotFound) {
 		c.Redirect(http.StatusSeeOther, loginURL(c.Request.URL.RequestURI()))
 		c.Abort()
@@ -126,6 +134,14 @@ func (s *Server) handleLogoutConfirm(c *gin.Context) {
 	switch {
 	case errors.Is(err, errNoSession), errors.Is(err, store.ErrNotFound):
 		s.render(c, http.StatusOK, "logout.html", view{})
+		return
+	case errors.Is(err, errPending): // a sign-in waiting for its second factor can be abandoned
+		csrf, cerr := s.ensureCSRF(c, token)
+		if cerr != nil {
+			s.fail(c, http.StatusInternalServerError, cerr)
+			return
+		}
+		s.render(c, http.StatusOK, "logout.html", view{CSRF: csrf, Pending: true})
 		return
 	case err != nil:
 		s.storeUnavailable(c, err)

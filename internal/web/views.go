@@ -34,6 +34,8 @@ type view struct {
 	Username string
 	Error    string
 	Notice   string
+	// logout: a sign-in that waits for its second factor
+	Pending bool
 
 	// error and account-state pages
 	Heading   string
