@@ -21,12 +21,16 @@ import (
 
 const awsUsage = `usage:
   wardend aws setup -config FILE [-rules FILE] [-format text|json] [-issuer URL] [-sts-audience AUD]
-  wardend aws setup -rules FILE -public-url URL [-saml-partition P] [-saml-region R] [-format text|json] [-issuer URL] [-sts-audience AUD]
+  wardend aws setup -rules FILE -public-url URL [-saml-partition P] [-saml-region R] [-mfa-session-tag TAG] [-format text|json] [-issuer URL] [-sts-audience AUD]
 
 Prints, for every account and role of the mapping rules, the IAM commands
 that create Warden's SAML provider and OIDC provider and each role's trust
 policy for both paths (SAML: SAML:aud; web identity: <issuer>:aud and the
 aws:RequestTag/WardenRole and WardenAccount conditions, sts:TagSession).
+A role whose rules require MFA also gets, on both paths, the condition
+aws:RequestTag/<mfa.session_tag> (default WardenAuth) in the methods it
+accepts; with mfa.session_tag "-" no tag is sent and the output warns
+that AWS cannot enforce the requirement.
 The rules are the stored ones (Redis, from -config) unless -rules names a
 YAML rule file. See docs/aws-setup.md.
 `
@@ -47,6 +51,7 @@ func awsCmd(args []string, stdout, stderr io.Writer) int {
 	region := fs.String("saml-region", "", "saml.aws.region (without -config)")
 	issuer := fs.String("issuer", "", "the OIDC issuer (default: the public URL)")
 	audience := fs.String("sts-audience", "", "the STS audience of web-identity tokens (default "+awsfed.DefaultSTSAudience+")")
+	mfaTag := fs.String("mfa-session-tag", "", "mfa.session_tag (without -config; default "+awsfed.DefaultMFASessionTag+", - for none)")
 	if err := fs.Parse(args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -67,6 +72,15 @@ func awsCmd(args []string, stdout, stderr io.Writer) int {
 	case *cfgPath == "" && *publicURL == "":
 		fmt.Fprintln(stderr, "wardend aws setup: -rules without -config needs -public-url URL")
 		return 2
+	case *cfgPath != "" && *mfaTag != "":
+		fmt.Fprintln(stderr, "wardend aws setup: -mfa-session-tag is for use without -config (the config's mfa.session_tag applies)")
+		return 2
+	}
+	if *mfaTag != "" && *mfaTag != "-" {
+		if err := awsfed.ValidTagKey(*mfaTag); err != nil {
+			fmt.Fprintf(stderr, "wardend aws setup: -mfa-session-tag: %v\n", err)
+			return 2
+		}
 	}
 
 	var (
@@ -90,7 +104,7 @@ func awsCmd(args []string, stdout, stderr io.Writer) int {
 	} else {
 		base := strings.TrimRight(*publicURL, "/")
 		opts = awsfed.SetupOptions{MetadataURL: base + "/saml/metadata", SAML: true, SAMLPartition: *partition,
-			SAMLRegion: *region, Issuer: base}
+			SAMLRegion: *region, Issuer: base, MFASessionTag: *mfaTag}
 	}
 	if *rulesPath != "" {
 		if rs, err = fileRules(*rulesPath); err != nil {
@@ -124,8 +138,9 @@ func awsCmd(args []string, stdout, stderr io.Writer) int {
 }
 
 // setupOptions describes the Warden of c: metadata at public_url +
-// /saml/metadata, the SAML preset's partition and region, and the OIDC
-// issuer (the OP's default: public_url without a trailing slash).
+// /saml/metadata, the SAML preset's partition and region, the OIDC issuer
+// (the OP's default: public_url without a trailing slash), and the MFA
+// session tag and methods.
 func setupOptions(c *config.Config) awsfed.SetupOptions {
 	base := strings.TrimRight(c.Server.PublicURL, "/")
 	return awsfed.SetupOptions{
@@ -134,6 +149,8 @@ func setupOptions(c *config.Config) awsfed.SetupOptions {
 		SAMLPartition: c.SAML.AWS.Partition,
 		SAMLRegion:    c.SAML.AWS.Region,
 		Issuer:        base,
+		MFASessionTag: c.MFA.SessionTag,
+		MFAMethods:    c.MFA.Methods,
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -90,6 +91,95 @@ func TestAWSSetupFromFile(t *testing.T) {
 	}
 }
 
+const awsMFARules = `accounts:
+  - id: "111122223333"
+    name: prod
+    saml_provider: Warden
+grants:
+  - id: admins
+    group: admins
+    roles:
+      - arn: arn:aws:iam::111122223333:role/Admin
+        require_mfa: true
+      - arn: arn:aws:iam::111122223333:role/Keys
+        mfa_methods: [webauthn]
+      - arn: arn:aws:iam::111122223333:role/ReadOnly
+`
+
+// mfaConditions runs aws setup -format json and returns, per role name,
+// the value of condKey in each statement's StringEquals (nil: absent),
+// decoded from the JSON as any.
+func mfaConditions(t *testing.T, condKey string, args ...string) (map[string][]any, awsfed.Setup) {
+	t.Helper()
+	code, out := runCmd(t, append([]string{"aws", "setup", "-format", "json"}, args...)...)
+	if code != 0 {
+		t.Fatalf("%d %s", code, out)
+	}
+	var s awsfed.Setup
+	if err := json.Unmarshal([]byte(out), &s); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	got := map[string][]any{}
+	for _, r := range s.Accounts[0].Roles {
+		var doc struct {
+			Statement []struct {
+				Condition map[string]map[string]any
+			}
+		}
+		if err := json.Unmarshal([]byte(r.TrustPolicy.JSON()), &doc); err != nil {
+			t.Fatal(err)
+		}
+		if len(doc.Statement) != 2 {
+			t.Fatalf("%s: %d statements", r.Name, len(doc.Statement))
+		}
+		for _, st := range doc.Statement {
+			got[r.Name] = append(got[r.Name], st.Condition["StringEquals"][condKey])
+		}
+	}
+	return got, s
+}
+
+// TestAWSSetupMFA: roles that require MFA get aws:RequestTag/<tag> with
+// their methods on both paths; the tag and the methods come from the
+// config's mfa block, or the defaults; "-" gives a warning instead.
+func TestAWSSetupMFA(t *testing.T) {
+	rules := writeTemp(t, "rules.yaml", awsMFARules)
+	all := []any{"webauthn", "totp", "recovery"}
+	got, _ := mfaConditions(t, "aws:RequestTag/WardenAuth", "-rules", rules, "-public-url", "https://sso.example.com")
+	want := map[string][]any{"Admin": {all, all}, "Keys": {[]any{"webauthn"}, []any{"webauthn"}}, "ReadOnly": {nil, nil}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("defaults: %v, want %v", got, want)
+	}
+	cfg := writeTemp(t, "wardend.yaml", `server:
+  public_url: https://sso.example.com
+redis:
+  addrs: ["127.0.0.1:1"]
+saml:
+  aws:
+    partition: aws
+mfa:
+  session_tag: AuthMethod
+  methods: [totp, webauthn]
+`)
+	got, _ = mfaConditions(t, "aws:RequestTag/AuthMethod", "-config", cfg, "-rules", rules)
+	want = map[string][]any{"Admin": {[]any{"totp", "webauthn"}, []any{"totp", "webauthn"}}, "Keys": {[]any{"webauthn"}, []any{"webauthn"}}, "ReadOnly": {nil, nil}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("from the config: %v, want %v", got, want)
+	}
+	// No tag: no condition, and a warning for each MFA role.
+	got, s := mfaConditions(t, "aws:RequestTag/WardenAuth", "-rules", rules, "-public-url", "https://sso.example.com", "-mfa-session-tag", "-")
+	if want := (map[string][]any{"Admin": {nil, nil}, "Keys": {nil, nil}, "ReadOnly": {nil, nil}}); !reflect.DeepEqual(got, want) {
+		t.Errorf("no tag: %v", got)
+	}
+	if notes := strings.Join(s.Accounts[0].Notes, "\n"); strings.Count(notes, "AWS cannot enforce the role's MFA requirement") != 2 {
+		t.Errorf("notes: %s", notes)
+	}
+	code, out := runCmd(t, "aws", "setup", "-rules", rules, "-public-url", "https://sso.example.com", "-mfa-session-tag", "-")
+	if code != 0 || !strings.Contains(out, "# NOTE: role arn:aws:iam::111122223333:role/Admin requires MFA, but mfa.session_tag is \"-\"") {
+		t.Errorf("text output: %d %s", code, out)
+	}
+}
+
 func TestAWSSetupArguments(t *testing.T) {
 	rules := writeTemp(t, "rules.yaml", awsTestRules)
 	bad := writeTemp(t, "bad.yaml", "accounts:\n  - id: 12\n    nmae: x\n")
@@ -109,6 +199,8 @@ func TestAWSSetupArguments(t *testing.T) {
 		{[]string{"aws", "setup", "-rules", filepath.Join(t.TempDir(), "none.yaml"), "-public-url", "https://x"}, 1, "none.yaml"},
 		{[]string{"aws", "setup", "-rules", rules, "-public-url", "https://x", "-saml-region", "moon"}, 1, "region"},
 		{[]string{"aws", "setup", "-rules", rules, "-public-url", "http://127.0.0.1:8080"}, 0, "NOTE: AWS will refuse this issuer"},
+		{[]string{"aws", "setup", "-rules", rules, "-public-url", "https://x", "-mfa-session-tag", "aws:x"}, 2, "-mfa-session-tag: invalid session tag"},
+		{[]string{"aws", "setup", "-config", rules, "-mfa-session-tag", "X"}, 2, "-mfa-session-tag is for use without -config"},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			code, out := runCmd(t, tc.args...)

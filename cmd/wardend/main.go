@@ -127,6 +127,7 @@ flags:
 		Keys:        cfg.Keys,
 		SAML:        cfg.SAML,
 		OIDC:        cfg.OIDC,
+		MFA:         cfg.MFA,
 		DataDir:     cfg.DataDir,
 		Logger:      logger,
 		Banner:      stdout,

@@ -33,7 +33,10 @@
 #
 # Knobs: TESTENV_DIR, DIR, INST, REALM, DOMAIN, ADMIN_PW, USER_PW,
 #   STRONG_AUTH ("ldap server require strong auth", default yes: simple binds
-#   only over TLS), LOG_LEVEL (1), START_TIMEOUT (30 s), FRESH=1.
+#   only over TLS), OLD_PASSWORD_PERIOD ("old password allowed period" in
+#   minutes, default 0: Samba's own default, 60, lets the old password of a
+#   changed one bind for another hour), LOG_LEVEL (1), START_TIMEOUT (30 s),
+#   FRESH=1.
 set -euo pipefail
 LOG_TAG=samba-ad
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -50,6 +53,7 @@ STRONG_AUTH=${STRONG_AUTH:-yes}
 SERVICES="ldap cldap kdc"
 LOCKED_THRESHOLD=3
 LOG_LEVEL=${LOG_LEVEL:-1}
+OLD_PASSWORD_PERIOD=${OLD_PASSWORD_PERIOD:-0}
 START_TIMEOUT=${START_TIMEOUT:-30}
 realm_lc=${REALM,,}
 BASE_DN=$(echo "$realm_lc" | sed 's/^/DC=/; s/\./,DC=/g')
@@ -95,6 +99,10 @@ write_conf() { # our own smb.conf (provision's is replaced; the DB files carry n
 	tls certfile = $INST/tls/cert.pem
 	tls cafile = $INST/tls/cert.pem
 	ldb:nosync = true
+	# a changed password stops working at once (default: 60 more minutes
+	# for NTLM, and Samba's LDAP simple binds count as NTLM), so that tests
+	# of password changes can check the old one fails
+	old password allowed period = $OLD_PASSWORD_PERIOD
 CONF
 }
 
@@ -274,6 +282,7 @@ do_start() {
     "AD_ADMIN_PW=$ADMIN_PW" \
     "AD_KRB5_CONF=$INST/private/krb5.conf" \
     "AD_STRONG_AUTH=$STRONG_AUTH" \
+    "AD_OLD_PASSWORD_PERIOD=$OLD_PASSWORD_PERIOD" \
     "AD_PID=$(tr -d ' \n' <"$INST/run/samba.pid")"
   log "ready on $ADDR:389/636 in ${tstart}s, total $(since "$t0")s, pid $(tr -d ' \n' <"$INST/run/samba.pid")"
 }

@@ -2,10 +2,8 @@ package admin
 
 import (
 	"net/http"
-	"strings"
 
 	"github.com/gin-gonic/gin"
-	"github.com/go-ldap/ldap/v3"
 
 	"github.com/wardenidp/warden/internal/identity"
 	"github.com/wardenidp/warden/internal/web"
@@ -13,51 +11,14 @@ import (
 
 // groupMatcher decides admin membership from the groups in the session's
 // identity.User (nested groups included: the directory resolved them at
-// sign-in). A configured group with '=' is a DN, compared by RFC 4517
-// distinguishedNameMatch (case-insensitive attribute types and values,
-// spacing normalized); otherwise it is a CN, compared case-insensitively
-// with the group's Name.
-type groupMatcher struct {
-	cns []string
-	dns []*ldap.DN
-}
+// sign-in), by name or by DN (identity.GroupMatcher).
+type groupMatcher struct{ identity.GroupMatcher }
 
 func newGroupMatcher(groups []string) groupMatcher {
-	var m groupMatcher
-	for _, g := range groups {
-		if strings.Contains(g, "=") {
-			if dn, err := ldap.ParseDN(g); err == nil { // Validate refused bad ones
-				m.dns = append(m.dns, dn)
-			}
-			continue
-		}
-		m.cns = append(m.cns, g)
-	}
-	return m
+	return groupMatcher{identity.NewGroupMatcher(groups)}
 }
 
-func (m groupMatcher) isAdmin(u identity.User) bool {
-	for _, g := range u.Groups {
-		for _, cn := range m.cns {
-			if strings.EqualFold(cn, g.Name) {
-				return true
-			}
-		}
-		if len(m.dns) == 0 || g.DN == "" {
-			continue
-		}
-		dn, err := ldap.ParseDN(g.DN)
-		if err != nil {
-			continue
-		}
-		for _, want := range m.dns {
-			if want.EqualFold(dn) {
-				return true
-			}
-		}
-	}
-	return false
-}
+func (m groupMatcher) isAdmin(u identity.User) bool { return m.Match(u) }
 
 // Nav implements web.Navigator: admins get an "Admin" link in the header.
 func (a *Admin) Nav(u identity.User) []web.NavLink {

@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"fmt"
 	"net/http"
+	"slices"
 	"sort"
+	"strings"
 	"sync/atomic"
 
 	"github.com/gin-gonic/gin"
 
 	"github.com/wardenidp/warden/internal/awsfed"
+	"github.com/wardenidp/warden/internal/identity"
 	"github.com/wardenidp/warden/internal/rolemap"
 	"github.com/wardenidp/warden/internal/web"
 )
@@ -17,11 +20,27 @@ import (
 // AWSSetupAccounts turns a rule set into the input of awsfed.BuildSetup:
 // every catalogued account with the roles that grant rules name (sorted,
 // each once, with the largest max_session_seconds given to it). Roles of
-// pattern rules cannot be listed: each pattern rule gives a note instead.
-// `wardend aws setup` uses it too.
-func AWSSetupAccounts(rs rolemap.RuleSet) ([]awsfed.SetupAccount, []string) {
+// pattern rules cannot be listed: each pattern rule gives a note instead,
+// with the MFA condition of o when the rule requires MFA.
+//
+// A role's trust policy must let in everyone whom some rule gives it, so
+// it requires MFA only when every grant rule naming it does, and accepts
+// the methods any of them accepts (any, when one names none). When the
+// rules disagree a note says that only Warden enforces the requirement. (A
+// user's grant is the strictest of the rules that apply to that user; see
+// rolemap.Grant.)
+// `wardend aws setup` uses it through AWSSetup.
+func AWSSetupAccounts(rs rolemap.RuleSet, o awsfed.SetupOptions) ([]awsfed.SetupAccount, []string) {
+	type mfaSeen struct {
+		all, some bool     // every / some rule naming the role requires MFA
+		anyMethod bool     // some rule requiring MFA accepts any method
+		methods   []string // union of the methods of the rules that name some
+		with      []string // IDs of the rules requiring MFA
+		without   []string // IDs of the rules not requiring it
+	}
 	byID := map[string]*awsfed.SetupAccount{}
 	seen := map[string]int{} // role ARN → index in its account's Roles
+	mfa := map[string]*mfaSeen{}
 	out := make([]awsfed.SetupAccount, len(rs.Accounts))
 	for k, a := range rs.Accounts {
 		out[k] = awsfed.SetupAccount{ID: a.ID, Name: a.Name, Partition: a.PartitionID(), SAMLProvider: a.SAMLProvider}
@@ -40,6 +59,20 @@ func AWSSetupAccounts(rs rolemap.RuleSet) ([]awsfed.SetupAccount, []string) {
 				notes = append(notes, fmt.Sprintf("grant rule %s: role %s is in no catalogued account", g.ID, r.ARN))
 				continue
 			}
+			require, methods := r.MFA()
+			m := mfa[r.ARN]
+			if m == nil {
+				m = &mfaSeen{all: true}
+				mfa[r.ARN] = m
+			}
+			m.all, m.some = m.all && require, m.some || require
+			if require {
+				m.with = append(m.with, g.ID)
+				m.anyMethod = m.anyMethod || len(methods) == 0
+				m.methods = append(m.methods, methods...)
+			} else {
+				m.without = append(m.without, g.ID)
+			}
 			if k, ok := seen[r.ARN]; ok {
 				acct.Roles[k].SessionSeconds = max(acct.Roles[k].SessionSeconds, r.MaxSessionSeconds)
 				continue
@@ -48,19 +81,71 @@ func AWSSetupAccounts(rs rolemap.RuleSet) ([]awsfed.SetupAccount, []string) {
 			acct.Roles = append(acct.Roles, awsfed.SetupRole{ARN: r.ARN, SessionSeconds: r.MaxSessionSeconds})
 		}
 	}
+	for i := range out {
+		for j := range out[i].Roles {
+			r := &out[i].Roles[j]
+			m := mfa[r.ARN]
+			switch {
+			case m.all:
+				r.RequireMFA = true
+				if !m.anyMethod {
+					r.MFAMethods = orderMethods(m.methods)
+				}
+			case m.some:
+				notes = append(notes, fmt.Sprintf("role %s requires MFA in %s but not in %s: its trust policy cannot require MFA "+
+					"(AWS would refuse the members of the groups that get it without), so only Warden enforces it",
+					r.ARN, ruleList("grant rule", m.with), ruleList("grant rule", m.without)))
+			}
+		}
+	}
 	for _, p := range rs.Patterns {
-		notes = append(notes, fmt.Sprintf("pattern rule %s gives roles %s: give each such role the trust policy of a listed role "+
+		note := fmt.Sprintf("pattern rule %s gives roles %s: give each such role the trust policy of a listed role "+
 			"of its account, with its own role name and account in aws:RequestTag/%s and aws:RequestTag/%s",
-			p.ID, p.RoleARN, awsfed.TagRole, awsfed.TagAccount))
+			p.ID, p.RoleARN, awsfed.TagRole, awsfed.TagAccount)
+		if require, methods := p.MFA(); require {
+			values, _ := o.MFAValues(methods)
+			if tag := o.MFATag(); tag != "" {
+				note += fmt.Sprintf(`; the rule requires MFA, so add "aws:RequestTag/%s": ["%s"] to the StringEquals of both statements`,
+					tag, strings.Join(values, `", "`))
+			} else {
+				note += "; the rule requires MFA, but mfa.session_tag is \"-\": Warden sends no session tag saying how the user signed in, " +
+					"so AWS cannot enforce the rule's MFA requirement (only Warden does)"
+			}
+		}
+		notes = append(notes, note)
 	}
 	sort.Strings(notes)
 	return out, notes
 }
 
+// orderMethods returns the distinct methods of ms, strongest first.
+func orderMethods(ms []string) []string {
+	var out []string
+	for _, m := range identity.SecondFactors {
+		if slices.Contains(ms, m) {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// ruleList is "grant rule a" or "grant rules a, b".
+func ruleList(what string, ids []string) string {
+	ids = slices.Compact(slices.Sorted(slices.Values(ids)))
+	if len(ids) == 1 {
+		return what + " " + ids[0]
+	}
+	return what + "s " + strings.Join(ids, ", ")
+}
+
 // AWSSetup builds the setup of the rule set rs for the Warden described
-// by o (the source identity option is taken from rs).
+// by o (the source identity option is taken from rs). o.MFAMethods nil
+// means every second factor (mfa.methods' default).
 func AWSSetup(rs rolemap.RuleSet, o awsfed.SetupOptions) (awsfed.Setup, error) {
-	accts, notes := AWSSetupAccounts(rs)
+	if o.MFAMethods == nil {
+		o.MFAMethods = slices.Clone(identity.SecondFactors)
+	}
+	accts, notes := AWSSetupAccounts(rs, o)
 	o.SourceIdentity = rs.Tags.SourceIdentity != ""
 	s, err := awsfed.BuildSetup(accts, o)
 	if err != nil {
@@ -78,7 +163,8 @@ type awsSetupOptions struct {
 
 // SetAWSSetup tells the AWS setup page (/admin/aws-setup) Warden's SAML
 // metadata URL, its SAML sign-in partition and region, its OIDC issuer and
-// STS audience. Until it is called the page says it is not configured.
+// STS audience, and its MFA session tag and methods (mfa.session_tag and
+// mfa.methods). Until it is called the page says it is not configured.
 func (a *Admin) SetAWSSetup(o awsfed.SetupOptions) { a.awsSetup.p.Store(&o) }
 
 // awsSetupPage is the data of awssetup.html.

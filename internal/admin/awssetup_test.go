@@ -95,7 +95,7 @@ func TestAWSSetupAccounts(t *testing.T) {
 				{ARN: "arn:aws-us-gov:iam::444455556666:role/G"}}},
 		},
 	}
-	accts, notes := AWSSetupAccounts(rs)
+	accts, notes := AWSSetupAccounts(rs, awsfed.SetupOptions{})
 	if len(notes) != 0 || len(accts) != 2 || len(accts[0].Roles) != 1 || accts[0].Roles[0].SessionSeconds != 3600 ||
 		accts[1].Partition != "aws-us-gov" || accts[1].Roles[0].ARN != "arn:aws-us-gov:iam::444455556666:role/G" {
 		t.Fatalf("%+v %v", accts, notes)

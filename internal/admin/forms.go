@@ -3,18 +3,28 @@ package admin
 import (
 	"fmt"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 
+	"github.com/wardenidp/warden/internal/identity"
 	"github.com/wardenidp/warden/internal/rolemap"
 )
 
-// Form field names of each kind, in display order.
+// Form field names of each kind, in display order. require_mfa is a
+// checkbox ("on"); mfa_methods are checkboxes, one per method, kept in
+// the page's form values as one comma-separated string.
 var formFields = map[kind][]string{
 	kindAccount: {"id", "name", "partition", "saml_provider"},
-	kindGrant:   {"id", "group", "roles", "description"},
-	kindPattern: {"id", "pattern", "role_arn", "max_session_seconds", "description"},
+	kindGrant:   {"id", "group", "roles", "require_mfa", "mfa_methods", "description"},
+	kindPattern: {"id", "pattern", "role_arn", "max_session_seconds", "require_mfa", "mfa_methods", "description"},
 }
+
+// mfaToken is the word that, after a role ARN in a grant form's role list,
+// marks the role as requiring MFA: "mfa", or "mfa=webauthn,totp" for only
+// these methods. It is needed only when the roles of one rule differ; the
+// form's checkboxes set all the roles of the rule alike.
+const mfaToken = "mfa"
 
 // Partitions offered by the account form.
 var partitions = []string{"aws", "aws-us-gov", "aws-cn"}
@@ -41,23 +51,19 @@ func formToObject(k kind, f url.Values) (object, map[string][]string) {
 		o.account = rolemap.Account{ID: val("id"), Name: val("name"), Partition: val("partition"), SAMLProvider: val("saml_provider")}
 	case kindGrant:
 		o.grant = rolemap.GrantRule{ID: val("id"), Group: val("group"), Description: val("description")}
+		require, methods := formMFA(f, fields)
 		for n, line := range strings.Split(strings.ReplaceAll(val("roles"), "\r\n", "\n"), "\n") {
 			parts := strings.Fields(line)
 			if len(parts) == 0 {
 				continue
 			}
-			ref := rolemap.RoleRef{ARN: parts[0]}
-			if len(parts) > 2 {
-				fields["roles"] = append(fields["roles"], fmt.Sprintf("Line %d: write the role ARN, optionally followed by a session length in seconds.", n+1))
+			ref, msg := roleLine(parts)
+			if msg != "" {
+				fields["roles"] = append(fields["roles"], fmt.Sprintf("Line %d: %s", n+1, msg))
 				continue
 			}
-			if len(parts) == 2 {
-				s, err := strconv.Atoi(parts[1])
-				if err != nil {
-					fields["roles"] = append(fields["roles"], fmt.Sprintf("Line %d: %q is not a number of seconds.", n+1, parts[1]))
-					continue
-				}
-				ref.MaxSessionSeconds = s
+			if !ref.RequireMFA && require {
+				ref.RequireMFA, ref.MFAMethods = true, slices.Clone(methods)
 			}
 			o.grant.Roles = append(o.grant.Roles, ref)
 		}
@@ -70,8 +76,71 @@ func formToObject(k kind, f url.Values) (object, map[string][]string) {
 			}
 			o.pattern.MaxSessionSeconds = n
 		}
+		o.pattern.RequireMFA, o.pattern.MFAMethods = formMFA(f, fields)
 	}
 	return o, fields
+}
+
+// roleLine reads one line of a grant form's role list: the role ARN, then
+// optionally a session length in seconds and the MFA word (mfaToken), in
+// either order.
+func roleLine(parts []string) (rolemap.RoleRef, string) {
+	const usage = "write the role ARN, optionally followed by a session length in seconds and by mfa or mfa=webauthn,totp."
+	ref := rolemap.RoleRef{ARN: parts[0]}
+	seconds := false
+	for _, p := range parts[1:] {
+		switch {
+		case p == mfaToken || strings.HasPrefix(p, mfaToken+"="):
+			if ref.RequireMFA {
+				return ref, usage
+			}
+			ref.RequireMFA = true
+			if list, ok := strings.CutPrefix(p, mfaToken+"="); ok {
+				for _, m := range strings.Split(list, ",") {
+					if m = strings.TrimSpace(m); m != "" {
+						ref.MFAMethods = append(ref.MFAMethods, m)
+					}
+				}
+				if len(ref.MFAMethods) == 0 {
+					return ref, fmt.Sprintf("%q names no method; write mfa for any, or mfa=%s.", p, strings.Join(identity.SecondFactors, ","))
+				}
+			}
+		case !seconds && p != "" && strings.Trim(p, "+-0123456789") == "":
+			s, err := strconv.Atoi(p)
+			if err != nil {
+				return ref, fmt.Sprintf("%q is not a number of seconds.", p)
+			}
+			ref.MaxSessionSeconds, seconds = s, true
+		case !seconds && !strings.HasPrefix(strings.ToLower(p), mfaToken):
+			return ref, fmt.Sprintf("%q is not a number of seconds.", p)
+		default:
+			return ref, usage
+		}
+	}
+	return ref, ""
+}
+
+// formMFA reads the require_mfa checkbox and the mfa_methods checkboxes.
+// Choosing methods implies requiring MFA. Problems (a method the form does
+// not offer, recovery codes alone) go to the mfa_methods field.
+func formMFA(f url.Values, fields map[string][]string) (bool, []string) {
+	var methods []string
+	for _, m := range identity.SecondFactors { // strongest first, each once
+		if slices.Contains(f["mfa_methods"], m) {
+			methods = append(methods, m)
+		}
+	}
+	for _, m := range f["mfa_methods"] {
+		if !identity.IsSecondFactor(m) {
+			fields["mfa_methods"] = append(fields["mfa_methods"], fmt.Sprintf("%q is not a second factor (%s).", m, strings.Join(identity.SecondFactors, ", ")))
+			break
+		}
+	}
+	if len(methods) == 1 && methods[0] == identity.MethodRecovery {
+		fields["mfa_methods"] = append(fields["mfa_methods"], "Recovery codes alone cannot be met: a user has them only after setting up a passkey or an authenticator app. Choose one of those too.")
+	}
+	require := f.Get("require_mfa") != "" || len(methods) > 0
+	return require, methods
 }
 
 // objectToForm is the form of an existing object.
@@ -86,22 +155,51 @@ func objectToForm(o object) map[string]string {
 		return map[string]string{"id": a.ID, "name": a.Name, "partition": p, "saml_provider": a.SAMLProvider}
 	case kindGrant:
 		g := o.grant
+		// One MFA setting for all roles goes to the checkboxes; differing
+		// ones are written on each line.
+		uniform := true
+		for _, r := range g.Roles {
+			req0, ms0 := g.Roles[0].MFA()
+			req, ms := r.MFA()
+			uniform = uniform && req == req0 && slices.Equal(ms, ms0)
+		}
 		var lines []string
 		for _, r := range g.Roles {
+			line := r.ARN
 			if r.MaxSessionSeconds != 0 {
-				lines = append(lines, fmt.Sprintf("%s %d", r.ARN, r.MaxSessionSeconds))
-			} else {
-				lines = append(lines, r.ARN)
+				line += " " + strconv.Itoa(r.MaxSessionSeconds)
 			}
+			if req, ms := r.MFA(); req && !uniform {
+				line += " " + mfaToken
+				if len(ms) > 0 {
+					line += "=" + strings.Join(ms, ",")
+				}
+			}
+			lines = append(lines, line)
 		}
-		return map[string]string{"id": g.ID, "group": g.Group, "roles": strings.Join(lines, "\n"), "description": g.Description}
+		form := map[string]string{"id": g.ID, "group": g.Group, "roles": strings.Join(lines, "\n"), "description": g.Description}
+		if uniform && len(g.Roles) > 0 {
+			form["require_mfa"], form["mfa_methods"] = mfaForm(g.Roles[0].MFA())
+		}
+		return form
 	}
 	p := o.pattern
 	secs := ""
 	if p.MaxSessionSeconds != 0 {
 		secs = strconv.Itoa(p.MaxSessionSeconds)
 	}
-	return map[string]string{"id": p.ID, "pattern": p.Pattern, "role_arn": p.RoleARN, "max_session_seconds": secs, "description": p.Description}
+	form := map[string]string{"id": p.ID, "pattern": p.Pattern, "role_arn": p.RoleARN, "max_session_seconds": secs, "description": p.Description}
+	form["require_mfa"], form["mfa_methods"] = mfaForm(p.MFA())
+	return form
+}
+
+// mfaForm is the form value of require_mfa ("on" or "") and mfa_methods
+// (comma-separated).
+func mfaForm(require bool, methods []string) (string, string) {
+	if !require {
+		return "", ""
+	}
+	return "on", strings.Join(methods, ",")
 }
 
 // formValues keeps what the user typed (for redisplay).
@@ -109,6 +207,9 @@ func formValues(k kind, f url.Values) map[string]string {
 	out := map[string]string{}
 	for _, n := range formFields[k] {
 		out[n] = f.Get(n)
+	}
+	if k != kindAccount {
+		out["mfa_methods"] = strings.Join(f["mfa_methods"], ",")
 	}
 	return out
 }
@@ -122,7 +223,9 @@ func formField(k kind, rel string, msg string) (string, string) {
 	name, rest, _ := strings.Cut(rel, ".")
 	if i := strings.IndexByte(name, '['); i >= 0 {
 		if n, err := strconv.Atoi(strings.TrimSuffix(name[i+1:], "]")); err == nil && k == kindGrant && name[:i] == "roles" {
-			_ = rest
+			if strings.HasPrefix(rest, "mfa_methods") {
+				msg = "MFA methods: " + msg
+			}
 			return "roles", fmt.Sprintf("Line %d: %s", n+1, msg)
 		}
 		name = name[:i]

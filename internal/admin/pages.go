@@ -139,17 +139,18 @@ func (a *Admin) pageRules(c *gin.Context) {
 		}
 	}
 	for _, pr := range cur.rs.Patterns {
-		if f == "" || strings.Contains(strings.ToLower(pr.ID+" "+pr.Pattern+" "+pr.RoleARN+" "+pr.Description), f) {
+		if f == "" || strings.Contains(strings.ToLower(pr.ID+" "+pr.Pattern+" "+pr.RoleARN+" "+pr.Description+" "+mfaLabel(pr.MFA())), f) {
 			p.Patterns = append(p.Patterns, pr)
 		}
 	}
 	a.render(c, http.StatusOK, "rules.html", p)
 }
 
+// roleList is the filter text of a grant rule's roles: ARNs and MFA badges.
 func roleList(g rolemap.GrantRule) string {
 	var b strings.Builder
 	for _, r := range g.Roles {
-		b.WriteString(r.ARN + " ")
+		b.WriteString(r.ARN + " " + mfaLabel(r.MFA()) + " ")
 	}
 	return b.String()
 }

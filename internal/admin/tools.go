@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"html/template"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -34,7 +35,25 @@ var funcs = template.FuncMap{
 		}
 		return s
 	},
-	"fieldid": func(name string) string { return "f-" + strings.ReplaceAll(name, "_", "-") },
+	"fieldid":  func(name string) string { return "f-" + strings.ReplaceAll(name, "_", "-") },
+	"mfalabel": mfaLabel,
+	// inlist reports whether the comma-separated list holds v.
+	"inlist": func(list, v string) bool { return slices.Contains(strings.Split(list, ","), v) },
+}
+
+// mfaLabel is the badge of a role that requires MFA: "MFA" (any second
+// factor), "passkey only" (webauthn alone), or "MFA: " and the methods;
+// "" for a role without the requirement.
+func mfaLabel(require bool, methods []string) string {
+	switch {
+	case !require && len(methods) == 0:
+		return ""
+	case len(methods) == 0:
+		return "MFA"
+	case len(methods) == 1 && methods[0] == identity.MethodWebAuthn:
+		return "passkey only"
+	}
+	return "MFA: " + strings.Join(methods, ", ")
 }
 
 // Input bounds of the tools.

@@ -25,6 +25,7 @@ import (
 	"github.com/wardenidp/warden/internal/awsfed"
 	"github.com/wardenidp/warden/internal/directory/ldap"
 	"github.com/wardenidp/warden/internal/keys"
+	"github.com/wardenidp/warden/internal/mfa"
 	"github.com/wardenidp/warden/internal/oidcop"
 	"github.com/wardenidp/warden/internal/rolemap"
 	"github.com/wardenidp/warden/internal/samlidp"
@@ -50,6 +51,10 @@ type Options struct {
 	// OIDC configures the OpenID provider (issuer, clients, lifetimes);
 	// zero values take the defaults (issuer = Server.PublicURL).
 	OIDC oidcop.Config
+	// MFA configures second factors (policy, methods, encryption key);
+	// zero values take the defaults (nobody must, every method counts,
+	// the key in DataDir/mfa.key).
+	MFA mfa.Config
 	// AuditMaxLen bounds the audit stream in Redis (0: store.DefaultAuditMaxLen).
 	AuditMaxLen int64
 	// DataDir holds generated keys (DataDir/keys).
@@ -219,16 +224,19 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	o.SAML.SetDefaults()
+	o.MFA.SetDefaults()
 	idp, err := samlidp.New(o.SAML, samlidp.Deps{
-		Keys:      ring,
-		Rules:     holder,
-		Replay:    store.NewSAMLReplay(st),
-		Pending:   store.NewSAMLPending(st, nil),
-		Audit:     auditTo,
-		Logger:    log,
-		Clock:     o.Now,
-		PublicURL: o.Server.PublicURL,
-		NameIDKey: nameIDKey,
+		AuthnTag:   o.MFA.Tag(),
+		MFAMethods: o.MFA.Methods,
+		Keys:       ring,
+		Rules:      holder,
+		Replay:     store.NewSAMLReplay(st),
+		Pending:    store.NewSAMLPending(st, nil),
+		Audit:      auditTo,
+		Logger:     log,
+		Clock:      o.Now,
+		PublicURL:  o.Server.PublicURL,
+		NameIDKey:  nameIDKey,
 	})
 	if err != nil {
 		return fmt.Errorf("app: saml: %w", err)
@@ -280,7 +288,8 @@ func Run(ctx context.Context, o Options) error {
 	if o.SAML.AWS.On() {
 		exchangeDeps.SAML = idp
 	}
-	if _, err := oidcProvider.InstallTokenExchange(oidcop.ExchangeConfig{STSAudience: o.OIDC.STSAudience}, exchangeDeps); err != nil {
+	if _, err := oidcProvider.InstallTokenExchange(oidcop.ExchangeConfig{STSAudience: o.OIDC.STSAudience,
+		AuthnTag: o.MFA.Tag(), MFAMethods: o.MFA.Methods}, exchangeDeps); err != nil {
 		return fmt.Errorf("app: token exchange: %w", err)
 	}
 
@@ -304,7 +313,17 @@ func Run(ctx context.Context, o Options) error {
 		SAMLRegion:    o.SAML.AWS.Region,
 		Issuer:        oidcProvider.Issuer(),
 		STSAudience:   o.OIDC.STSAudience,
+		MFASessionTag: o.MFA.SessionTag,
+		MFAMethods:    o.MFA.Methods,
 	})
+
+	// Second factors: TOTP, WebAuthn, recovery codes, who must use them,
+	// and their pages (the step after the password, step-up, set-up,
+	// /account/security, the admin view of a user's factors).
+	mfaPolicy, mfaUI, err := buildMFA(ctx, o, st, dir, auditTo, log)
+	if err != nil {
+		return err
+	}
 
 	srv, err := web.New(o.Server, web.Deps{
 		Directory: dir,
@@ -319,8 +338,10 @@ func Run(ctx context.Context, o Options) error {
 		Registry: reg,
 		Gatherer: reg,
 		Audit:    auditTo,
-		Mounts:   []web.Mount{adm, idp, oidcProvider, deviceUI},
+		Mounts:   []web.Mount{adm, idp, oidcProvider, deviceUI, mfaUI},
 		Portal:   portalDep,
+
+		SecondFactor: mfaPolicy,
 
 		Users:           acc,
 		RecheckInterval: o.Directory.RecheckInterval,
@@ -343,7 +364,7 @@ func Run(ctx context.Context, o Options) error {
 	log.Info("wardend ready", "addr", ln.Addr().String(), "public_url", o.Server.PublicURL,
 		"dev", o.Dev != nil, "startup_ms", time.Since(start).Milliseconds())
 	if o.Dev != nil {
-		printDevBanner(o.Banner, o.Server.PublicURL, demo)
+		printDevBanner(o.Banner, o.Server.PublicURL, demo, o.MFA)
 	}
 	if o.Started != nil {
 		o.Started(ln.Addr())

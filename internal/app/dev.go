@@ -14,6 +14,7 @@ import (
 
 	"github.com/wardenidp/warden/internal/directory/embedded"
 	"github.com/wardenidp/warden/internal/directory/ldap"
+	"github.com/wardenidp/warden/internal/mfa"
 )
 
 // DemoUser is a login of the dev directory, for the start banner.
@@ -114,7 +115,7 @@ func demoUsers(ldif []byte) []DemoUser {
 	return out
 }
 
-func printDevBanner(w io.Writer, url string, users []DemoUser) {
+func printDevBanner(w io.Writer, url string, users []DemoUser, mfaCfg mfa.Config) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "\nWarden is running in DEV MODE at %s\n\n", url)
 	fmt.Fprintf(&b, "Demo logins (password: warden-dev, unless -dev-ldif says otherwise):\n")
@@ -125,6 +126,17 @@ func printDevBanner(w io.Writer, url string, users []DemoUser) {
 		}
 		fmt.Fprintf(&b, "  %-10s %s\n", u.Username, g)
 	}
+	if mfaCfg.Required != "" && mfaCfg.Required != mfa.RequiredNone {
+		fmt.Fprintf(&b, "\nSecond factor (required for: %s): alice has a TOTP authenticator with the secret\n  %s\nAdd it to any authenticator app, or get a code with: oathtool --totp -b %s\n",
+			mfaWho(mfaCfg), DevTOTPSecret, DevTOTPSecret)
+	}
 	fmt.Fprintf(&b, "\nThe directory and Redis live in this process and vanish when it stops. Ctrl-C to stop.\n\n")
 	io.WriteString(w, b.String())
+}
+
+func mfaWho(c mfa.Config) string {
+	if c.Required == mfa.RequiredAll {
+		return "everyone"
+	}
+	return "members of " + strings.Join(c.Groups, ", ")
 }

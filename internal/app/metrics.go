@@ -59,7 +59,8 @@ func (m *metrics) ObserveOp(op, _ string, d time.Duration, err error) {
 	outcome := "ok"
 	switch {
 	case err == nil:
-	case identity.IsRejection(err):
+	case identity.IsRejection(err), errors.Is(err, identity.ErrPasswordPolicy),
+		errors.Is(err, identity.ErrPasswordChangeUnsupported):
 		outcome = "rejected"
 	default:
 		outcome = "error"

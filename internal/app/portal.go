@@ -33,8 +33,8 @@ func (p portal) Grants(_ context.Context, u identity.User) (rolemap.Result, erro
 
 // Console makes the one-role IdP-initiated response and translates the
 // IdP's refusals into the web package's.
-func (p portal) Console(ctx context.Context, u identity.User, g rolemap.Grant, relayState string) (web.ConsolePost, error) {
-	post, err := p.idp.AWSConsole(ctx, u, g, relayState)
+func (p portal) Console(ctx context.Context, u identity.User, authn identity.Authn, g rolemap.Grant, relayState string) (web.ConsolePost, error) {
+	post, err := p.idp.AWSConsoleAuthn(ctx, u, authn, g, relayState)
 	switch {
 	case err == nil:
 		return web.ConsolePost{URL: post.URL, SAMLResponse: post.SAMLResponse, RelayState: post.RelayState}, nil
@@ -42,6 +42,8 @@ func (p portal) Console(ctx context.Context, u identity.User, g rolemap.Grant, r
 		return web.ConsolePost{}, fmt.Errorf("%w: %w", web.ErrBadDestination, err)
 	case errors.Is(err, samlidp.ErrTooLarge):
 		return web.ConsolePost{}, fmt.Errorf("%w: %w", web.ErrResponseTooLarge, err)
+	case errors.Is(err, samlidp.ErrInsufficientAuthn):
+		return web.ConsolePost{}, fmt.Errorf("%w: %w", web.ErrNeedsFactor, err)
 	case errors.Is(err, samlidp.ErrSessionName):
 		return web.ConsolePost{}, fmt.Errorf("%w: %w", web.ErrUnusableUser, err)
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -21,6 +22,14 @@ const (
 	TagRole    = "WardenRole"    // the role name
 	TagAccount = "WardenAccount" // the role's 12-digit account ID
 )
+
+// DefaultMFASessionTag is the default of mfa.session_tag: the session tag,
+// sent on both paths (SAML PrincipalTag and the web-identity token's
+// tags), whose value names how the user signed in (password, totp,
+// webauthn or recovery). AWS sees no MFA of a federated session otherwise
+// (item 60); trust policies test it as aws:RequestTag/<key>, permission
+// policies as aws:PrincipalTag/<key> (item 61).
+const DefaultMFASessionTag = "WardenAuth"
 
 // DefaultSTSAudience is the aud of the web-identity token and the
 // client-id-list of the IAM OIDC provider unless configured otherwise.
@@ -80,14 +89,15 @@ type PolicyDocument struct {
 }
 
 // Statement is one statement of a trust policy. Condition maps an operator
-// (StringEquals) to condition keys and their values; encoding/json writes
-// map keys sorted, so the output is stable.
+// (StringEquals) to condition keys and their values: a string, or a
+// []string of which one must match (IAM ORs the values of one key).
+// encoding/json writes map keys sorted, so the output is stable.
 type Statement struct {
-	Sid       string                       `json:"Sid,omitempty"`
-	Effect    string                       `json:"Effect"`
-	Principal map[string]string            `json:"Principal"`
-	Action    []string                     `json:"Action"`
-	Condition map[string]map[string]string `json:"Condition,omitempty"`
+	Sid       string                    `json:"Sid,omitempty"`
+	Effect    string                    `json:"Effect"`
+	Principal map[string]string         `json:"Principal"`
+	Action    []string                  `json:"Action"`
+	Condition map[string]map[string]any `json:"Condition,omitempty"`
 }
 
 // Statement IDs of the two trust paths.
@@ -107,7 +117,7 @@ func SAMLTrustStatement(providerARN, acs string, sourceIdentity bool) Statement 
 		Effect:    "Allow",
 		Principal: map[string]string{"Federated": providerARN},
 		Action:    actions("sts:AssumeRoleWithSAML", sourceIdentity),
-		Condition: map[string]map[string]string{"StringEquals": {"SAML:aud": acs}},
+		Condition: map[string]map[string]any{"StringEquals": {"SAML:aud": acs}},
 	}
 }
 
@@ -122,12 +132,33 @@ func WebIdentityTrustStatement(role RoleARN, issuer, audience string, sourceIden
 		Effect:    "Allow",
 		Principal: map[string]string{"Federated": OIDCProviderARN(role.Partition, role.Account, issuer)},
 		Action:    actions("sts:AssumeRoleWithWebIdentity", sourceIdentity),
-		Condition: map[string]map[string]string{"StringEquals": {
+		Condition: map[string]map[string]any{"StringEquals": {
 			IssuerHostPath(issuer) + ":aud": audience,
 			"aws:RequestTag/" + TagRole:     role.Name,
 			"aws:RequestTag/" + TagAccount:  role.Account,
 		}},
 	}
+}
+
+// RequireRequestTag adds to st the condition that the session tag key
+// has one of values at assumption (StringEquals aws:RequestTag/<key>, item
+// 61): with key the MFA session tag and values the second factors a role
+// accepts, AWS itself refuses a session of a user who signed in without
+// one. st's condition maps are copied, not changed.
+func RequireRequestTag(st Statement, key string, values []string) Statement {
+	cond := make(map[string]map[string]any, len(st.Condition)+1)
+	for op, m := range st.Condition {
+		cond[op] = make(map[string]any, len(m)+1)
+		for k, v := range m {
+			cond[op][k] = v
+		}
+	}
+	if cond["StringEquals"] == nil {
+		cond["StringEquals"] = map[string]any{}
+	}
+	cond["StringEquals"]["aws:RequestTag/"+key] = append([]string(nil), values...)
+	st.Condition = cond
+	return st
 }
 
 func actions(assume string, sourceIdentity bool) []string {
@@ -155,6 +186,48 @@ type SetupOptions struct {
 	STSAudience string
 	// SourceIdentity is true when the rules send a source identity.
 	SourceIdentity bool
+	// MFASessionTag is mfa.session_tag as configured: the session tag
+	// that names how the user signed in; "" means the default
+	// (DefaultMFASessionTag), "-" that none is sent. The trust policy of
+	// a role that requires MFA tests it, unless it is "-": then AWS cannot
+	// enforce the requirement and the setup says so.
+	MFASessionTag string
+	// MFAMethods is mfa.methods: the second factors that count in this
+	// deployment (the values of that tag that a role requiring MFA
+	// without mfa_methods accepts). Roles that require MFA need it.
+	MFAMethods []string
+}
+
+// MFATag is the MFA session tag key, or "" when none is sent.
+func (o SetupOptions) MFATag() string {
+	switch o.MFASessionTag {
+	case "":
+		return DefaultMFASessionTag
+	case "-":
+		return ""
+	}
+	return o.MFASessionTag
+}
+
+// MFAValues are the values of the MFA session tag that a role requiring
+// MFA accepts: the role's own methods (its mfa_methods) that the
+// deployment counts (o.MFAMethods), or, when the role names none, all of
+// o.MFAMethods. ok is false when nothing is left: no sign-in can meet the
+// role's requirement (values are then the role's methods, which Warden
+// never sends).
+func (o SetupOptions) MFAValues(roleMethods []string) (values []string, ok bool) {
+	if len(roleMethods) == 0 {
+		return append([]string(nil), o.MFAMethods...), len(o.MFAMethods) > 0
+	}
+	for _, m := range roleMethods {
+		if slices.Contains(o.MFAMethods, m) {
+			values = append(values, m)
+		}
+	}
+	if len(values) == 0 {
+		return append([]string(nil), roleMethods...), false
+	}
+	return values, true
 }
 
 // SetupAccount is one account of the catalogue with the roles the rules
@@ -168,6 +241,11 @@ type SetupAccount struct {
 type SetupRole struct {
 	ARN            string
 	SessionSeconds int
+	// RequireMFA: every rule that names the role requires a second
+	// factor, so its trust policy may too. MFAMethods are the methods
+	// those rules accept together (nil: any of SetupOptions.MFAMethods).
+	RequireMFA bool
+	MFAMethods []string
 }
 
 // Setup is everything an AWS administrator runs or pastes.
@@ -195,10 +273,16 @@ type AccountSetup struct {
 
 // RoleSetup is the trust policy of one role and the commands that set it.
 type RoleSetup struct {
-	ARN            string         `json:"arn"`
-	Name           string         `json:"name"`
-	SessionSeconds int            `json:"session_seconds,omitempty"`
-	TrustPolicy    PolicyDocument `json:"trust_policy"`
+	ARN            string `json:"arn"`
+	Name           string `json:"name"`
+	SessionSeconds int    `json:"session_seconds,omitempty"`
+	// RequireMFA: the role requires a second factor; MFAMethods are the
+	// values of the MFA session tag its trust policy accepts (when a tag
+	// is sent: MFATag).
+	RequireMFA  bool           `json:"require_mfa,omitempty"`
+	MFATag      string         `json:"mfa_tag,omitempty"`
+	MFAMethods  []string       `json:"mfa_methods,omitempty"`
+	TrustPolicy PolicyDocument `json:"trust_policy"`
 	// PolicyFile is the file name the commands read the policy from.
 	PolicyFile string   `json:"policy_file"`
 	Commands   []string `json:"commands"`
@@ -303,8 +387,20 @@ func accountSetup(a SetupAccount, o SetupOptions, acs string) (AccountSetup, err
 		if o.Issuer != "" {
 			doc.Statement = append(doc.Statement, WebIdentityTrustStatement(arn, o.Issuer, o.STSAudience, o.SourceIdentity))
 		}
-		rs := RoleSetup{ARN: r.ARN, Name: arn.Name, SessionSeconds: r.SessionSeconds, TrustPolicy: doc,
+		rs := RoleSetup{ARN: r.ARN, Name: arn.Name, SessionSeconds: r.SessionSeconds,
 			PolicyFile: "trust-" + a.ID + "-" + arn.Name + ".json"}
+		if r.RequireMFA {
+			var notes []string
+			rs.RequireMFA = true
+			rs.MFATag, rs.MFAMethods, notes = mfaCondition(r, o)
+			as.Notes = append(as.Notes, notes...)
+			if rs.MFATag != "" {
+				for i := range doc.Statement {
+					doc.Statement[i] = RequireRequestTag(doc.Statement[i], rs.MFATag, rs.MFAMethods)
+				}
+			}
+		}
+		rs.TrustPolicy = doc
 		rs.Commands = append(rs.Commands, "aws iam update-assume-role-policy"+region+" --role-name "+shellQuote(arn.Name)+
 			" --policy-document file://"+shellQuote(rs.PolicyFile))
 		if r.SessionSeconds > 3600 {
@@ -316,6 +412,27 @@ func accountSetup(a SetupAccount, o SetupOptions, acs string) (AccountSetup, err
 		as.Roles = append(as.Roles, rs)
 	}
 	return as, nil
+}
+
+// mfaCondition works out the MFA condition of a role that requires MFA:
+// the tag key ("" when none is sent, with a note that AWS cannot enforce
+// the requirement) and the values it accepts.
+func mfaCondition(r SetupRole, o SetupOptions) (tag string, values []string, notes []string) {
+	values, ok := o.MFAValues(r.MFAMethods)
+	if !ok {
+		if len(r.MFAMethods) == 0 {
+			notes = append(notes, fmt.Sprintf("role %s requires MFA, but no MFA method is configured (mfa.methods): Warden refuses it to everyone", r.ARN))
+		} else {
+			notes = append(notes, fmt.Sprintf("role %s accepts only %s, none of which is in mfa.methods (%s): Warden refuses it to everyone",
+				r.ARN, strings.Join(r.MFAMethods, ", "), strings.Join(o.MFAMethods, ", ")))
+		}
+	}
+	tag = o.MFATag()
+	if tag == "" {
+		notes = append(notes, fmt.Sprintf("role %s requires MFA, but mfa.session_tag is \"-\": Warden sends no session tag saying how the user "+
+			"signed in, so AWS cannot enforce the role's MFA requirement (only Warden does, at hand-off); set mfa.session_tag to let its trust policy require it", r.ARN))
+	}
+	return tag, values, notes
 }
 
 // shellQuote quotes s for a POSIX shell when it holds anything but
@@ -379,6 +496,13 @@ func (s Setup) WriteText(w io.Writer) error {
 		}
 		for _, r := range a.Roles {
 			fmt.Fprintf(&b, "\n# Role %s\n", r.ARN)
+			if r.RequireMFA {
+				if r.MFATag != "" {
+					fmt.Fprintf(&b, "# Requires MFA: the trust policy accepts aws:RequestTag/%s %s only.\n", r.MFATag, strings.Join(r.MFAMethods, ", "))
+				} else {
+					b.WriteString("# Requires MFA, which AWS cannot check here: no MFA session tag is sent (see the note above).\n")
+				}
+			}
 			fmt.Fprintf(&b, "cat > %s <<'EOF'\n%s\nEOF\n", shellQuote(r.PolicyFile), r.TrustPolicy.JSON())
 			for _, c := range r.Commands {
 				b.WriteString(c + "\n")

@@ -7,6 +7,8 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -230,5 +232,165 @@ func TestShellQuote(t *testing.T) {
 		if got := shellQuote(in); got != want {
 			t.Errorf("shellQuote(%q) = %s, want %s", in, got, want)
 		}
+	}
+}
+
+// TestTrustPoliciesMFA: a role that requires MFA gets, in both statements,
+// StringEquals aws:RequestTag/<MFA tag> with the methods it accepts; other
+// roles get no such key. Without a tag ("-") no condition is written and a
+// note says that AWS cannot enforce the requirement.
+func TestTrustPoliciesMFA(t *testing.T) {
+	const acct = "111122223333"
+	roleARN := func(n string) string { return "arn:aws:iam::" + acct + ":role/" + n }
+	accts := []SetupAccount{{ID: acct, Name: "prod", SAMLProvider: "Warden", Roles: []SetupRole{
+		{ARN: roleARN("Any"), RequireMFA: true},
+		{ARN: roleARN("Key"), RequireMFA: true, MFAMethods: []string{"webauthn"}},
+		{ARN: roleARN("Plain")},
+		{ARN: roleARN("Otp"), RequireMFA: true, MFAMethods: []string{"totp", "recovery"}},
+		{ARN: roleARN("Rec"), RequireMFA: true, MFAMethods: []string{"recovery"}}, // not in mfa.methods
+	}}}
+	base := SetupOptions{SAML: true, SAMLPartition: "aws", Issuer: "https://sso.example.com", MFAMethods: []string{"webauthn", "totp"}}
+	// policies decodes every trust policy of s independently of our types:
+	// role name → Sid → condition key → values ([]any of strings, or a string).
+	policies := func(t *testing.T, s Setup) map[string]map[string]map[string]any {
+		t.Helper()
+		out := map[string]map[string]map[string]any{}
+		for _, r := range s.Accounts[0].Roles {
+			var doc struct {
+				Statement []struct {
+					Sid       string
+					Condition map[string]map[string]any
+				}
+			}
+			if err := json.Unmarshal([]byte(r.TrustPolicy.JSON()), &doc); err != nil {
+				t.Fatalf("%s: %v", r.ARN, err)
+			}
+			out[r.Name] = map[string]map[string]any{}
+			for _, st := range doc.Statement {
+				if len(st.Condition) != 1 {
+					t.Errorf("%s %s: operators %v, want StringEquals only", r.Name, st.Sid, st.Condition)
+				}
+				out[r.Name][st.Sid] = st.Condition["StringEquals"]
+			}
+			if len(out[r.Name]) != 2 {
+				t.Fatalf("%s: statements %v", r.Name, out[r.Name])
+			}
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name, tag, key string
+	}{
+		{"default tag", "", "aws:RequestTag/WardenAuth"},
+		{"configured tag", "Auth Method", "aws:RequestTag/Auth Method"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := base
+			o.MFASessionTag = tc.tag
+			s, err := BuildSetup(accts, o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := map[string][]any{"Any": {"webauthn", "totp"}, "Key": {"webauthn"}, "Plain": nil, "Otp": {"totp"}, "Rec": {"recovery"}}
+			for role, sts := range policies(t, s) {
+				for sid, eq := range sts {
+					got, has := eq[tc.key]
+					if want[role] == nil {
+						if has {
+							t.Errorf("%s %s: %s = %v on a role without MFA", role, sid, tc.key, got)
+						}
+						continue
+					}
+					if list, ok := got.([]any); !ok || !reflect.DeepEqual(list, want[role]) {
+						t.Errorf("%s %s: %s = %#v, want the list %v", role, sid, tc.key, got, want[role])
+					}
+				}
+				// The other keys are untouched.
+				if _, ok := sts[SidSAML]["SAML:aud"]; !ok {
+					t.Errorf("%s: SAML:aud lost: %v", role, sts[SidSAML])
+				}
+				if sts[SidWebIdentity]["aws:RequestTag/"+TagRole] != role {
+					t.Errorf("%s: WardenRole lost: %v", role, sts[SidWebIdentity])
+				}
+			}
+			notes := strings.Join(s.Accounts[0].Notes, "\n")
+			if len(s.Accounts[0].Notes) != 1 || !strings.Contains(notes, "role "+roleARN("Rec")+" accepts only recovery, none of which is in mfa.methods") {
+				t.Errorf("notes: %s", notes)
+			}
+			if r := s.Accounts[0].Roles[0]; r.Name != "Any" || !r.RequireMFA || r.MFATag == "" || !slices.Equal(r.MFAMethods, []string{"webauthn", "totp"}) {
+				t.Errorf("role setup %+v", r)
+			}
+			var text bytes.Buffer
+			_ = s.WriteText(&text)
+			if !strings.Contains(text.String(), "# Requires MFA: the trust policy accepts "+tc.key+" webauthn only.") {
+				t.Errorf("text:\n%s", text.String())
+			}
+		})
+	}
+	t.Run("no tag", func(t *testing.T) {
+		o := base
+		o.MFASessionTag = "-"
+		s, err := BuildSetup(accts, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for role, sts := range policies(t, s) {
+			for sid, eq := range sts {
+				for k := range eq {
+					if strings.HasPrefix(k, "aws:RequestTag/") && k != "aws:RequestTag/"+TagRole && k != "aws:RequestTag/"+TagAccount {
+						t.Errorf("%s %s: %s without an MFA tag", role, sid, k)
+					}
+				}
+			}
+		}
+		var n int
+		for _, note := range s.Accounts[0].Notes {
+			if strings.Contains(note, "AWS cannot enforce the role's MFA requirement") {
+				n++
+			}
+		}
+		if n != 4 {
+			t.Errorf("%d notes say AWS cannot enforce MFA, want 4 (one per MFA role): %v", n, s.Accounts[0].Notes)
+		}
+		var text bytes.Buffer
+		_ = s.WriteText(&text)
+		if !strings.Contains(text.String(), "# NOTE: role "+roleARN("Any")+" requires MFA, but mfa.session_tag is \"-\"") {
+			t.Errorf("text:\n%s", text.String())
+		}
+	})
+}
+
+func TestMFAValues(t *testing.T) {
+	o := SetupOptions{MFAMethods: []string{"webauthn", "totp", "recovery"}}
+	for _, tc := range []struct {
+		role []string
+		want []string
+		ok   bool
+	}{
+		{nil, []string{"webauthn", "totp", "recovery"}, true},
+		{[]string{"totp"}, []string{"totp"}, true},
+		{[]string{"webauthn", "sms"}, []string{"webauthn"}, true},
+	} {
+		if got, ok := o.MFAValues(tc.role); !slices.Equal(got, tc.want) || ok != tc.ok {
+			t.Errorf("MFAValues(%v) = %v %v", tc.role, got, ok)
+		}
+	}
+	if got, ok := (SetupOptions{}).MFAValues(nil); ok || len(got) != 0 {
+		t.Errorf("no methods configured: %v %v", got, ok)
+	}
+	for tag, want := range map[string]string{"": "WardenAuth", "-": "", "X": "X"} {
+		if got := (SetupOptions{MFASessionTag: tag}).MFATag(); got != want {
+			t.Errorf("MFATag(%q) = %q", tag, got)
+		}
+	}
+}
+
+// RequireRequestTag copies the condition maps: a shared statement is not
+// changed.
+func TestRequireRequestTagCopies(t *testing.T) {
+	st := SAMLTrustStatement("arn:aws:iam::111122223333:saml-provider/W", "https://signin.aws.amazon.com/saml", false)
+	st2 := RequireRequestTag(st, "WardenAuth", []string{"webauthn"})
+	if len(st.Condition["StringEquals"]) != 1 || len(st2.Condition["StringEquals"]) != 2 {
+		t.Fatalf("%v / %v", st.Condition, st2.Condition)
 	}
 }

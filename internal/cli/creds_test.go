@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -31,6 +33,9 @@ type fakeIdP struct {
 	srv       *httptest.Server
 	exchanges atomic.Int32
 	holds     map[string]bool
+	// needMFA: roles refused with insufficient_user_authentication, with
+	// their mfa_methods ("" for any second factor).
+	needMFA map[string]string
 }
 
 func samlFor(role string) string {
@@ -42,7 +47,7 @@ func samlFor(role string) string {
 }
 
 func newFakeIdP(t testing.TB) *fakeIdP {
-	f := &fakeIdP{holds: map[string]bool{tRole: true}}
+	f := &fakeIdP{holds: map[string]bool{tRole: true}, needMFA: map[string]string{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/.well-known/openid-configuration", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, `{"issuer":%q,"token_endpoint":%q,"device_authorization_endpoint":%q,"userinfo_endpoint":%q,"revocation_endpoint":%q}`,
@@ -57,6 +62,16 @@ func newFakeIdP(t testing.TB) *fakeIdP {
 			p.Get("subject_token_type") != tokenTypeAccess || p.Get("requested_token_type") != tokenTypeSAML2 {
 			w.WriteHeader(400)
 			fmt.Fprint(w, `{"error":"invalid_request","error_description":"bad exchange request"}`)
+			return
+		}
+		if methods, ok := f.needMFA[p.Get("resource")]; ok {
+			w.WriteHeader(400)
+			body := map[string]string{"error": "insufficient_user_authentication",
+				"error_description": "this role needs a sign-in with a second factor", "acr_values": "https://refeds.org/profile/mfa"}
+			if methods != "" {
+				body["mfa_methods"] = methods
+			}
+			json.NewEncoder(w).Encode(body)
 			return
 		}
 		if !f.holds[p.Get("resource")] {
@@ -247,6 +262,35 @@ func TestCredentialProcessErrors(t *testing.T) {
 		t.Errorf("bad duration: %v", err)
 	}
 	sts.check(t)
+}
+
+// TestExchangeNeedsMFA: the IdP's insufficient_user_authentication (RFC
+// 9470) becomes one line that says what to run; a role that accepts only a
+// passkey says so.
+func TestExchangeNeedsMFA(t *testing.T) {
+	idp, sts := newFakeIdP(t), newFakeSTS(t)
+	const (
+		admin = "arn:aws:iam::111122223333:role/Admin"
+		glass = "arn:aws:iam::111122223333:role/ops/BreakGlass"
+	)
+	idp.needMFA[admin] = ""
+	idp.needMFA[glass] = "webauthn"
+	a, out, _ := signedInApp(t, idp.srv.URL, time.Now)
+	for _, c := range []struct{ role, want string }{
+		{admin, `role Admin needs a sign-in with a second factor: run "warden login --mfa"`},
+		{glass, `role BreakGlass needs a sign-in with a passkey: run "warden login --mfa"`},
+	} {
+		for _, cmd := range []string{"credential-process", "creds"} {
+			err := run(a, cmd, "--role", c.role, "--sts-endpoint", sts.srv.URL)
+			var xe *ExchangeError
+			if err == nil || err.Error() != c.want || !errors.As(err, &xe) || !xe.NeedsMFA() {
+				t.Errorf("%s %s: %v, want %q", cmd, c.role, err, c.want)
+			}
+		}
+	}
+	if out.Len() != 0 || sts.calls.Load() != 0 {
+		t.Errorf("stdout %q, %d STS calls", out, sts.calls.Load())
+	}
 }
 
 func TestCredsFormatsAndConsole(t *testing.T) {

@@ -12,6 +12,8 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+
+	"github.com/wardenidp/warden/internal/awsfed"
 )
 
 // Token types and the grant of RFC 8693 token exchange, as wardend's
@@ -32,10 +34,25 @@ type ExchangeError struct {
 	Code        string // invalid_target, invalid_request, invalid_grant, …
 	Description string
 	RoleARN     string
+	// MFAMethods are the only second factors the role accepts (wardend's
+	// mfa_methods member of an insufficient_user_authentication answer);
+	// empty: any.
+	MFAMethods []string
 }
+
+// errInsufficientAuthn is RFC 9470's error: the sign-in behind the access
+// token is not strong enough for the role (wardend: the role requires a
+// second factor, and the device approval did not give one).
+const errInsufficientAuthn = "insufficient_user_authentication"
+
+// NeedsMFA reports whether the IdP refused the role for want of a second
+// factor in the sign-in (`warden login --mfa` fixes it).
+func (e *ExchangeError) NeedsMFA() bool { return e.Code == errInsufficientAuthn }
 
 func (e *ExchangeError) Error() string {
 	switch e.Code {
+	case errInsufficientAuthn:
+		return fmt.Sprintf("role %s needs a sign-in with %s: run \"warden login --mfa\"", roleName(e.RoleARN), methodWords(e.MFAMethods))
 	case "invalid_target":
 		if strings.Contains(e.Description, "partition") || strings.Contains(e.Description, "audience") {
 			return fmt.Sprintf("the IdP will not issue a token for role %s: %s", e.RoleARN, e.Description)
@@ -93,10 +110,12 @@ func (a *App) exchange(ctx context.Context, tokenEndpoint, accessToken, roleARN,
 		IssuedTokenType  string `json:"issued_token_type"`
 		Error            string `json:"error"`
 		ErrorDescription string `json:"error_description"`
+		MFAMethods       string `json:"mfa_methods"` // space-separated
 	}
 	jerr := json.Unmarshal(body, &r)
 	if resp.StatusCode != http.StatusOK || r.Error != "" {
-		return "", &ExchangeError{Status: resp.StatusCode, Code: r.Error, Description: oneLine(r.ErrorDescription), RoleARN: roleARN}
+		return "", &ExchangeError{Status: resp.StatusCode, Code: r.Error, Description: oneLine(r.ErrorDescription), RoleARN: roleARN,
+			MFAMethods: strings.Fields(r.MFAMethods)}
 	}
 	want := tokenTypeSAML2
 	if via == ViaWebIdentity {
@@ -106,6 +125,36 @@ func (a *App) exchange(ctx context.Context, tokenEndpoint, accessToken, roleARN,
 		return "", fmt.Errorf("token exchange: the IdP answered no %s token", via)
 	}
 	return r.AccessToken, nil
+}
+
+// roleName is the name part of a role ARN (the ARN itself when it does
+// not parse).
+func roleName(arn string) string {
+	if r, err := awsfed.ParseRoleARN(arn); err == nil {
+		return r.Name
+	}
+	return arn
+}
+
+// methodWords says which second factors a role accepts: "a second
+// factor", or the methods named ("a passkey", "a passkey or an
+// authenticator app code").
+func methodWords(methods []string) string {
+	var words []string
+	for _, m := range methods {
+		switch m {
+		case "webauthn":
+			words = append(words, "a passkey")
+		case "totp":
+			words = append(words, "an authenticator app code")
+		case "recovery":
+			words = append(words, "a recovery code")
+		}
+	}
+	if len(words) == 0 {
+		return "a second factor"
+	}
+	return strings.Join(words, " or ")
 }
 
 // oneLine keeps a server's text to one short line.

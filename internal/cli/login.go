@@ -24,6 +24,9 @@ var (
 
 type loginOptions struct {
 	NoBrowser bool
+	// MFA: the sign-in is for roles that require a second factor; the
+	// user is told that the approval page asks for it.
+	MFA bool
 }
 
 // deviceLogin runs the device authorization grant (RFC 8628) and caches
@@ -53,6 +56,9 @@ func (a *App) deviceLogin(ctx context.Context, idp string, opts loginOptions) (t
 		if qr := qrHalfBlocks(da.VerificationURIComplete); qr != "" {
 			fmt.Fprintf(w, "Or scan this QR code with your phone:\n%s\n", qr)
 		}
+	}
+	if opts.MFA {
+		fmt.Fprintln(w, "The approval page will ask for your second factor (passkey, security key or authenticator app code); give it there.")
 	}
 	if !opts.NoBrowser && a.OpenBrowser != nil {
 		if err := a.OpenBrowser(uri); err == nil {
@@ -175,10 +181,20 @@ func loginCmd(a *App) *cobra.Command {
 		Long: `Signs in with the OAuth device authorization grant: opens your browser on
 the IdP's device page (unless --no-browser or there is no display), and prints
 the URL, the code and a QR code for another device. The tokens are cached; with
-a valid cached token or refresh token there is no prompt at all.`,
+a valid cached token or refresh token there is no prompt at all.
+
+--mfa signs in again even then, for roles that require a second factor: the
+approval page asks for yours, and the new sign-in replaces the old one (which
+is revoked once the new one succeeds).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
+			if opts.MFA {
+				// A new sign-in whatever is cached: the old grant may
+				// lack the second factor (the server decides; the
+				// approval page asks a user who has one).
+				force = true
+			}
 			cfg, err := a.LoadConfig()
 			if err != nil {
 				return err
@@ -220,6 +236,7 @@ a valid cached token or refresh token there is no prompt at all.`,
 	}
 	cmd.Flags().BoolVar(&opts.NoBrowser, "no-browser", false, "do not open a browser; only print the URL, code and QR code")
 	cmd.Flags().BoolVar(&force, "force", false, "sign in again even when a valid sign-in is cached")
+	cmd.Flags().BoolVar(&opts.MFA, "mfa", false, "sign in again with your second factor (for roles that require one); replaces the cached sign-in")
 	return cmd
 }
 

@@ -143,6 +143,11 @@ func (c Config) Validate() error {
 	if c.SessionTag != "-" && (!tagKey.MatchString(c.SessionTag) || strings.HasPrefix(strings.ToLower(c.SessionTag), "aws:")) {
 		errs = append(errs, fmt.Errorf("session_tag: %q is not a valid AWS session tag key (1-128 letters, digits, spaces and _.:/=+-@, no aws: prefix), or - for none", c.SessionTag))
 	}
+	for _, taken := range []string{"WardenRole", "WardenAccount"} {
+		if strings.EqualFold(c.SessionTag, taken) {
+			errs = append(errs, fmt.Errorf("session_tag: %q is the tag Warden gives the role's own name or account; choose another key", c.SessionTag))
+		}
+	}
 	if strings.Contains(c.Issuer, ":") {
 		errs = append(errs, errors.New("issuer: must not contain ':'"))
 	}

@@ -1,7 +1,9 @@
 // Package mfa keeps and checks the second factors of Warden's users: TOTP
-// authenticators (RFC 6238) and single-use recovery codes. It is storage and
-// verification only; the HTTP flows that enroll and ask for a factor live
-// elsewhere.
+// authenticators (RFC 6238), WebAuthn credentials (webauthn.go: passkeys
+// and security keys) and single-use recovery codes; applies the mfa policy
+// (policy.go: who must give one); and serves their pages (ui*.go: the step
+// after the password and step-up, set-up, /account/security, the admin
+// view and reset of a user's factors), a web.Mount.
 //
 // Contracts:
 //
@@ -72,17 +74,41 @@ const KeySize = 32
 type Factors struct {
 	store  *store.Store
 	aead   cipher.AEAD
+	old    []cipher.AEAD // previous keys: decrypt only (rotation)
 	now    func() time.Time
 	random io.Reader
 }
 
-// New returns the factor store. key (KeySize bytes) encrypts TOTP secrets
-// at rest; now and random are the clock and the source of randomness (nil:
-// time.Now and crypto/rand).
-func New(st *store.Store, key []byte, now func() time.Time, random io.Reader) (*Factors, error) {
+// New returns the factor store. key (KeySize bytes) encrypts secrets at
+// rest; previous keys (a rotation) still decrypt what they encrypted; now
+// and random are the clock and the source of randomness (nil: time.Now
+// and crypto/rand).
+func New(st *store.Store, key []byte, now func() time.Time, random io.Reader, previous ...[]byte) (*Factors, error) {
 	if st == nil {
 		return nil, errors.New("mfa: nil store")
 	}
+	aead, err := newAEAD(key)
+	if err != nil {
+		return nil, err
+	}
+	f := &Factors{store: st, aead: aead, now: now, random: random}
+	for i, k := range previous {
+		a, err := newAEAD(k)
+		if err != nil {
+			return nil, fmt.Errorf("mfa: previous key %d: %w", i, err)
+		}
+		f.old = append(f.old, a)
+	}
+	if f.now == nil {
+		f.now = time.Now
+	}
+	if f.random == nil {
+		f.random = rand.Reader
+	}
+	return f, nil
+}
+
+func newAEAD(key []byte) (cipher.AEAD, error) {
 	if len(key) != KeySize {
 		return nil, fmt.Errorf("mfa: encryption key has %d bytes, want %d", len(key), KeySize)
 	}
@@ -94,13 +120,7 @@ func New(st *store.Store, key []byte, now func() time.Time, random io.Reader) (*
 	if err != nil {
 		return nil, fmt.Errorf("mfa: cipher: %w", err)
 	}
-	if now == nil {
-		now = time.Now
-	}
-	if random == nil {
-		random = rand.Reader
-	}
-	return &Factors{store: st, aead: aead, now: now, random: random}, nil
+	return aead, nil
 }
 
 // checkUserID refuses IDs that would break the hash tag or the key layout.
@@ -137,11 +157,12 @@ func (f *Factors) open(userID, credID, sealed string) ([]byte, error) {
 	if err != nil || len(raw) < n+f.aead.Overhead() {
 		return nil, errDecrypt
 	}
-	secret, err := f.aead.Open(nil, raw[:n], raw[n:], aad(userID, credID))
-	if err != nil {
-		return nil, errDecrypt
+	for _, a := range append([]cipher.AEAD{f.aead}, f.old...) {
+		if secret, err := a.Open(nil, raw[:n], raw[n:], aad(userID, credID)); err == nil {
+			return secret, nil
+		}
 	}
-	return secret, nil
+	return nil, errDecrypt
 }
 
 // newID returns 16 random bytes in base64url.
@@ -151,4 +172,22 @@ func newID(random io.Reader) (string, error) {
 		return "", fmt.Errorf("mfa: random: %w", err)
 	}
 	return base64.RawURLEncoding.EncodeToString(b), nil
+}
+
+// reseal returns secret sealed under the current key when sealed was made
+// under a previous one (ok), so that a rotation completes as factors are
+// used.
+func (f *Factors) reseal(userID, credID, sealed string, secret []byte) (string, bool, error) {
+	if len(f.old) == 0 {
+		return "", false, nil
+	}
+	raw, err := base64.RawStdEncoding.DecodeString(sealed)
+	n := f.aead.NonceSize()
+	if err == nil && len(raw) >= n+f.aead.Overhead() {
+		if _, err := f.aead.Open(nil, raw[:n], raw[n:], aad(userID, credID)); err == nil {
+			return "", false, nil
+		}
+	}
+	out, err := f.seal(userID, credID, secret)
+	return out, err == nil, err
 }

@@ -229,6 +229,11 @@ func (f *Factors) VerifyTOTP(ctx context.Context, userID, code string) (Credenti
 			return Credential{}, fmt.Errorf("mfa: verify totp: %w", err)
 		}
 		sc.LastUsedAt = now
+		if resealed, ok, err := f.reseal(userID, sc.ID, sc.Secret, secret); err != nil {
+			return Credential{}, err
+		} else if ok {
+			sc.Secret = resealed // under the current key (a rotation)
+		}
 		out, err := json.Marshal(sc)
 		if err != nil {
 			return Credential{}, fmt.Errorf("mfa: verify totp: %w", err)

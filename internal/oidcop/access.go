@@ -24,6 +24,11 @@ type AccessInfo struct {
 	Expiry   time.Time
 	// TokenID identifies the token ("<grant>.<id>"), for audit.
 	TokenID string
+	// AMR and AuthTime are how and when the user authenticated for the
+	// token's grant (RFC 8176 amr; identity.AuthnFromAMR rebuilds the
+	// method).
+	AMR      []string
+	AuthTime time.Time
 }
 
 // VerifyAccessToken resolves an access token issued by this provider (one
@@ -53,5 +58,5 @@ func (p *Provider) VerifyAccessToken(ctx context.Context, token string) (AccessI
 		return AccessInfo{}, fmt.Errorf("oidcop: %w", ErrInvalidToken)
 	}
 	return AccessInfo{Subject: g.Subject, Username: u.Username, UserID: u.ID, ClientID: g.ClientID,
-		Scopes: g.Scopes, Expiry: exp, TokenID: tokenID}, nil
+		Scopes: g.Scopes, Expiry: exp, TokenID: tokenID, AMR: g.AMR, AuthTime: g.AuthTime}, nil
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wardenidp/warden/internal/identity"
 	"github.com/wardenidp/warden/internal/oidcop"
 )
 
@@ -39,7 +40,7 @@ func deviceTokens(b *testing.B, s *stack) string {
 	if err != nil {
 		b.Fatal(err)
 	}
-	if err := s.p.ApproveDevice(b.Context(), da["user_code"].(string), bob); err != nil {
+	if err := s.p.ApproveDevice(b.Context(), da["user_code"].(string), bob, identity.Authn{}); err != nil {
 		b.Fatal(err)
 	}
 	status, tok := postForm(b, s.base+"/oauth/token", url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:device_code"},

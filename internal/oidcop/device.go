@@ -117,26 +117,32 @@ func (p *Provider) deviceByCode(ctx context.Context, userCode string) (string, s
 }
 
 // ApproveDevice approves the device authorization of userCode for user
-// (the signed-in user who pressed Approve): the device's next poll gets
-// tokens for user. Errors as DeviceRequest. Not audited here: the device
-// page, which knows the session and the request, records device.approve.
-func (p *Provider) ApproveDevice(ctx context.Context, userCode string, user identity.User) error {
-	return p.decideDevice(ctx, userCode, &user)
+// (the signed-in user who pressed Approve), who authenticated as authn
+// (the approving session's, samlidp.SessionAuthn): the device's next poll
+// gets tokens for user, and the grant records authn's amr and auth_time
+// (the ID token's amr, acr and auth_time; what the token exchange checks a
+// role's MFA requirement against). Errors as DeviceRequest. Not audited
+// here: the device page, which knows the session and the request, records
+// device.approve.
+func (p *Provider) ApproveDevice(ctx context.Context, userCode string, user identity.User, authn identity.Authn) error {
+	return p.decideDevice(ctx, userCode, &user, authn)
 }
 
 // DenyDevice denies it: the device's next poll gets access_denied (the
 // page records device.deny).
 func (p *Provider) DenyDevice(ctx context.Context, userCode string) error {
-	return p.decideDevice(ctx, userCode, nil)
+	return p.decideDevice(ctx, userCode, nil, identity.Authn{})
 }
 
-func (p *Provider) decideDevice(ctx context.Context, userCode string, user *identity.User) error {
+func (p *Provider) decideDevice(ctx context.Context, userCode string, user *identity.User, authn identity.Authn) error {
 	h, _, err := p.deviceByCode(ctx, userCode)
 	if err != nil {
 		return err
 	}
 	var sub string
 	var js []byte
+	var amr []string
+	now := p.now()
 	if user != nil {
 		if user.ID == "" || user.Username == "" {
 			return errors.New("oidcop: device: approving user has no ID")
@@ -145,9 +151,15 @@ func (p *Provider) decideDevice(ctx context.Context, userCode string, user *iden
 			return fmt.Errorf("oidcop: device: %w", err)
 		}
 		sub = p.Subject(*user)
+		if authn.Method == "" {
+			authn.Method = identity.MethodPassword
+		}
+		if authn.Time.IsZero() {
+			authn.Time = now
+		}
+		amr = authn.AMR()
 	}
-	now := p.now()
-	err = p.st.DecideDevice(ctx, h, user != nil, sub, js, now, now)
+	err = p.st.DecideDevice(ctx, h, user != nil, sub, js, authn.Time, amr, now)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return fmt.Errorf("oidcop: device: %w", ErrUnknownCode)
@@ -258,9 +270,13 @@ func (p *Provider) redeemDevice(c *gin.Context, d store.OIDCDevice) {
 		return
 	}
 	r, sc := p.withScratch(c)
+	amr := d.AMR
+	if len(amr) == 0 { // approved before devices recorded it
+		amr = []string{"pwd"}
+	}
 	state := &op.DeviceAuthorizationState{
 		ClientID: d.ClientID, Audience: []string{d.ClientID}, Scopes: slices.Clone(d.Scopes),
-		Expires: d.Expires, Done: true, Subject: d.Subject, AMR: []string{"pwd"}, AuthTime: d.AuthTime,
+		Expires: d.Expires, Done: true, Subject: d.Subject, AMR: amr, AuthTime: d.AuthTime,
 	}
 	sc.device = &approvedDevice{state: state, user: u, userJS: d.User}
 	p.runOP(c, r, sc, func(w http.ResponseWriter, r *http.Request) { op.DeviceAccessToken(w, r, p.op) })

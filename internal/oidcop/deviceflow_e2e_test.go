@@ -62,6 +62,7 @@ func (l *dfeLog) String() string {
 }
 
 type deviceE2E struct {
+	p      *Provider
 	base   string
 	pw     string // the users' password
 	dir    string // "openldap" or "embedded"
@@ -103,7 +104,8 @@ func dfeDirectory(t *testing.T) (*ldap.Directory, string, string) {
 
 // newDeviceE2E starts the provider and the device pages in the real web
 // server, with a poll interval of 1 s and device codes valid for 1 minute.
-func newDeviceE2E(t *testing.T) *deviceE2E {
+// web adds to the web server's deps (a second factor, more mounts).
+func newDeviceE2E(t *testing.T, webDeps ...func(*web.Deps)) *deviceE2E {
 	t.Helper()
 	env := testenv.Require(t, "REDIS_ADDR")
 	if testing.Short() {
@@ -146,12 +148,16 @@ func newDeviceE2E(t *testing.T) *deviceE2E {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := web.New(web.Config{PublicURL: e.base, LoginMinDuration: time.Millisecond},
-		web.Deps{Directory: dir, Sessions: sessions, Limiter: loginLim, CSRFKey: bytes.Repeat([]byte("c"), 32),
-			Audit: e.audit, Logger: log, Mounts: []web.Mount{prov, ui}})
+	wd := web.Deps{Directory: dir, Sessions: sessions, Limiter: loginLim, CSRFKey: bytes.Repeat([]byte("c"), 32),
+		Audit: e.audit, Logger: log, Mounts: []web.Mount{prov, ui}}
+	for _, f := range webDeps {
+		f(&wd)
+	}
+	srv, err := web.New(web.Config{PublicURL: e.base, LoginMinDuration: time.Millisecond}, wd)
 	if err != nil {
 		t.Fatalf("web.New: %v", err)
 	}
+	e.p = prov
 	hs.Config.Handler = srv.Handler()
 	hs.Start()
 	t.Cleanup(hs.Close)

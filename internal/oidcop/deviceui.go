@@ -17,6 +17,7 @@ import (
 
 	"github.com/wardenidp/warden/internal/audit"
 	"github.com/wardenidp/warden/internal/identity"
+	"github.com/wardenidp/warden/internal/samlidp"
 	"github.com/wardenidp/warden/internal/store"
 	"github.com/wardenidp/warden/internal/web"
 	devicetemplates "github.com/wardenidp/warden/templates/device"
@@ -33,7 +34,14 @@ import (
 //	POST /device/deny     deny
 //
 // Every route requires a signed-in session (anonymous: the sign-in page,
-// which comes back with the code kept). The POST routes are CSRF-checked by
+// which comes back with the code kept). Before the confirmation page and
+// before approving, a user who has a second factor is asked for it
+// (web.RequireFactor with IfEnrolled), coming back to the pre-filled form:
+// the CLI's grant records how the approving session authenticated (amr,
+// auth_time), and carries MFA whenever the user can give it, so that roles
+// that demand it work without a second sign-in.
+//
+// The POST routes are CSRF-checked by
 // internal/web's Mount middleware, so a cross-site form cannot approve; a
 // GET never changes anything, so a link alone cannot approve (RFC 8628
 // §5.4, remote phishing).
@@ -52,7 +60,7 @@ import (
 // deviceBackend is what the pages need of the provider.
 type deviceBackend interface {
 	DeviceRequest(ctx context.Context, userCode string) (DeviceRequest, error)
-	ApproveDevice(ctx context.Context, userCode string, user identity.User) error
+	ApproveDevice(ctx context.Context, userCode string, user identity.User, authn identity.Authn) error
 	DenyDevice(ctx context.Context, userCode string) error
 }
 
@@ -249,7 +257,20 @@ func (u *DeviceUI) handleLookup(c *gin.Context) {
 	if !ok {
 		return
 	}
+	if !web.RequireFactor(c, approvalNeed, resumeURL(code)) {
+		return
+	}
 	web.Render(c, http.StatusOK, pageDeviceConfirm, u.confirmData(c, req, code))
+}
+
+// approvalNeed is what approving a device demands of the session: the
+// second factor, of a user who has one.
+var approvalNeed = web.FactorNeed{MFA: true, IfEnrolled: true}
+
+// resumeURL is where the second-factor page comes back to: the code form,
+// pre-filled (a POST cannot be resumed; the user continues from there).
+func resumeURL(code string) string {
+	return (&url.URL{Path: "/device", RawQuery: url.Values{"user_code": {FormatUserCode(code)}}.Encode()}).RequestURI()
 }
 
 // handleDecide is POST /device/approve (approve) and /device/deny.
@@ -276,8 +297,11 @@ func (u *DeviceUI) handleDecide(approve bool) gin.HandlerFunc {
 		var err error
 		action := "device.deny"
 		if approve {
+			if !web.RequireFactor(c, approvalNeed, resumeURL(code)) {
+				return
+			}
 			action = "device.approve"
-			err = u.backend.ApproveDevice(c.Request.Context(), code, sess.User)
+			err = u.backend.ApproveDevice(c.Request.Context(), code, sess.User, samlidp.SessionAuthn(sess))
 		} else {
 			err = u.backend.DenyDevice(c.Request.Context(), code)
 		}
@@ -288,8 +312,11 @@ func (u *DeviceUI) handleDecide(approve bool) gin.HandlerFunc {
 			web.Fail(c, http.StatusServiceUnavailable, "", fmt.Errorf("oidcop: %s: %w", action, err))
 			return
 		}
-		u.record(c, sess, action, code, "success", map[string]string{
-			"client_id": req.ClientID, "request_ip": req.ClientIP, "scopes": strings.Join(req.Scopes, " ")})
+		detail := map[string]string{"client_id": req.ClientID, "request_ip": req.ClientIP, "scopes": strings.Join(req.Scopes, " ")}
+		if approve {
+			detail["method"] = samlidp.SessionAuthn(sess).Method
+		}
+		u.record(c, sess, action, code, "success", detail)
 		web.Render(c, http.StatusOK, pageDeviceDone, deviceDoneData{Approved: approve, ClientName: clientName(req)})
 	}
 }

@@ -24,7 +24,8 @@ type duiFakeBackend struct {
 	now   func() time.Time
 	reqs  map[string]*duiFakeReq
 	calls []string
-	fail  error // every call fails with it when set
+	authn []identity.Authn // of every approval, in order
+	fail  error            // every call fails with it when set
 }
 
 type duiFakeReq struct {
@@ -67,10 +68,11 @@ func (f *duiFakeBackend) DeviceRequest(_ context.Context, code string) (DeviceRe
 	return r.req, nil
 }
 
-func (f *duiFakeBackend) ApproveDevice(_ context.Context, code string, u identity.User) error {
+func (f *duiFakeBackend) ApproveDevice(_ context.Context, code string, u identity.User, authn identity.Authn) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls = append(f.calls, "approve "+code+" "+u.Username)
+	f.authn = append(f.authn, authn)
 	r, err := f.get(code)
 	if err != nil {
 		return err
@@ -323,10 +325,18 @@ func TestDeviceApprove(t *testing.T) {
 	if st, user := f.backend.state(duiCode); st != "approved" || user != "bob" {
 		t.Fatalf("state %q by %q, want approved by bob", st, user)
 	}
+	// The approval carries how the session signed in (a password here,
+	// at sign-in: no second factor is configured).
+	f.backend.mu.Lock()
+	authn := f.backend.authn
+	f.backend.mu.Unlock()
+	if len(authn) != 1 || authn[0].Method != identity.MethodPassword || authn[0].Time.IsZero() {
+		t.Fatalf("approved with %+v, want the session's password sign-in", authn)
+	}
 	ev := f.audit.find("device.approve")
 	if len(ev) != 1 || ev[0].Actor != "bob" || ev[0].Object != duiShown || ev[0].Result != "success" ||
 		ev[0].Detail["client_id"] != "warden-cli" || ev[0].Detail["request_ip"] != "203.0.113.9" || ev[0].ClientIP == "" ||
-		ev[0].RequestID == "" {
+		ev[0].RequestID == "" || ev[0].Detail["method"] != identity.MethodPassword {
 		t.Fatalf("audit %+v", ev)
 	}
 	// A second approve (double click, replay): refused, not decided twice.

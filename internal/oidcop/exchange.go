@@ -17,6 +17,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -64,6 +65,11 @@ type ExchangeSubject struct {
 	Scopes                     []string
 	Expiry                     time.Time
 	TokenID                    string // audited
+	// AMR and AuthTime are how and when the user authenticated for the
+	// token's grant: a role that demands a second factor is exchanged only
+	// for a grant whose sign-in gave one.
+	AMR      []string
+	AuthTime time.Time
 }
 
 // accessVerifier verifies the subject token: an access token that this
@@ -100,7 +106,7 @@ type userLookup interface {
 // samlSTS makes a one-role SAML response for AssumeRoleWithSAML
 // (samlidp.IdP.STSResponse).
 type samlSTS interface {
-	STSResponse(ctx context.Context, user identity.User, grant rolemap.Grant, res rolemap.Result) (samlidp.STSAssertion, error)
+	STSResponse(ctx context.Context, user identity.User, authn identity.Authn, grant rolemap.Grant, res rolemap.Result) (samlidp.STSAssertion, error)
 }
 
 // ExchangeConfig configures the exchange.
@@ -115,6 +121,15 @@ type ExchangeConfig struct {
 	// WebIdentityLifetime is how long the web-identity token is valid
 	// (default and maximum 5 minutes).
 	WebIdentityLifetime time.Duration
+	// AuthnTag is the session tag key (mfa.Config.Tag(): WardenAuth by
+	// default) whose value, in the web-identity token's tags, is the method
+	// the user signed in with (password, totp, webauthn, recovery); ""
+	// sends none. A valid tag key other than WardenRole and WardenAccount.
+	AuthnTag string
+	// MFAMethods are the second factors that count (mfa.Config.Methods);
+	// nil: every second factor. A role's RequireMFA / MFAMethods is
+	// checked against the grant's sign-in with them.
+	MFAMethods []string
 }
 
 // ExchangeDeps are the exchange's collaborators. Access, Subjects,
@@ -156,6 +171,18 @@ type ExchangeDeps struct {
 // the current rules: a user removed from a group, or gone, loses the role
 // at the next exchange.
 //
+// A role that demands a second factor (rolemap.Grant RequireMFA,
+// MFAMethods) is exchanged only for a subject token whose grant's sign-in
+// satisfies it (identity.AuthnFromAMR of the grant's amr and auth_time);
+// otherwise the answer is RFC 9470's insufficient_user_authentication
+// (400), with acr_values naming identity.ACRMFA and, for a role that
+// accepts only some methods, mfa_methods (space-separated identity.Method*
+// names; a Warden extension) — the CLI tells the user to run
+// `warden login --mfa`. The method used travels to AWS: the SAML
+// response's AuthnContextClassRef and authentication tag, and the
+// web-identity token's amr, acr, auth_time and authentication tag
+// (ExchangeConfig.AuthnTag).
+//
 // Errors (JSON, RFC 6749 §5.2 and RFC 8693 §2.2.2, with request_id):
 // a malformed, oversized or duplicated parameter, an unsupported token
 // type, and an invalid, expired, revoked or foreign subject token are
@@ -183,7 +210,15 @@ func NewExchanger(cfg ExchangeConfig, deps ExchangeDeps) (*Exchanger, error) {
 		return nil, errors.New("oidcop: exchange: Issuer is required")
 	case cfg.WebIdentityLifetime < 0 || cfg.WebIdentityLifetime > maxWebIdentityLife:
 		return nil, fmt.Errorf("oidcop: exchange: web-identity token lifetime %v is not within 0..%v", cfg.WebIdentityLifetime, maxWebIdentityLife)
+	case strings.EqualFold(cfg.AuthnTag, awsfed.TagRole) || strings.EqualFold(cfg.AuthnTag, awsfed.TagAccount):
+		return nil, fmt.Errorf("oidcop: exchange: the authentication tag %q is one of Warden's own tags", cfg.AuthnTag)
 	}
+	if cfg.AuthnTag != "" {
+		if err := awsfed.ValidTagKey(cfg.AuthnTag); err != nil {
+			return nil, fmt.Errorf("oidcop: exchange: authentication tag: %w", err)
+		}
+	}
+	cfg.MFAMethods = slices.Clone(cfg.MFAMethods)
 	if cfg.STSAudience == "" {
 		cfg.STSAudience = awsfed.DefaultSTSAudience
 	}
@@ -219,7 +254,8 @@ type exchangeError struct {
 	status      int
 	code, desc  string
 	err         error
-	auditResult string // non-empty: audit the refusal with this result
+	auditResult string            // non-empty: audit the refusal with this result
+	extra       map[string]string // more members of the JSON answer
 }
 
 func (e *exchangeError) Error() string { return e.code + ": " + e.desc }
@@ -295,7 +331,11 @@ func (x *Exchanger) serve(w http.ResponseWriter, r *http.Request, clientIP, auth
 			h.Set("WWW-Authenticate", `Basic realm="warden"`)
 		}
 		w.WriteHeader(xerr.status)
-		_ = json.NewEncoder(w).Encode(map[string]string{"error": xerr.code, "error_description": xerr.desc, "request_id": reqID})
+		body := map[string]string{"error": xerr.code, "error_description": xerr.desc, "request_id": reqID}
+		for k, v := range xerr.extra {
+			body[k] = v
+		}
+		_ = json.NewEncoder(w).Encode(body)
 		return
 	}
 	w.WriteHeader(http.StatusOK)
@@ -369,20 +409,72 @@ func (x *Exchanger) issue(ctx context.Context, req exchangeRequest, ev *audit.Ev
 		return nil, &exchangeError{status: http.StatusBadRequest, code: "invalid_target", auditResult: "denied",
 			desc: "you do not hold this role (or no longer do)"}
 	}
+	authn := identity.AuthnFromAMR(sub.AMR, sub.AuthTime)
+	ev.Detail["method"] = authn.Method
+	if !authn.Satisfies(grant.RequireMFA, grant.MFAMethods, x.cfg.MFAMethods) {
+		return nil, insufficientAuthn(*grant, authn)
+	}
 	switch req.requestedType {
 	case TokenTypeSAML2:
-		return x.issueSAML(ctx, user, *grant, res, ev)
+		return x.issueSAML(ctx, user, authn, *grant, res, ev)
 	default:
-		return x.issueWebIdentity(user, req.role, res, ev)
+		return x.issueWebIdentity(user, authn, req.role, res, ev)
 	}
 }
 
-func (x *Exchanger) issueSAML(ctx context.Context, user identity.User, grant rolemap.Grant, res rolemap.Result, ev *audit.Event) (*ExchangeResponse, *exchangeError) {
+// ErrorInsufficientAuthn is RFC 9470's error code for a request whose
+// authentication is not strong enough (§3).
+const ErrorInsufficientAuthn = "insufficient_user_authentication"
+
+// insufficientAuthn is the refusal of a role whose MFA requirement the
+// grant's sign-in does not satisfy: RFC 9470 insufficient_user_authentication,
+// acr_values the REFEDS MFA profile, and mfa_methods when the role names
+// the methods it accepts.
+func insufficientAuthn(g rolemap.Grant, authn identity.Authn) *exchangeError {
+	xe := &exchangeError{status: http.StatusBadRequest, code: ErrorInsufficientAuthn, auditResult: "insufficient_authentication",
+		desc:  "this role needs a sign-in with " + methodWords(g.MFAMethods) + ": sign in again and give it when asked",
+		err:   fmt.Errorf("role %s: require_mfa %v, mfa_methods %v; the grant's sign-in used %s", g.RoleARN, g.RequireMFA, g.MFAMethods, authn.Method),
+		extra: map[string]string{"acr_values": identity.ACRMFA}}
+	if len(g.MFAMethods) > 0 {
+		xe.extra["mfa_methods"] = strings.Join(g.MFAMethods, " ")
+	}
+	return xe
+}
+
+// methodWords names what a role accepts, for people: "a second factor",
+// "a passkey", "a passkey or an authenticator app code".
+func methodWords(methods []string) string {
+	if len(methods) == 0 {
+		return "a second factor"
+	}
+	words := make([]string, 0, len(methods))
+	for _, m := range methods {
+		switch m {
+		case identity.MethodWebAuthn:
+			words = append(words, "a passkey")
+		case identity.MethodTOTP:
+			words = append(words, "an authenticator app code")
+		case identity.MethodRecovery:
+			words = append(words, "a recovery code")
+		default:
+			words = append(words, m)
+		}
+	}
+	return strings.Join(words, " or ")
+}
+
+func (x *Exchanger) issueSAML(ctx context.Context, user identity.User, authn identity.Authn, grant rolemap.Grant, res rolemap.Result, ev *audit.Event) (*ExchangeResponse, *exchangeError) {
 	if x.deps.SAML == nil {
 		return nil, badRequest("SAML tokens are not available: the AWS SAML service provider is off")
 	}
-	a, err := x.deps.SAML.STSResponse(ctx, user, grant, res)
+	a, err := x.deps.SAML.STSResponse(ctx, user, authn, grant, res)
 	switch {
+	case errors.Is(err, samlidp.ErrInsufficientAuthn):
+		// The IdP counts fewer methods than the exchange (both should be
+		// mfa.methods): refused all the same.
+		xe := insufficientAuthn(grant, authn)
+		xe.err = err
+		return nil, xe
 	case errors.Is(err, web.ErrOtherPartition):
 		return nil, &exchangeError{status: http.StatusBadRequest, code: "invalid_target", auditResult: "other_partition", err: err,
 			desc: "this role is in an AWS partition that Warden's SAML sign-in is not configured for; request an id_token instead"}
@@ -403,23 +495,29 @@ func (x *Exchanger) issueSAML(ctx context.Context, user identity.User, grant rol
 // webIdentityClaims are the claims of the role-scoped web-identity token
 // (aws-federation-rules.md section C): integer times (item 30), no azp
 // (item 32), exp at most 5 minutes ahead (item 33), the opaque sub (item
-// 34), tags in AWS's shape (item 35).
+// 34), tags in AWS's shape (item 35); how the user signed in for the
+// grant: amr (RFC 8176), acr and auth_time (OIDC Core §2; amr is also a
+// trust-policy key for some providers, item 37), and the authentication
+// tag among the tags.
 type webIdentityClaims struct {
-	Issuer         string  `json:"iss"`
-	Subject        string  `json:"sub"`
-	Audience       string  `json:"aud"`
-	Expiry         int64   `json:"exp"`
-	IssuedAt       int64   `json:"iat"`
-	NotBefore      int64   `json:"nbf"`
-	ID             string  `json:"jti"`
-	Tags           AWSTags `json:"https://aws.amazon.com/tags"`
-	SourceIdentity string  `json:"https://aws.amazon.com/source_identity,omitempty"`
+	Issuer         string   `json:"iss"`
+	Subject        string   `json:"sub"`
+	Audience       string   `json:"aud"`
+	Expiry         int64    `json:"exp"`
+	IssuedAt       int64    `json:"iat"`
+	NotBefore      int64    `json:"nbf"`
+	ID             string   `json:"jti"`
+	AuthTime       int64    `json:"auth_time,omitempty"`
+	AMR            []string `json:"amr"`
+	ACR            string   `json:"acr"`
+	Tags           AWSTags  `json:"https://aws.amazon.com/tags"`
+	SourceIdentity string   `json:"https://aws.amazon.com/source_identity,omitempty"`
 }
 
-func (x *Exchanger) issueWebIdentity(user identity.User, role awsfed.RoleARN, res rolemap.Result, ev *audit.Event) (*ExchangeResponse, *exchangeError) {
+func (x *Exchanger) issueWebIdentity(user identity.User, authn identity.Authn, role awsfed.RoleARN, res rolemap.Result, ev *audit.Event) (*ExchangeResponse, *exchangeError) {
 	now := x.deps.Clock()
 	exp := now.Add(x.cfg.WebIdentityLifetime)
-	tags := x.sessionTags(user, role, res)
+	tags := x.sessionTags(user, authn, role, res)
 	c := webIdentityClaims{
 		Issuer:         x.cfg.Issuer,
 		Subject:        x.deps.Subjects.Subject(user),
@@ -428,8 +526,13 @@ func (x *Exchanger) issueWebIdentity(user identity.User, role awsfed.RoleARN, re
 		IssuedAt:       now.Unix(),
 		NotBefore:      now.Unix(),
 		ID:             x.randomID(16),
+		AMR:            authn.AMR(),
+		ACR:            authn.ACR(),
 		Tags:           tags,
 		SourceIdentity: res.SourceIdentity,
+	}
+	if !authn.Time.IsZero() {
+		c.AuthTime = authn.Time.Unix()
 	}
 	tok, err := x.deps.Signer.SignJWT(c)
 	if err != nil {
@@ -440,19 +543,29 @@ func (x *Exchanger) issueWebIdentity(user identity.User, role awsfed.RoleARN, re
 		ExpiresIn: c.Expiry - c.IssuedAt}, nil
 }
 
-// sessionTags are WardenRole and WardenAccount, then the user's tag rules
-// (rolemap already applied the limits of item 14 to them). A rule tag
-// whose key equals one of Warden's, regardless of case (AWS compares keys
-// so), or one past AWS's 50 tags is left out and logged, never renamed.
-func (x *Exchanger) sessionTags(user identity.User, role awsfed.RoleARN, res rolemap.Result) AWSTags {
+// sessionTags are WardenRole, WardenAccount and the authentication tag
+// (ExchangeConfig.AuthnTag, the method; not transitive, as in the SAML
+// response), then the user's tag rules (rolemap already applied the limits
+// of item 14 to them). A rule tag whose key equals one of Warden's,
+// regardless of case (AWS compares keys so), or one past AWS's 50 tags is
+// left out and logged, never renamed: Warden's tags win, so that a rule
+// can never claim a second factor that was not given.
+func (x *Exchanger) sessionTags(user identity.User, authn identity.Authn, role awsfed.RoleARN, res rolemap.Result) AWSTags {
 	t := AWSTags{PrincipalTags: map[string][]string{
 		awsfed.TagRole:    {role.Name},
 		awsfed.TagAccount: {role.Account},
 	}}
+	own := func(k string) bool {
+		return strings.EqualFold(k, awsfed.TagRole) || strings.EqualFold(k, awsfed.TagAccount) ||
+			x.cfg.AuthnTag != "" && strings.EqualFold(k, x.cfg.AuthnTag)
+	}
+	if x.cfg.AuthnTag != "" {
+		t.PrincipalTags[x.cfg.AuthnTag] = []string{authn.Method}
+	}
 	for _, tag := range res.Tags {
 		reason := ""
 		switch {
-		case strings.EqualFold(tag.Key, awsfed.TagRole) || strings.EqualFold(tag.Key, awsfed.TagAccount):
+		case own(tag.Key):
 			reason = "the key is Warden's own"
 		case len(t.PrincipalTags) >= awsfed.MaxSessionTags:
 			reason = "AWS accepts at most 50 session tags"

@@ -39,6 +39,9 @@ const (
 	xProdAdmin = "arn:aws:iam::111122223333:role/Admin"
 	xStaging   = "arn:aws:iam::444455556666:role/Deploy"
 	xGovAdmin  = "arn:aws-us-gov:iam::777788889999:role/Admin"
+	// Roles of the oncall rule: a second factor, a passkey.
+	xProdMFA     = "arn:aws:iam::111122223333:role/OnCall"
+	xProdPasskey = "arn:aws:iam::111122223333:role/BreakGlass"
 )
 
 func xGroup(name string) identity.Group {
@@ -53,6 +56,8 @@ func xUsers() map[string]identity.User {
 		"alice": {ID: "id-alice", Username: "alice", DisplayName: "Alice Anderson", Email: "alice@example.org",
 			Groups: []identity.Group{xGroup("admins"), xGroup("engineering")}},
 		"frank": {ID: "id-frank", Username: "frank", DisplayName: "Frank Fischer"},
+		"mia": {ID: "id-mia", Username: "mia", DisplayName: "Mia Meyer", Email: "mia@example.org",
+			Groups: []identity.Group{xGroup("oncall")}},
 	}
 }
 
@@ -68,6 +73,9 @@ func xRuleSet() rolemap.RuleSet {
 			{ID: "developers", Group: "developers", Roles: []rolemap.RoleRef{{ARN: xProdRO, MaxSessionSeconds: 7200}}},
 			{ID: "admins", Group: "admins", Roles: []rolemap.RoleRef{{ARN: xProdAdmin}, {ARN: xGovAdmin}}},
 			{ID: "engineering", Group: "engineering", Roles: []rolemap.RoleRef{{ARN: xStaging, MaxSessionSeconds: 900}}},
+			// Roles that demand a second factor: any, or a passkey only.
+			{ID: "oncall", Group: "oncall", Roles: []rolemap.RoleRef{{ARN: xProdMFA, RequireMFA: true},
+				{ARN: xProdPasskey, MFAMethods: []string{identity.MethodWebAuthn}}}},
 		},
 		Tags: rolemap.TagRules{
 			Attributes: []rolemap.TagAttribute{
@@ -146,6 +154,15 @@ func (a *xAccess) add(token string, u identity.User) {
 	defer a.mu.Unlock()
 	a.tokens[token] = ExchangeSubject{Username: u.Username, UserID: u.ID, ClientID: xClient, Scopes: []string{"openid"},
 		Expiry: time.Now().Add(15 * time.Minute)}
+}
+
+// addAuthn adds a token whose grant's sign-in was authn (its amr and
+// auth_time, as the store keeps them).
+func (a *xAccess) addAuthn(token string, u identity.User, authn identity.Authn) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.tokens[token] = ExchangeSubject{Username: u.Username, UserID: u.ID, ClientID: xClient, Scopes: []string{"openid"},
+		Expiry: time.Now().Add(15 * time.Minute), AMR: authn.AMR(), AuthTime: authn.Time.Truncate(time.Second)}
 }
 
 // xSubjects: base64url(HMAC-SHA256(key, user.ID)), as the Provider's sub.
@@ -271,8 +288,11 @@ func newXFixture(t testing.TB, opts ...xOpt) *xFixture {
 	if deps.Clock != nil {
 		f.now = deps.Clock()
 	}
+	// The IdP gets the same authentication tag and methods as the
+	// exchange (as internal/app wires both from the mfa block).
 	idp, err := samlidp.New(scfg, samlidp.Deps{Keys: f.ring, Rules: f.rules, Replay: xNoReplay{}, Pending: xNoPending{},
-		Audit: f.audit, Logger: logger, Clock: deps.Clock, PublicURL: xIssuer, NameIDKey: []byte(strings.Repeat("n", 32))})
+		Audit: f.audit, Logger: logger, Clock: deps.Clock, PublicURL: xIssuer, NameIDKey: []byte(strings.Repeat("n", 32)),
+		AuthnTag: cfg.AuthnTag, MFAMethods: cfg.MFAMethods})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -24,7 +24,8 @@ import (
 // Wiring (internal/app):
 //
 //	_, err := oidcProvider.InstallTokenExchange(
-//		oidcop.ExchangeConfig{STSAudience: cfg.OIDC.STSAudience},
+//		oidcop.ExchangeConfig{STSAudience: cfg.OIDC.STSAudience,
+//			AuthnTag: cfg.MFA.Tag(), MFAMethods: cfg.MFA.Methods},
 //		oidcop.ExchangeDeps{SAML: idp, Audit: auditTo, Logger: log, Clock: o.Now})
 func (p *Provider) InstallTokenExchange(cfg ExchangeConfig, deps ExchangeDeps) (*Exchanger, error) {
 	if cfg.Issuer == "" {
@@ -41,7 +42,7 @@ func (p *Provider) InstallTokenExchange(cfg ExchangeConfig, deps ExchangeDeps) (
 			return ExchangeSubject{}, err
 		}
 		return ExchangeSubject{Username: ai.Username, UserID: ai.UserID, ClientID: ai.ClientID, Scopes: ai.Scopes,
-			Expiry: ai.Expiry, TokenID: ai.TokenID}, nil
+			Expiry: ai.Expiry, TokenID: ai.TokenID, AMR: ai.AMR, AuthTime: ai.AuthTime}, nil
 	})
 	deps.Subjects, deps.Signer = p, p
 	if deps.Users == nil && p.users != nil {

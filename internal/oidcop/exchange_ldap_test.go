@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/wardenidp/warden/internal/directory/ldap"
+	"github.com/wardenidp/warden/internal/identity"
 	"github.com/wardenidp/warden/internal/samlidp"
 	"github.com/wardenidp/warden/internal/store"
 	"github.com/wardenidp/warden/internal/testenv"
@@ -138,7 +139,7 @@ func (s *xStack) accessToken(t testing.TB, username string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.p.ApproveDevice(context.Background(), da["user_code"].(string), user); err != nil {
+	if err := s.p.ApproveDevice(context.Background(), da["user_code"].(string), user, identity.Authn{}); err != nil {
 		t.Fatalf("approve: %v", err)
 	}
 	code, tok := s.postJSON(t, "/oauth/token", url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:device_code"},

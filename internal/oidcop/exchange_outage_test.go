@@ -9,6 +9,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/wardenidp/warden/internal/identity"
 	"github.com/wardenidp/warden/internal/testenv"
 )
 
@@ -32,7 +33,7 @@ func TestExchangeRedisOutage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.p.ApproveDevice(t.Context(), da["user_code"].(string), user); err != nil {
+	if err := s.p.ApproveDevice(t.Context(), da["user_code"].(string), user, identity.Authn{}); err != nil {
 		t.Fatalf("approve: %v", err)
 	}
 	code, tok := s.postJSON(t, "/oauth/token", url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:device_code"},

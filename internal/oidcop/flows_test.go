@@ -13,6 +13,7 @@ import (
 	gooidc "github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
 
+	"github.com/wardenidp/warden/internal/identity"
 	"github.com/wardenidp/warden/internal/oidcop"
 )
 
@@ -624,7 +625,7 @@ func TestDeviceGrant(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.p.ApproveDevice(ctx, norm, bob); err != nil {
+	if err := s.p.ApproveDevice(ctx, norm, bob, identity.Authn{}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.p.DenyDevice(ctx, da.UserCode); !errors.Is(err, oidcop.ErrAlreadyDecided) {
@@ -688,7 +689,7 @@ func TestDeviceGrant(t *testing.T) {
 		"device_code": {da3.DeviceCode}, "client_id": {oidcop.CLIClientID}}); b["error"] != "expired_token" {
 		t.Errorf("expired: %v", b)
 	}
-	if err := s.p.ApproveDevice(ctx, da3.UserCode, bob); !errors.Is(err, oidcop.ErrExpired) {
+	if err := s.p.ApproveDevice(ctx, da3.UserCode, bob, identity.Authn{}); !errors.Is(err, oidcop.ErrExpired) {
 		t.Errorf("approve expired: %v", err)
 	}
 	for _, bad := range []string{"", "BCDF-GHJ", "AAAA-AAAA", "bcdfghjkl", "BCDF_GHJK", strings.Repeat("B", 100)} {

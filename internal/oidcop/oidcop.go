@@ -237,7 +237,7 @@ func New(cfg Config, deps Deps) (*Provider, error) {
 		SupportedUILocales:       []language.Tag{language.English},
 		SupportedScopes: []string{oidc.ScopeOpenID, oidc.ScopeProfile, oidc.ScopeEmail,
 			oidc.ScopeOfflineAccess, ScopeGroups, ScopeRoles},
-		SupportedClaims: []string{"sub", "aud", "exp", "iat", "iss", "auth_time", "nonce", "amr",
+		SupportedClaims: []string{"sub", "aud", "exp", "iat", "iss", "auth_time", "nonce", "amr", "acr",
 			"at_hash", "c_hash", "client_id", "azp", "name", "preferred_username", "email", "groups", TagsClaim},
 		DeviceAuthorization: op.DeviceAuthorizationConfig{
 			Lifetime:     cfg.DeviceCodeLifetime,

@@ -9,12 +9,15 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/gin-gonic/gin"
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
 
 	"github.com/wardenidp/warden/internal/audit"
+	"github.com/wardenidp/warden/internal/identity"
+	"github.com/wardenidp/warden/internal/samlidp"
 	"github.com/wardenidp/warden/internal/store"
 	"github.com/wardenidp/warden/internal/web"
 )
@@ -376,6 +379,8 @@ func (p *Provider) discovery(c *gin.Context) {
 		d.GrantTypesSupported = append(d.GrantTypesSupported, oidc.GrantTypeTokenExchange)
 	}
 	d.CheckSessionIframe = ""
+	// acr: how the user signed in (identity.Authn.ACR), in every ID token.
+	d.ACRValuesSupported = []string{identity.ACRPassword, identity.ACRMFA}
 	d.RequestObjectSigningAlgValuesSupported = nil
 	d.IntrospectionEndpointAuthMethodsSupported = []oidc.AuthMethod{oidc.AuthMethodBasic, oidc.AuthMethodPost}
 	d.RevocationEndpointAuthMethodsSupported = []oidc.AuthMethod{oidc.AuthMethodBasic, oidc.AuthMethodPost, oidc.AuthMethodNone}
@@ -402,6 +407,14 @@ func (p *Provider) jwks(c *gin.Context) {
 // callback completes an auth request for the signed-in user (the client's
 // LoginURL): without a session it sends the browser to /login, which comes
 // back here; with prompt=none it answers login_required to the client.
+//
+// prompt=login and max_age (OIDC Core §3.1.2.1): when the client asked for
+// a fresh sign-in (prompt=login; zitadel turns it into max_age=0) or the
+// session's password was checked longer than max_age seconds ago, and the
+// session's sign-in is not newer than the auth request, the browser goes
+// to /login (a fresh password; a user with a second factor is asked for
+// it there as usual), which comes back here. A sign-in newer than the
+// request is accepted whatever its age, so that the round trip ends.
 func (p *Provider) callback(c *gin.Context) {
 	id := c.Query("id")
 	if id == "" || len(id) > 64 {
@@ -420,17 +433,25 @@ func (p *Provider) callback(c *gin.Context) {
 		return
 	}
 	sess, ok := web.CurrentSession(c)
-	if !ok {
+	var authn identity.Authn
+	if ok {
+		authn = samlidp.SessionAuthn(sess)
+	}
+	if !ok || ar.needsFreshSignIn(authn, p.now()) {
 		if ar.hasPrompt(oidc.PromptNone) {
 			p.runOP(c, r, sc, pageErrors(c, func(w http.ResponseWriter, r *http.Request) {
 				op.AuthRequestError(w, r, ar, oidc.ErrLoginRequired(), p.op)
 			}))
 			return
 		}
+		if ok {
+			p.record(ctx, audit.Event{Actor: sess.User.Username, Action: "oidc.authorize", Object: ar.ClientID, Result: "reauthenticate",
+				Detail: map[string]string{"auth_time": authn.Time.Format(time.RFC3339), "prompt": strings.Join(ar.Prompt, " ")}})
+		}
 		web.RedirectToLogin(c)
 		return
 	}
-	if err := p.completeAuthRequest(ctx, ar, sess); err != nil {
+	if err := p.completeAuthRequest(ctx, ar, sess, authn); err != nil {
 		if isOutage(err) {
 			web.Fail(c, http.StatusServiceUnavailable, "", err)
 			return
@@ -439,8 +460,17 @@ func (p *Provider) callback(c *gin.Context) {
 		return
 	}
 	p.record(ctx, audit.Event{Actor: sess.User.Username, Action: "oidc.authorize", Object: ar.ClientID, Result: "success",
-		Detail: map[string]string{"scopes": strings.Join(ar.Scopes, " ")}})
+		Detail: map[string]string{"scopes": strings.Join(ar.Scopes, " "), "method": authn.Method}})
 	p.runOP(c, r, sc, pageErrors(c, func(w http.ResponseWriter, r *http.Request) { op.AuthResponse(ar, p.op, w, r) }))
+}
+
+// needsFreshSignIn reports whether a session that signed in as authn must
+// sign in again for this request: prompt=login or max_age exceeded, and
+// the sign-in is not newer than the request.
+func (a *authRequest) needsFreshSignIn(authn identity.Authn, now time.Time) bool {
+	stale := a.hasPrompt(oidc.PromptLogin) ||
+		a.MaxAge != nil && now.Sub(authn.Time) > time.Duration(*a.MaxAge)*time.Second
+	return stale && !authn.Time.After(a.Created)
 }
 
 func truncate(s string, n int) string {

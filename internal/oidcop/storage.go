@@ -22,28 +22,43 @@ import (
 
 // authRequest is a stored auth request (op.AuthRequest).
 type authRequest struct {
-	ID                  string    `json:"id"`
-	ClientID            string    `json:"client_id"`
-	RedirectURI         string    `json:"redirect_uri"`
-	State               string    `json:"state,omitempty"`
-	Nonce               string    `json:"nonce,omitempty"`
-	Scopes              []string  `json:"scopes"`
-	ResponseMode        string    `json:"response_mode,omitempty"`
-	CodeChallenge       string    `json:"code_challenge,omitempty"`
-	CodeChallengeMethod string    `json:"code_challenge_method,omitempty"`
-	Prompt              []string  `json:"prompt,omitempty"`
-	GrantID             string    `json:"grant"`
-	Created             time.Time `json:"created"`
-	// Set when the user signed in:
+	ID                  string   `json:"id"`
+	ClientID            string   `json:"client_id"`
+	RedirectURI         string   `json:"redirect_uri"`
+	State               string   `json:"state,omitempty"`
+	Nonce               string   `json:"nonce,omitempty"`
+	Scopes              []string `json:"scopes"`
+	ResponseMode        string   `json:"response_mode,omitempty"`
+	CodeChallenge       string   `json:"code_challenge,omitempty"`
+	CodeChallengeMethod string   `json:"code_challenge_method,omitempty"`
+	Prompt              []string `json:"prompt,omitempty"`
+	// MaxAge is the max_age parameter in seconds (OIDC Core §3.1.2.1);
+	// zitadel makes it 0 for prompt=login.
+	MaxAge  *uint     `json:"max_age,omitempty"`
+	GrantID string    `json:"grant"`
+	Created time.Time `json:"created"`
+	// Set when the user signed in: who, and how and when they
+	// authenticated (the session's identity.Authn as amr and auth_time).
 	IsDone   bool            `json:"done,omitempty"`
 	Subject  string          `json:"sub,omitempty"`
 	User     json.RawMessage `json:"user,omitempty"`
 	AuthTime time.Time       `json:"auth_time,omitzero"`
+	AMR      []string        `json:"amr,omitempty"`
 }
 
-func (a *authRequest) GetID() string          { return a.ID }
-func (a *authRequest) GetACR() string         { return "" }
-func (a *authRequest) GetAMR() []string       { return []string{"pwd"} }
+func (a *authRequest) GetID() string { return a.ID }
+
+// GetACR is the acr of the sign-in (identity.ACRPassword or ACRMFA).
+func (a *authRequest) GetACR() string { return acrOf(a.GetAMR(), a.AuthTime) }
+
+// GetAMR is the sign-in's amr (RFC 8176); ["pwd"] for a request completed
+// before auth requests recorded it.
+func (a *authRequest) GetAMR() []string {
+	if len(a.AMR) == 0 {
+		return []string{"pwd"}
+	}
+	return a.AMR
+}
 func (a *authRequest) GetAudience() []string  { return []string{a.ClientID} }
 func (a *authRequest) GetAuthTime() time.Time { return a.AuthTime }
 func (a *authRequest) GetClientID() string    { return a.ClientID }
@@ -162,7 +177,7 @@ func (s *storage) CreateAuthRequest(ctx context.Context, req *oidc.AuthRequest, 
 	ar := &authRequest{
 		ID: id, ClientID: req.ClientID, RedirectURI: req.RedirectURI, State: req.State, Nonce: req.Nonce,
 		Scopes: req.Scopes, ResponseMode: string(req.ResponseMode), CodeChallenge: req.CodeChallenge,
-		CodeChallengeMethod: string(req.CodeChallengeMethod), Prompt: req.Prompt, GrantID: grant, Created: p.now().UTC(),
+		CodeChallengeMethod: string(req.CodeChallengeMethod), Prompt: req.Prompt, MaxAge: req.MaxAge, GrantID: grant, Created: p.now().UTC(),
 	}
 	data, err := json.Marshal(ar)
 	if err != nil {
@@ -186,13 +201,15 @@ func (p *Provider) loadAuthRequest(ctx context.Context, id string) (*authRequest
 	return ar, nil
 }
 
-// completeAuthRequest binds the signed-in user to an auth request.
-func (p *Provider) completeAuthRequest(ctx context.Context, ar *authRequest, sess store.Session) error {
+// completeAuthRequest binds the signed-in user, and how and when they
+// authenticated (authn: amr and auth_time of the grant and its ID tokens),
+// to an auth request.
+func (p *Provider) completeAuthRequest(ctx context.Context, ar *authRequest, sess store.Session, authn identity.Authn) error {
 	u, err := json.Marshal(sess.User)
 	if err != nil {
 		return fmt.Errorf("oidcop: user: %w", err)
 	}
-	ar.IsDone, ar.Subject, ar.User, ar.AuthTime = true, p.Subject(sess.User), u, sess.CreatedAt.UTC()
+	ar.IsDone, ar.Subject, ar.User, ar.AuthTime, ar.AMR = true, p.Subject(sess.User), u, authn.Time.UTC(), authn.AMR()
 	data, err := json.Marshal(ar)
 	if err != nil {
 		return fmt.Errorf("oidcop: auth request: %w", err)
@@ -293,7 +310,7 @@ func (p *Provider) newGrant(ctx context.Context, req op.TokenRequest) (store.OID
 		if err != nil {
 			return g, err
 		}
-		g.ID, g.ClientID, g.User, g.AMR, g.AuthTime = id, r.ClientID, sc.device.userJS, r.AMR, r.AuthTime
+		g.ID, g.ClientID, g.User, g.AMR, g.AuthTime = id, r.ClientID, sc.device.userJS, slices.Clone(r.AMR), r.AuthTime
 	default:
 		return g, fmt.Errorf("oidcop: unexpected token request %T", req)
 	}
@@ -602,7 +619,10 @@ func (s *storage) SetUserinfoFromScopes(context.Context, *oidc.UserInfo, string,
 }
 
 // SetUserinfoFromRequest fills the ID token's claims from the user of the
-// request (the sign-in snapshot, or the fresh lookup of a refresh).
+// request (the sign-in snapshot, or the fresh lookup of a refresh), and
+// its acr from the grant's amr (zitadel sets acr itself only for the code
+// flow's first token: the device flow and refreshes get it here; amr and
+// auth_time it sets from the request for every flow).
 func (s *storage) SetUserinfoFromRequest(ctx context.Context, info *oidc.UserInfo, req op.IDTokenRequest, scopes []string) error {
 	var u identity.User
 	switch r := req.(type) {
@@ -622,7 +642,13 @@ func (s *storage) SetUserinfoFromRequest(ctx context.Context, info *oidc.UserInf
 		return oidc.ErrServerError().WithDescription("unexpected request")
 	}
 	s.p.setClaims(info, u, scopes, false)
+	info.AppendClaims("acr", acrOf(req.GetAMR(), req.GetAuthTime()))
 	return nil
+}
+
+// acrOf is the acr of a grant's amr (identity.AuthnFromAMR).
+func acrOf(amr []string, authTime time.Time) string {
+	return identity.AuthnFromAMR(amr, authTime).ACR()
 }
 
 // SetUserinfoFromToken answers userinfo for a live access token.

@@ -38,6 +38,10 @@ type account struct {
 type crole struct {
 	arn, name, accountID, accountName, partition, provider string
 	seconds                                                int
+	// requireMFA and methods (strongest first, nil for any) as the rule
+	// says; methods not empty implies requireMFA.
+	requireMFA bool
+	methods    []string
 	// rank orders grant rule roles by (accountID, arn), equal for equal
 	// ARNs, so that Evaluate sorts by comparing integers; -1 for roles a
 	// pattern produced, which are compared by their strings.
@@ -50,12 +54,15 @@ type cgrant struct {
 }
 
 type cpattern struct {
-	id       string
-	re       *regexp.Regexp
-	tmpl     []segment
-	seconds  int
-	prefix   string // every match starts with it
-	anchored bool   // every match starts at the beginning of the name
+	id      string
+	re      *regexp.Regexp
+	tmpl    []segment
+	seconds int
+	// requireMFA and methods as in crole.
+	requireMFA bool
+	methods    []string
+	prefix     string // every match starts with it
+	anchored   bool   // every match starts at the beginning of the name
 }
 
 type ctag struct {
@@ -142,7 +149,8 @@ func (e *Engine) Evaluate(in Input) Result {
 			hits, dropped = e.patternHits(hits, dropped, g.Name, label)
 		}
 	}
-	res := Result{Grants: merge(hits)}
+	var res Result
+	res.Grants, dropped = merge(hits, dropped)
 	res.Tags, dropped = e.evalTags(in, dropped)
 	res.SourceIdentity, dropped = e.evalSourceIdentity(in, dropped)
 	if len(dropped) > 1 {
@@ -194,15 +202,17 @@ func (e *Engine) tryPattern(hits []hit, dropped []Problem, p *cpattern, name, la
 		return hits, append(dropped, Problem{Path: path, Message: fmt.Sprintf("group %s gives %s: %s", awsfed.Quote(name), awsfed.Quote(arn), msg)})
 	}
 	acc := e.accounts[a.Account]
-	r := &crole{arn: arn, name: a.Name, accountID: a.Account, accountName: acc.name, partition: a.Partition, provider: acc.provider, seconds: p.seconds, rank: -1}
+	r := &crole{arn: arn, name: a.Name, accountID: a.Account, accountName: acc.name, partition: a.Partition, provider: acc.provider, seconds: p.seconds,
+		requireMFA: p.requireMFA, methods: p.methods, rank: -1}
 	return append(hits, hit{role: r, ruleID: p.id, kind: KindPattern, group: label}), dropped
 }
 
 // merge sorts the hits by account, role ARN, rule ID and group, and makes
-// one Grant per role ARN.
-func merge(hits []hit) []Grant {
+// one Grant per role ARN. MFA lists that cannot be combined are reported
+// in dropped.
+func merge(hits []hit, dropped []Problem) ([]Grant, []Problem) {
 	if len(hits) == 0 {
-		return nil
+		return nil, dropped
 	}
 	// Sort indexes rather than the hits themselves: moving hits (which
 	// hold pointers) costs write barriers; ints do not.
@@ -233,19 +243,79 @@ func merge(hits []hit) []Grant {
 			RuleID: h.ruleID, RuleKind: h.kind, Group: h.group}
 		first := len(ids)
 		ids = append(ids, h.ruleID)
+		mfa := r.requireMFA
 		j := i + 1
 		for ; j < len(order) && hits[order[j]].role.arn == r.arn; j++ {
 			hj := &hits[order[j]]
 			g.SessionSeconds = max(g.SessionSeconds, hj.role.seconds)
+			mfa = mfa || hj.role.requireMFA
 			if id := hj.ruleID; id != ids[len(ids)-1] {
 				ids = append(ids, id)
 			}
 		}
 		g.Rules = ids[first:len(ids):len(ids)]
+		if mfa {
+			g.RequireMFA = true
+			g.MFAMethods, dropped = mergeMethods(hits, order[i:j], dropped)
+		}
 		out = append(out, g)
 		i = j
 	}
-	return out
+	return out, dropped
+}
+
+// mergeMethods combines the MFA method lists of the hits of one role
+// (idx, in rule ID order): the intersection of the non-empty lists, nil
+// when none has one. A list that shares no method with the intersection
+// of the lists before it is left out and reported, so that the role keeps
+// a method a user can meet (and MFA stays required).
+func mergeMethods(hits []hit, idx []int32, dropped []Problem) ([]string, []Problem) {
+	var (
+		acc  []string
+		from []string // IDs of the rules whose lists made acc
+	)
+	for _, k := range idx {
+		h := &hits[k]
+		ms := h.role.methods
+		switch {
+		case len(ms) == 0:
+		case acc == nil:
+			acc, from = slices.Clone(ms), []string{h.ruleID}
+		case slices.Contains(from, h.ruleID):
+			// the same rule through another group: the same list
+		default:
+			inter := make([]string, 0, len(acc))
+			for _, m := range acc {
+				if slices.Contains(ms, m) {
+					inter = append(inter, m)
+				}
+			}
+			if len(inter) == 0 {
+				dropped = append(dropped, Problem{Path: kindKey(h.kind) + "[" + h.ruleID + "].mfa_methods",
+					Message: fmt.Sprintf("role %s: mfa_methods %s share no method with %s of %s; this list is left out and the role takes %s",
+						h.role.arn, strings.Join(ms, ", "), strings.Join(acc, ", "), ruleNames(from), strings.Join(acc, ", "))})
+				continue
+			}
+			acc, from = inter, append(from, h.ruleID)
+		}
+	}
+	return acc, dropped
+}
+
+// ruleNames is "rule a" or "rules a, b".
+func ruleNames(ids []string) string {
+	if len(ids) == 1 {
+		return "rule " + ids[0]
+	}
+	return "rules " + strings.Join(ids, ", ")
+}
+
+// kindKey is the rule set key of a rule kind: "grants" or "patterns".
+func kindKey(kind string) string {
+	if kind == KindPattern {
+		return "patterns"
+	}
+	return "grants"
 }
 
 // values returns the distinct non-empty values of a user attribute.

@@ -226,6 +226,93 @@ func TestDedupAndSessionMerge(t *testing.T) {
 	}
 }
 
+// TestMFAMerge: the strictest of the rules that give a role wins:
+// require_mfa if any requires it, the intersection of the mfa_methods
+// lists, and a list that shares nothing with the lists before it (in rule
+// ID order) is left out and reported.
+func TestMFAMerge(t *testing.T) {
+	r, s := arn(prod, "R"), arn(prod, "S")
+	rs := testRuleSet()
+	rs.Grants = append(rs.Grants,
+		GrantRule{ID: "a-any", Group: "g-any", Roles: []RoleRef{{ARN: r, RequireMFA: true}, {ARN: s}}},
+		GrantRule{ID: "b-two", Group: "g-two", Roles: []RoleRef{{ARN: r, MFAMethods: []string{"totp", "webauthn"}}}},
+		GrantRule{ID: "c-key", Group: "g-key", Roles: []RoleRef{{ARN: r, RequireMFA: false, MFAMethods: []string{"webauthn"}}}},
+		GrantRule{ID: "d-otp", Group: "g-otp", Roles: []RoleRef{{ARN: r, MFAMethods: []string{"totp"}}}},
+		GrantRule{ID: "e-none", Group: "g-none", Roles: []RoleRef{{ARN: r}, {ARN: s, MaxSessionSeconds: 900}}},
+	)
+	rs.Patterns = append(rs.Patterns, PatternRule{ID: "p-mfa", Pattern: `^mfa-(?P<role>\w+)$`, RoleARN: "arn:aws:iam::" + prod + ":role/${role}",
+		MFAMethods: []string{"recovery", "webauthn"}})
+	e := mustCompile(t, rs)
+	for _, tc := range []struct {
+		name    string
+		groups  []string
+		require bool
+		methods []string
+		dropped []string
+	}{
+		{"no rule requires it", []string{"g-none"}, false, nil, nil},
+		{"require_mfa without methods", []string{"g-any"}, true, nil, nil},
+		{"one rule requires it, another not", []string{"g-none", "g-any"}, true, nil, nil},
+		{"mfa_methods imply require_mfa, strongest first", []string{"g-two"}, true, []string{"webauthn", "totp"}, nil},
+		{"any method and a list: the list", []string{"g-any", "g-two"}, true, []string{"webauthn", "totp"}, nil},
+		{"intersection", []string{"g-two", "g-key"}, true, []string{"webauthn"}, nil},
+		{"intersection, other rule", []string{"g-two", "g-otp"}, true, []string{"totp"}, nil},
+		{"pattern rule", []string{"mfa-R"}, true, []string{"webauthn", "recovery"}, nil},
+		{"pattern and grant", []string{"mfa-R", "g-two"}, true, []string{"webauthn"}, nil},
+		{"disjoint: the later rule's list is left out", []string{"g-otp", "g-key"}, true, []string{"webauthn"},
+			[]string{"grants[d-otp].mfa_methods: role " + r + ": mfa_methods totp share no method with webauthn of rule c-key; this list is left out and the role takes webauthn"}},
+		{"disjoint after an intersection", []string{"g-two", "g-key", "g-otp", "mfa-R", "g-none"}, true, []string{"webauthn"},
+			[]string{"grants[d-otp].mfa_methods: role " + r + ": mfa_methods totp share no method with webauthn of rules b-two, c-key"}},
+		{"disjoint pattern", []string{"g-otp", "mfa-R"}, true, []string{"totp"},
+			[]string{"patterns[p-mfa].mfa_methods: role " + r + ": mfa_methods webauthn, recovery share no method with totp of rule d-otp"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var in Input
+			for _, g := range tc.groups {
+				in.Groups = append(in.Groups, identity.Group{Name: g}, identity.Group{DN: "cn=" + g + ",ou=x,dc=y", Name: g})
+			}
+			res := e.Evaluate(in)
+			var got *Grant
+			for i := range res.Grants {
+				if res.Grants[i].RoleARN == r {
+					got = &res.Grants[i]
+				} else if res.Grants[i].RequireMFA || res.Grants[i].MFAMethods != nil {
+					t.Errorf("%s requires MFA: %+v", res.Grants[i].RoleARN, res.Grants[i])
+				}
+			}
+			if got == nil {
+				t.Fatalf("no grant of R: %+v", res.Grants)
+			}
+			if got.RequireMFA != tc.require || !slices.Equal(got.MFAMethods, tc.methods) {
+				t.Errorf("RequireMFA %v, MFAMethods %v; want %v, %v", got.RequireMFA, got.MFAMethods, tc.require, tc.methods)
+			}
+			if len(res.Dropped) != len(tc.dropped) {
+				t.Fatalf("dropped %v, want %v", res.Dropped, tc.dropped)
+			}
+			for i, d := range tc.dropped {
+				if !strings.HasPrefix(res.Dropped[i].String(), d) {
+					t.Errorf("dropped[%d] = %q, want %q", i, res.Dropped[i], d)
+				}
+			}
+			// The result owns its lists: changing them changes nothing.
+			if len(got.MFAMethods) > 0 {
+				got.MFAMethods[0] = "changed"
+				if again := e.Evaluate(in); slices.Contains(again.Grants[slices.IndexFunc(again.Grants, func(g Grant) bool { return g.RoleARN == r })].MFAMethods, "changed") {
+					t.Error("MFAMethods shares memory with the engine")
+				}
+			}
+		})
+	}
+	// The same result whatever the order of rules and groups.
+	in := Input{Groups: []identity.Group{{Name: "g-key"}, {Name: "g-otp"}, {Name: "mfa-R"}, {Name: "g-two"}}}
+	want := e.Evaluate(in)
+	slices.Reverse(rs.Grants)
+	slices.Reverse(in.Groups)
+	if got := mustCompile(t, rs).Evaluate(in); !reflect.DeepEqual(got, want) {
+		t.Errorf("order changed the result:\n got %+v\nwant %+v", got, want)
+	}
+}
+
 func TestDeterministicOrder(t *testing.T) {
 	rs := testRuleSet()
 	in := bob()

@@ -12,6 +12,12 @@
 // normalized DN and case-folded CN, pattern rules are prefiltered by their
 // literal prefix.
 //
+// A role (of a grant rule) or a pattern rule may require a second factor
+// (require_mfa) and name the only methods that count (mfa_methods, which
+// implies require_mfa). The engine only reports it in Grant.RequireMFA and
+// Grant.MFAMethods, the strictest of all the rules that gave the role;
+// enforcing it is the hand-off's job.
+//
 // AWS limits applied (docs: aws-federation-rules.md items 9–15): role ARN
 // grammar and account IDs via awsfed.ParseRoleARN; SessionDuration 900–43200
 // (item 12); session tags at most 50, key ≤128 and value ≤256 characters of
@@ -96,7 +102,17 @@ type RoleRef struct {
 	// MaxSessionSeconds becomes the role's SessionDuration: 0 means none
 	// (AWS's default), else 900–43200.
 	MaxSessionSeconds int `yaml:"max_session_seconds,omitempty" json:"max_session_seconds,omitempty"`
+	// RequireMFA: a hand-off of this role needs a sign-in with a second
+	// factor. MFAMethods, when not empty, names the only second factors
+	// that count (identity.SecondFactors: webauthn, totp, recovery) and
+	// implies RequireMFA, whatever require_mfa says.
+	RequireMFA bool     `yaml:"require_mfa,omitempty" json:"require_mfa,omitempty"`
+	MFAMethods []string `yaml:"mfa_methods,omitempty" json:"mfa_methods,omitempty"`
 }
+
+// MFA returns whether the role requires a second factor (MFAMethods
+// implies it) and the methods that count (nil: any).
+func (r RoleRef) MFA() (bool, []string) { return r.RequireMFA || len(r.MFAMethods) > 0, r.MFAMethods }
 
 // PatternRule derives roles from group names.
 type PatternRule struct {
@@ -114,7 +130,17 @@ type PatternRule struct {
 	// valid role ARN of a catalogued account is dropped and reported.
 	RoleARN           string `yaml:"role_arn" json:"role_arn"`
 	MaxSessionSeconds int    `yaml:"max_session_seconds,omitempty" json:"max_session_seconds,omitempty"`
-	Description       string `yaml:"description,omitempty" json:"description,omitempty"`
+	// RequireMFA and MFAMethods apply to every role the rule gives, as in
+	// RoleRef.
+	RequireMFA  bool     `yaml:"require_mfa,omitempty" json:"require_mfa,omitempty"`
+	MFAMethods  []string `yaml:"mfa_methods,omitempty" json:"mfa_methods,omitempty"`
+	Description string   `yaml:"description,omitempty" json:"description,omitempty"`
+}
+
+// MFA returns whether the rule's roles require a second factor
+// (MFAMethods implies it) and the methods that count (nil: any).
+func (p PatternRule) MFA() (bool, []string) {
+	return p.RequireMFA || len(p.MFAMethods) > 0, p.MFAMethods
 }
 
 // TagRules say which user attributes become session tags and which one
@@ -217,8 +243,12 @@ type Grant struct {
 	Rules []string `json:"rules"`
 	// RequireMFA: a hand-off of this role needs a sign-in with a second
 	// factor; MFAMethods, when not empty, names the only second factors
-	// that count (identity.Method*). The strictest of the rules that gave
-	// the role wins.
+	// that count (identity.Method*), strongest first. The strictest of the
+	// rules that gave the role wins: RequireMFA when any of them requires
+	// it, and MFAMethods is the intersection of their non-empty lists. When
+	// a rule's list shares no method with those of the rules before it (in
+	// rule ID order), that list is left out and reported in
+	// Result.Dropped ("grants[<id>].mfa_methods"); MFA stays required.
 	RequireMFA bool     `json:"require_mfa,omitempty"`
 	MFAMethods []string `json:"mfa_methods,omitempty"`
 }

@@ -13,6 +13,7 @@ import (
 	goldap "github.com/go-ldap/ldap/v3"
 
 	"github.com/wardenidp/warden/internal/awsfed"
+	"github.com/wardenidp/warden/internal/identity"
 )
 
 // Validate reports every problem of rs at once, in document order. An
@@ -151,6 +152,40 @@ func checkSeconds(s int) string {
 	return fmt.Sprintf("must be 0 (none) or %d–%d seconds, got %d", MinSessionSeconds, MaxSessionSeconds, s)
 }
 
+// mfa checks the mfa_methods of the role or pattern rule at path: each a
+// second factor (identity.SecondFactors), none twice, and not recovery
+// codes alone. It returns what the engine uses: whether MFA is required
+// (mfa_methods implies it) and the known methods in identity.SecondFactors
+// order (strongest first), nil for any.
+func (b *builder) mfa(path string, require bool, methods []string) (bool, []string) {
+	seen := make(map[string]int, len(methods))
+	for i, m := range methods {
+		mpath := path + ".mfa_methods[" + strconv.Itoa(i) + "]"
+		k, dup := seen[m]
+		switch {
+		case identity.IsSecondFactor(strings.ToLower(strings.TrimSpace(m))) && !identity.IsSecondFactor(m):
+			b.add(mpath, "write %s as %q (lower case, no spaces)", awsfed.Quote(m), strings.ToLower(strings.TrimSpace(m)))
+		case !identity.IsSecondFactor(m):
+			b.add(mpath, "unknown method %s; the second factors are %s", awsfed.Quote(m), strings.Join(identity.SecondFactors, ", "))
+		case dup:
+			b.add(mpath, "%q is listed twice (also mfa_methods[%d])", m, k)
+		default:
+			seen[m] = i
+		}
+	}
+	if len(methods) == 1 && methods[0] == identity.MethodRecovery {
+		b.add(path+".mfa_methods", "recovery alone cannot be met: a recovery code stands in for a lost factor, and a user has codes only "+
+			"after enrolling %s or %s; add one of them", identity.MethodWebAuthn, identity.MethodTOTP)
+	}
+	var out []string
+	for _, f := range identity.SecondFactors {
+		if _, ok := seen[f]; ok {
+			out = append(out, f)
+		}
+	}
+	return require || len(methods) > 0, out
+}
+
 // grantSeen remembers, per group key and role ARN, the first rule that
 // granted it, to find conflicting session lengths.
 type grantSeen struct {
@@ -186,6 +221,7 @@ func (b *builder) grants(list []GrantRule) {
 			if msg := checkSeconds(r.MaxSessionSeconds); msg != "" {
 				b.add(rpath+".max_session_seconds", "%s", msg)
 			}
+			requireMFA, methods := b.mfa(rpath, r.RequireMFA, r.MFAMethods)
 			a, err := awsfed.ParseRoleARN(r.ARN)
 			if err != nil {
 				b.add(rpath+".arn", "%v", err)
@@ -211,7 +247,7 @@ func (b *builder) grants(list []GrantRule) {
 			}
 			acc := b.e.accounts[a.Account]
 			cg.roles = append(cg.roles, crole{arn: r.ARN, name: a.Name, accountID: a.Account, accountName: acc.name,
-				partition: a.Partition, provider: acc.provider, seconds: r.MaxSessionSeconds})
+				partition: a.Partition, provider: acc.provider, seconds: r.MaxSessionSeconds, requireMFA: requireMFA, methods: methods})
 		}
 		if key == "" {
 			continue
@@ -262,7 +298,9 @@ func (b *builder) patterns(list []PatternRule) {
 		if msg := checkSeconds(p.MaxSessionSeconds); msg != "" {
 			b.add(path+".max_session_seconds", "%s", msg)
 		}
+		requireMFA, methods := b.mfa(path, p.RequireMFA, p.MFAMethods)
 		cp, ok := b.compilePattern(path, p)
+		cp.requireMFA, cp.methods = requireMFA, methods
 		if ok {
 			b.e.patterns = append(b.e.patterns, cp)
 		}

@@ -136,6 +136,26 @@ func TestValidateProblems(t *testing.T) {
 				rs.Tags.Attributes = append(rs.Tags.Attributes, TagAttribute{Attribute: "a", Key: fmt.Sprintf("k%d", i)})
 			}
 		}, []string{"tags.attributes: 51 tag rules; AWS allows at most 50 session tags"}},
+		{"mfa methods", func(rs *RuleSet) {
+			rs.Grants[0].Roles[0].MFAMethods = []string{"webauthn", "sms", "webauthn"}
+			rs.Grants[0].Roles[1].RequireMFA = true
+			rs.Grants[1].Roles[1].MFAMethods = []string{"TOTP", ""}
+			rs.Grants[2].Roles[0].MFAMethods = []string{"recovery"}
+			rs.Patterns[1].MFAMethods = []string{"totp", "password"}
+		}, []string{
+			`grants[0].roles[0].mfa_methods[1]: unknown method "sms"; the second factors are webauthn, totp, recovery`,
+			`grants[0].roles[0].mfa_methods[2]: "webauthn" is listed twice (also mfa_methods[0])`,
+			`grants[1].roles[1].mfa_methods[0]: write "TOTP" as "totp"`,
+			`grants[1].roles[1].mfa_methods[1]: unknown method ""`,
+			"grants[2].roles[0].mfa_methods: recovery alone cannot be met",
+			`patterns[1].mfa_methods[1]: unknown method "password"`,
+		}},
+		{"mfa fine", func(rs *RuleSet) {
+			rs.Grants[0].Roles[0].RequireMFA = true
+			rs.Grants[0].Roles[1].MFAMethods = []string{"totp", "recovery", "webauthn"}
+			rs.Patterns[0].MFAMethods = []string{"webauthn"}
+			rs.Patterns[1].RequireMFA = true
+		}, nil},
 		{"description", func(rs *RuleSet) {
 			rs.Grants[0].Description = strings.Repeat("d", 1025)
 			rs.Patterns[0].Description = "bell\a"

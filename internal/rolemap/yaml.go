@@ -12,6 +12,8 @@ import (
 	"strings"
 
 	yaml "go.yaml.in/yaml/v3"
+
+	"github.com/wardenidp/warden/internal/identity"
 )
 
 // MaxDocumentBytes bounds a rule document (100,000 grant rules fit in
@@ -266,8 +268,9 @@ func kindName(n *yaml.Node) string {
 }
 
 // MarshalYAML returns the canonical YAML of rs: accounts sorted by ID,
-// grant and pattern rules by ID, the roles of a grant by ARN, tag rules by
-// key; two-space indentation. Equal rule sets give equal bytes, so stored
+// grant and pattern rules by ID, the roles of a grant by ARN, MFA methods
+// strongest first (webauthn, totp, recovery), tag rules by key; two-space
+// indentation. Equal rule sets give equal bytes, so stored
 // versions diff cleanly. Comments of a document read with ParseYAML are not
 // kept: the canonical form has none.
 func (rs RuleSet) MarshalYAML() ([]byte, error) {
@@ -295,8 +298,14 @@ func (rs RuleSet) Canonical() RuleSet {
 		slices.SortStableFunc(c.Grants[i].Roles, func(a, b RoleRef) int {
 			return cmp.Or(strings.Compare(a.ARN, b.ARN), cmp.Compare(a.MaxSessionSeconds, b.MaxSessionSeconds))
 		})
+		for j := range c.Grants[i].Roles {
+			sortMethods(c.Grants[i].Roles[j].MFAMethods)
+		}
 	}
 	slices.SortStableFunc(c.Patterns, func(a, b PatternRule) int { return strings.Compare(a.ID, b.ID) })
+	for i := range c.Patterns {
+		sortMethods(c.Patterns[i].MFAMethods)
+	}
 	slices.SortStableFunc(c.Tags.Attributes, func(a, b TagAttribute) int {
 		return cmp.Or(strings.Compare(a.Key, b.Key), strings.Compare(a.Attribute, b.Attribute))
 	})
@@ -314,8 +323,26 @@ func (rs RuleSet) clone() RuleSet {
 	}
 	for i := range c.Grants {
 		c.Grants[i].Roles = cloneSlice(c.Grants[i].Roles)
+		for j := range c.Grants[i].Roles {
+			c.Grants[i].Roles[j].MFAMethods = cloneSlice(c.Grants[i].Roles[j].MFAMethods)
+		}
+	}
+	for i := range c.Patterns {
+		c.Patterns[i].MFAMethods = cloneSlice(c.Patterns[i].MFAMethods)
 	}
 	return c
+}
+
+// sortMethods puts MFA methods in identity.SecondFactors order (strongest
+// first); unknown names (invalid anyway) follow, in byte order.
+func sortMethods(ms []string) {
+	rank := func(m string) int {
+		if i := slices.Index(identity.SecondFactors, m); i >= 0 {
+			return i
+		}
+		return len(identity.SecondFactors)
+	}
+	slices.SortStableFunc(ms, func(a, b string) int { return cmp.Or(cmp.Compare(rank(a), rank(b)), strings.Compare(a, b)) })
 }
 
 func cloneSlice[T any](s []T) []T {

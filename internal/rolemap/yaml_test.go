@@ -2,7 +2,9 @@ package rolemap
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"reflect"
 	"slices"
@@ -60,8 +62,90 @@ func TestExampleFile(t *testing.T) {
 		}
 	}
 	r := e.Evaluate(Input{Username: "bob", Groups: []identity.Group{g("developers", true)}})
-	if r.Grants[0].SessionSeconds != 3600 || r.Grants[0].ProviderARN != "arn:aws:iam::111122223333:saml-provider/warden" {
+	if r.Grants[0].SessionSeconds != 3600 || r.Grants[0].ProviderARN != "arn:aws:iam::111122223333:saml-provider/warden" || r.Grants[0].RequireMFA {
 		t.Errorf("developers in prod: %+v", r.Grants[0])
+	}
+	// The admins' roles show both MFA settings: require_mfa alone, and
+	// mfa_methods (which implies it).
+	mfa := map[string]string{}
+	for _, gr := range e.Evaluate(Input{Username: "alice", Groups: []identity.Group{g("admins", true)}}).Grants {
+		mfa[gr.RoleARN] = fmt.Sprint(gr.RequireMFA, gr.MFAMethods)
+	}
+	if want := map[string]string{"arn:aws:iam::111122223333:role/AdministratorAccess": "false []",
+		"arn:aws:iam::444455556666:role/AdministratorAccess":        "true []",
+		"arn:aws-us-gov:iam::777788889999:role/AdministratorAccess": "true [webauthn]"}; !reflect.DeepEqual(mfa, want) {
+		t.Errorf("admins' MFA: %v, want %v", mfa, want)
+	}
+}
+
+// TestMFAYAML: require_mfa and mfa_methods parse strictly, come back from
+// the canonical form (methods strongest first) and through JSON.
+func TestMFAYAML(t *testing.T) {
+	doc := `
+accounts:
+  - {id: "111122223333", name: prod, saml_provider: warden}
+grants:
+  - id: a
+    group: admins
+    roles:
+      - arn: arn:aws:iam::111122223333:role/Admin
+        require_mfa: true
+        mfa_methods: [totp, webauthn]
+      - arn: arn:aws:iam::111122223333:role/Plain
+        require_mfa: false
+patterns:
+  - id: p
+    pattern: ^X-(?P<role>\w+)$
+    role_arn: arn:aws:iam::111122223333:role/${role}
+    mfa_methods:
+      - webauthn
+`
+	rs, err := ParseYAML([]byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ps := rs.Validate(); len(ps) != 0 {
+		t.Fatalf("problems: %v", ps)
+	}
+	if r := rs.Grants[0].Roles[0]; !r.RequireMFA || !slices.Equal(r.MFAMethods, []string{"totp", "webauthn"}) {
+		t.Errorf("parsed %+v", r)
+	}
+	if req, ms := rs.Patterns[0].MFA(); !req || !slices.Equal(ms, []string{"webauthn"}) || rs.Patterns[0].RequireMFA {
+		t.Errorf("pattern MFA() = %v %v (%+v)", req, ms, rs.Patterns[0])
+	}
+	out, err := rs.MarshalYAML()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"        require_mfa: true\n        mfa_methods:\n          - webauthn\n          - totp\n",
+		"    mfa_methods:\n      - webauthn\n",
+	} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("canonical YAML lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(string(out), "require_mfa: false") {
+		t.Errorf("false is written out:\n%s", out)
+	}
+	back, err := ParseYAML(out)
+	if err != nil || !reflect.DeepEqual(back.clone(), rs.Canonical()) {
+		t.Fatalf("round trip: %v\n%+v\n%+v", err, back, rs.Canonical())
+	}
+	js, err := json.Marshal(rs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(js), `"require_mfa":true,"mfa_methods":["totp","webauthn"]`) || strings.Contains(string(js), `"require_mfa":false`) {
+		t.Errorf("JSON %s", js)
+	}
+	var fromJSON RuleSet
+	if err := json.Unmarshal(js, &fromJSON); err != nil || !reflect.DeepEqual(fromJSON.clone(), rs.clone()) {
+		t.Errorf("JSON round trip: %v\n%+v", err, fromJSON)
+	}
+	// Canonical sorting does not touch the caller's lists.
+	if rs.Grants[0].Roles[0].MFAMethods[0] != "totp" {
+		t.Error("Canonical sorted the receiver's mfa_methods")
 	}
 }
 
@@ -114,6 +198,26 @@ patterns: 3
 		{"top level not a mapping", "- a\n- b\n", []string{"(top level): must be a mapping (key: value), got a list (line 1)"}},
 		{"two documents", "grants: []\n---\ngrants: []\n", []string{"more than one YAML document (the second starts at line 2)"}},
 		{"syntax", "grants: [\n", []string{"invalid YAML: line 1: did not find expected node content"}},
+		{"mfa kinds and keys", `
+grants:
+  - id: a
+    roles:
+      - arn: x
+        require_mfa: "yes"
+        mfa_methods: webauthn
+      - arn: y
+        mfa_method: [totp]
+patterns:
+  - id: p
+    require_mfa: 1
+    mfa_methods: [[totp]]
+`, []string{
+			"grants[0].roles[0].require_mfa: must be true or false, got a string (line 6)",
+			"grants[0].roles[0].mfa_methods: must be a list, got a string (line 7)",
+			`grants[0].roles[1].mfa_method: unknown key (line 9); did you mean "mfa_methods"?`,
+			"patterns[0].require_mfa: must be true or false, got a number (line 12)",
+			"patterns[0].mfa_methods[0]: must be a string, got a list (line 13)",
+		}},
 		{"integer overflow", "grants:\n  - roles:\n      - max_session_seconds: 99999999999999999999999\n", []string{"must be an integer, got a number (line 3)"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -237,6 +341,7 @@ func FuzzParseYAML(f *testing.F) {
 	}
 	f.Add([]byte("grants:\n  - <<: {id: a}\n    roles: [{arn: x}]\n"))
 	f.Add([]byte("accounts: [{id: '1', name: \"\\xff\"}]\n"))
+	f.Add([]byte("grants:\n  - roles: [{arn: x, require_mfa: true, mfa_methods: [totp, webauthn, totp, sms]}]\npatterns: [{mfa_methods: [recovery]}]\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		rs, err := ParseYAML(data)
 		if err != nil {
@@ -290,6 +395,16 @@ func checkGrant(g Grant) string {
 		return "role name"
 	case len(g.Rules) == 0 || g.Rules[0] != g.RuleID || !slices.IsSorted(g.Rules):
 		return "rules"
+	case len(g.MFAMethods) > 0 && !g.RequireMFA:
+		return "mfa_methods without RequireMFA"
+	}
+	last := -1
+	for _, m := range g.MFAMethods {
+		i := slices.Index(identity.SecondFactors, m)
+		if i <= last {
+			return "MFA methods unknown, repeated or not strongest first"
+		}
+		last = i
 	}
 	return ""
 }

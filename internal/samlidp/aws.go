@@ -36,7 +36,6 @@ const (
 	attrFormatURI   = "urn:oasis:names:tc:SAML:2.0:attrname-format:uri"
 	attrFormatBasic = "urn:oasis:names:tc:SAML:2.0:attrname-format:basic"
 	bearer          = "urn:oasis:names:tc:SAML:2.0:cm:bearer"
-	passwordAuthn   = "urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport"
 	// notBeforeSkew backdates Conditions@NotBefore for relying parties
 	// whose clock is a little behind ours.
 	notBeforeSkew = time.Minute
@@ -61,15 +60,22 @@ func (e *TooLargeError) Error() string {
 // Is makes errors.Is(err, ErrTooLarge) true.
 func (e *TooLargeError) Is(target error) bool { return target == ErrTooLarge }
 
-// AWSConsole makes an IdP-initiated response for AWS sign-in with exactly
-// one role, grant, and that role's SessionDuration (or the default), to
-// the ACS of the configured partition and region. The caller has checked
-// that the user holds grant (rolemap Evaluate of the session's user).
-// relayState, when not empty, must be an AWS console URL of the partition
-// (ErrBadRelayState). ErrTooLarge when the base64 response would exceed
-// 100,000 characters; ErrSessionName when the user has no usable
-// RoleSessionName.
-func (i *IdP) AWSConsole(ctx context.Context, user identity.User, grant rolemap.Grant, relayState string) (Post, error) {
+// AWSConsoleAuthn makes an IdP-initiated response for AWS sign-in with
+// exactly one role, grant, and that role's SessionDuration (or the
+// default), to the ACS of the configured partition and region, for a user
+// who signed in as authn (the browser session's, SessionAuthn): its
+// AuthnInstant is authn.Time, its AuthnContextClassRef authn.ACR(), and
+// the authentication tag (Deps.AuthnTag) carries authn.Method (a zero
+// Method is a password alone, a zero Time now). The caller
+// has checked that the user holds grant (rolemap Evaluate of the session's
+// user) and has sent the browser through the second factor when the role
+// demands one; a grant whose RequireMFA / MFAMethods authn does not
+// satisfy is refused all the same (*InsufficientAuthnError,
+// ErrInsufficientAuthn). relayState, when not empty, must be an AWS
+// console URL of the partition (ErrBadRelayState). ErrTooLarge when the
+// base64 response would exceed 100,000 characters; ErrSessionName when the
+// user has no usable RoleSessionName.
+func (i *IdP) AWSConsoleAuthn(ctx context.Context, user identity.User, authn identity.Authn, grant rolemap.Grant, relayState string) (Post, error) {
 	if i.aws == nil {
 		return Post{}, ErrAWSDisabled
 	}
@@ -82,13 +88,19 @@ func (i *IdP) AWSConsole(ctx context.Context, user identity.User, grant rolemap.
 		return Post{}, fmt.Errorf("samlidp: role %s is in partition %s, AWS sign-in is configured for %s",
 			grant.RoleARN, grant.Partition, i.aws.partition)
 	}
-	res := i.rules.Load().Evaluate(rolemap.InputFromUser(user))
+	now := i.now().UTC()
+	authn = normalAuthn(authn, now)
+	if err := i.checkGrant(authn, grant); err != nil {
+		i.audit.Record(ctx, audit.Event{Time: now, Actor: user.Username, Action: "saml.response", Object: grant.RoleARN,
+			Result: "insufficient_authentication", Detail: map[string]string{"sp": "aws", "flow": "idp-initiated", "method": authn.Method}})
+		return Post{}, err
+	}
+	res := i.evaluate(user)
 	secs := grant.SessionSeconds
 	if secs == 0 {
 		secs = i.cfg.AWS.DefaultSessionSeconds
 	}
-	now := i.now().UTC()
-	a, err := i.awsAssertion(ctx, user, []rolemap.Grant{grant}, res, secs, now, "", now)
+	a, err := i.awsAssertion(ctx, user, authn, []rolemap.Grant{grant}, res, secs, "", now)
 	if err != nil {
 		return Post{}, err
 	}
@@ -100,7 +112,7 @@ func (i *IdP) AWSConsole(ctx context.Context, user identity.User, grant rolemap.
 		return Post{}, &TooLargeError{Roles: 1, Length: len(resp.Base64)}
 	}
 	i.audit.Record(ctx, audit.Event{Time: now, Actor: user.Username, Action: "saml.response", Object: grant.RoleARN,
-		Result: "success", Detail: map[string]string{"sp": "aws", "flow": "idp-initiated", "assertion_id": a.ID}})
+		Result: "success", Detail: map[string]string{"sp": "aws", "flow": "idp-initiated", "assertion_id": a.ID, "method": authn.Method}})
 	return Post{URL: i.aws.acs, SAMLResponse: resp.Base64, RelayState: relayState}, nil
 }
 
@@ -113,9 +125,11 @@ func (i *IdP) AWSConsole(ctx context.Context, user identity.User, grant rolemap.
 // RoleSessionName (item 11); SessionDuration, and SessionNotOnOrAfter =
 // IssueInstant + SessionDuration (item 12); PrincipalTag:*,
 // TransitiveTagKeys (item 13) and SourceIdentity (item 15) from the tag
-// rules. Attribute NameFormat uri (item 16: not checked by AWS).
-func (i *IdP) awsAssertion(ctx context.Context, user identity.User, grants []rolemap.Grant, res rolemap.Result,
-	sessionSeconds int, authnInstant time.Time, inResponseTo string, now time.Time) (*saml.Assertion, error) {
+// rules, after the authentication tag (sessionTags). AuthnInstant and
+// AuthnContextClassRef from authn. Attribute NameFormat uri (item 16: not
+// checked by AWS).
+func (i *IdP) awsAssertion(ctx context.Context, user identity.User, authn identity.Authn, grants []rolemap.Grant, res rolemap.Result,
+	sessionSeconds int, inResponseTo string, now time.Time) (*saml.Assertion, error) {
 	sessionName, err := i.roleSessionName(ctx, user)
 	if err != nil {
 		return nil, err
@@ -124,14 +138,15 @@ func (i *IdP) awsAssertion(ctx context.Context, user identity.User, grants []rol
 	for k, g := range grants {
 		roles[k] = val(g.RoleARN + "," + g.ProviderARN)
 	}
-	attrs := make([]saml.Attribute, 0, 5+len(res.Tags))
+	tags := i.sessionTags(ctx, user, authn, res.Tags)
+	attrs := make([]saml.Attribute, 0, 5+len(tags))
 	attrs = append(attrs,
 		saml.Attribute{Name: AttrRole, NameFormat: attrFormatURI, Values: roles},
 		saml.Attribute{Name: AttrRoleSessionName, NameFormat: attrFormatURI, Values: []saml.AttributeValue{val(sessionName)}},
 		saml.Attribute{Name: AttrSessionDuration, NameFormat: attrFormatURI, Values: []saml.AttributeValue{val(strconv.Itoa(sessionSeconds))}},
 	)
 	var transitive []saml.AttributeValue
-	for _, t := range res.Tags {
+	for _, t := range tags {
 		attrs = append(attrs, saml.Attribute{Name: AttrPrincipalTag + t.Key, NameFormat: attrFormatURI,
 			Values: []saml.AttributeValue{val(t.Value)}})
 		if t.Transitive {
@@ -147,12 +162,14 @@ func (i *IdP) awsAssertion(ctx context.Context, user identity.User, grants []rol
 	}
 	sessionEnd := now.Add(time.Duration(sessionSeconds) * time.Second)
 	nameID := &saml.NameID{Format: nameIDFormatPersistent, Value: i.persistentID(i.aws.entityID, user)}
-	return i.assertion(nameID, []string{i.aws.entityID, i.aws.acs}, i.aws.acs, inResponseTo, authnInstant, &sessionEnd, attrs, now)
+	return i.assertion(nameID, []string{i.aws.entityID, i.aws.acs}, i.aws.acs, inResponseTo, authn, &sessionEnd, attrs, now)
 }
 
 // assertion builds the parts every assertion shares.
+// AuthnInstant is authn.Time (now when unknown), AuthnContextClassRef
+// authn.ACR().
 func (i *IdP) assertion(nameID *saml.NameID, audiences []string, recipient, inResponseTo string,
-	authnInstant time.Time, sessionEnd *time.Time, attrs []saml.Attribute, now time.Time) (*saml.Assertion, error) {
+	authn identity.Authn, sessionEnd *time.Time, attrs []saml.Attribute, now time.Time) (*saml.Assertion, error) {
 	id, err := i.newID()
 	if err != nil {
 		return nil, err
@@ -166,10 +183,14 @@ func (i *IdP) assertion(nameID *saml.NameID, audiences []string, recipient, inRe
 	for _, a := range audiences[1:] {
 		ar.AdditionalAudiences = append(ar.AdditionalAudiences, saml.Audience{Value: a})
 	}
+	authnInstant := authn.Time
+	if authnInstant.IsZero() {
+		authnInstant = now
+	}
 	st := saml.AuthnStatement{
 		AuthnInstant: authnInstant.UTC(),
 		SessionIndex: sessionIndex,
-		AuthnContext: saml.AuthnContext{AuthnContextClassRef: &saml.AuthnContextClassRef{Value: passwordAuthn}},
+		AuthnContext: authnContext(authn),
 	}
 	if sessionEnd != nil {
 		e := sessionEnd.UTC()

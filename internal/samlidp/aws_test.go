@@ -177,7 +177,7 @@ func TestAWSRules(t *testing.T) {
 				c.AWS = AWSConfig{Partition: tc.partition, Region: tc.region, SignResponse: tc.signResponse}
 			})
 			grant := grantOf(t, f.rules, tc.user, tc.role)
-			post, err := f.idp.AWSConsole(context.Background(), testUsers[tc.user], grant, tc.relay)
+			post, err := f.idp.AWSConsoleAuthn(context.Background(), testUsers[tc.user], f.password(), grant, tc.relay)
 			if err != nil {
 				t.Fatalf("AWSConsole: %v", err)
 			}
@@ -370,12 +370,12 @@ func TestAWSConsoleRefuses(t *testing.T) {
 	g := grantOf(t, f.rules, "bob", "arn:aws:iam::111122223333:role/ReadOnly")
 	for _, rs := range []string{"https://evil.example.com/", "http://console.aws.amazon.com/", "https://console.amazonaws.cn/",
 		"https://x@console.aws.amazon.com/", "javascript:alert(1)"} {
-		if _, err := f.idp.AWSConsole(context.Background(), testUsers["bob"], g, rs); !errors.Is(err, ErrBadRelayState) {
+		if _, err := f.idp.AWSConsoleAuthn(context.Background(), testUsers["bob"], f.password(), g, rs); !errors.Is(err, ErrBadRelayState) {
 			t.Errorf("relay state %q: %v, want ErrBadRelayState", rs, err)
 		}
 	}
 	gov := grantOf(t, f.rules, "alice", "arn:aws-us-gov:iam::777788889999:role/AdministratorAccess")
-	if _, err := f.idp.AWSConsole(context.Background(), testUsers["alice"], gov, ""); err == nil {
+	if _, err := f.idp.AWSConsoleAuthn(context.Background(), testUsers["alice"], f.password(), gov, ""); err == nil {
 		t.Error("a GovCloud role sent to the aws partition's sign-in")
 	}
 }
@@ -397,11 +397,11 @@ func TestRoleSessionName(t *testing.T) {
 	}
 	f := newFixture(t)
 	g := grantOf(t, f.rules, "x", "arn:aws:iam::111122223333:role/ReadOnly")
-	if _, err := f.idp.AWSConsole(context.Background(), testUsers["x"], g, ""); !errors.Is(err, ErrSessionName) {
+	if _, err := f.idp.AWSConsoleAuthn(context.Background(), testUsers["x"], f.password(), g, ""); !errors.Is(err, ErrSessionName) {
 		t.Errorf("one-character user name: %v, want ErrSessionName", err)
 	}
 	g = grantOf(t, f.rules, "jürgen", "arn:aws:iam::111122223333:role/ReadOnly")
-	if _, err := f.idp.AWSConsole(context.Background(), testUsers["jürgen"], g, ""); err != nil {
+	if _, err := f.idp.AWSConsoleAuthn(context.Background(), testUsers["jürgen"], f.password(), g, ""); err != nil {
 		t.Fatal(err)
 	}
 	if !f.audit.has("saml.session_name_reduced reduced jürgen") {

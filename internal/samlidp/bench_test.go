@@ -27,7 +27,7 @@ func benchAWSConsole(b *testing.B, signResponse bool) {
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			if _, err := f.idp.AWSConsole(ctx, user, grant, "https://console.aws.amazon.com/"); err != nil {
+			if _, err := f.idp.AWSConsoleAuthn(ctx, user, f.password(), grant, "https://console.aws.amazon.com/"); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -41,7 +41,7 @@ func BenchmarkAWSConsoleSerial(b *testing.B) {
 	user := testUsers["alice"]
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := f.idp.AWSConsole(context.Background(), user, grant, ""); err != nil {
+		if _, err := f.idp.AWSConsoleAuthn(context.Background(), user, f.password(), grant, ""); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/crewjam/saml"
+
+	"github.com/wardenidp/warden/internal/identity"
 )
 
 func TestConfigDefaultsAndValidate(t *testing.T) {
@@ -66,7 +68,7 @@ func TestGenericNameIDFormats(t *testing.T) {
 		e, _ := f.idp.sps.lookup(genericSPID)
 		md := e.metadata()
 		req := &saml.IdpAuthnRequest{ServiceProviderMetadata: md, ACSEndpoint: &md.SPSSODescriptors[0].AssertionConsumerServices[0]}
-		a, err := f.idp.genericAssertion(e, testUsers[c.user], req, fixedTime, fixedTime)
+		a, err := f.idp.genericAssertion(e, testUsers[c.user], req, identity.PasswordOnly(fixedTime), fixedTime)
 		if c.wantFormat == "" {
 			if err == nil {
 				t.Errorf("%s for %s: no error", c.format, c.user)
@@ -154,7 +156,7 @@ func TestKeyRotation(t *testing.T) {
 	f.ring.mu.Lock()
 	f.ring.cur = next
 	f.ring.mu.Unlock()
-	post, err := f.idp.AWSConsole(context.Background(), testUsers["bob"], grantOf(t, f.rules, "bob", "arn:aws:iam::111122223333:role/ReadOnly"), "")
+	post, err := f.idp.AWSConsoleAuthn(context.Background(), testUsers["bob"], f.password(), grantOf(t, f.rules, "bob", "arn:aws:iam::111122223333:role/ReadOnly"), "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/crewjam/saml/samlsp"
 
 	"github.com/wardenidp/warden/internal/keys"
+	"github.com/wardenidp/warden/internal/web"
 )
 
 // lazyHandler lets a test server start before its handler exists (the IdP
@@ -53,6 +54,8 @@ type e2eOpts struct {
 	signRequests bool
 	spCfg        func(*SPConfig)
 	cfg          func(*Config)
+	deps         func(*Deps)
+	mounts       []web.Mount // besides the IdP
 }
 
 func newE2E(t *testing.T, o e2eOpts) *e2e {
@@ -94,9 +97,12 @@ func newE2E(t *testing.T, o e2eOpts) *e2e {
 		if o.cfg != nil {
 			o.cfg(c)
 		}
+		if o.deps != nil {
+			o.deps(d)
+		}
 	})
 	f.clock.Set(time.Now())
-	idpLazy.set(f.server(t, idpSrv.URL).Handler())
+	idpLazy.set(f.server(t, idpSrv.URL, o.mounts...).Handler())
 
 	// The SP trusts the IdP's published metadata.
 	resp, err := http.Get(idpSrv.URL + "/saml/metadata")

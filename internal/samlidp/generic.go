@@ -3,7 +3,9 @@ package samlidp
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -16,11 +18,13 @@ import (
 
 // assertionMaker is crewjam's AssertionMaker for every SP: the AWS one for
 // the AWS preset, the generic one for the others. The signed-in user comes
-// from the request's session (web.CurrentSession).
+// from the request's session (web.CurrentSession), and so does how they
+// signed in (SessionAuthn): the AuthnInstant, AuthnContextClassRef and, for
+// AWS, the authentication tag.
 type assertionMaker struct{ i *IdP }
 
 // MakeAssertion implements saml.AssertionMaker; it sets req.Assertion.
-func (m assertionMaker) MakeAssertion(req *saml.IdpAuthnRequest, s *saml.Session) error {
+func (m assertionMaker) MakeAssertion(req *saml.IdpAuthnRequest, _ *saml.Session) error {
 	i := m.i
 	c := ginContext(req.HTTPRequest)
 	if c == nil {
@@ -35,26 +39,41 @@ func (m assertionMaker) MakeAssertion(req *saml.IdpAuthnRequest, s *saml.Session
 		return &pageError{status: http.StatusBadRequest, public: msgUnknownSP, err: errors.New("service provider vanished")}
 	}
 	now := i.now().UTC()
+	authn := SessionAuthn(sess)
 	var a *saml.Assertion
 	var err error
 	if e.aws != nil {
-		res := i.rules.Load().Evaluate(rolemap.InputFromUser(sess.User))
-		// Only roles of the configured partition can go to its sign-in.
-		grants := res.Grants[:0:0]
-		for _, g := range res.Grants {
-			if g.Partition == e.aws.partition {
-				grants = append(grants, g)
-			}
-		}
-		res.Grants = grants
+		res := i.awsGrants(sess.User, e.aws.partition)
 		if len(res.Grants) == 0 {
 			return &pageError{status: http.StatusForbidden, public: "You hold no AWS role, so there is nothing to sign in to. Ask an administrator for access.", err: errNoRoles}
+		}
+		// Defense in depth: only roles this sign-in satisfies (the SSO
+		// handlers sent the browser through the second factor first; a
+		// role that still is not satisfied, e.g. one that accepts only a
+		// method the user did not use, is left out).
+		held := len(res.Grants)
+		var left []string
+		res.Grants = slices.DeleteFunc(res.Grants, func(g rolemap.Grant) bool {
+			if i.satisfies(authn, g) {
+				return false
+			}
+			left = append(left, g.RoleARN)
+			return true
+		})
+		if len(left) > 0 {
+			i.log.LogAttrs(req.HTTPRequest.Context(), slog.LevelInfo, "saml: roles left out: the sign-in does not satisfy them",
+				slog.String("user", sess.User.Username), slog.String("method", authn.Method), slog.String("roles", strings.Join(left, " ")))
+		}
+		if len(res.Grants) == 0 {
+			return &pageError{status: http.StatusForbidden,
+				public: fmt.Sprintf("Your AWS roles (%d) need a sign-in with a second factor that this sign-in did not use. Sign out, sign in again with your second factor, and retry from the application.", held),
+				err:    &InsufficientAuthnError{RoleARN: left[0], Method: authn.Method}}
 		}
 		secs := i.cfg.AWS.DefaultSessionSeconds
 		if len(res.Grants) == 1 && res.Grants[0].SessionSeconds > 0 {
 			secs = res.Grants[0].SessionSeconds
 		}
-		a, err = i.awsAssertion(req.HTTPRequest.Context(), sess.User, res.Grants, res, secs, s.CreateTime, req.Request.ID, now)
+		a, err = i.awsAssertion(req.HTTPRequest.Context(), sess.User, authn, res.Grants, res, secs, req.Request.ID, now)
 		if err == nil {
 			req.Assertion = a
 			return nil
@@ -64,18 +83,32 @@ func (m assertionMaker) MakeAssertion(req *saml.IdpAuthnRequest, s *saml.Session
 		}
 		return err
 	}
-	if a, err = i.genericAssertion(e, sess.User, req, s.CreateTime, now); err != nil {
+	if a, err = i.genericAssertion(e, sess.User, req, authn, now); err != nil {
 		return err
 	}
 	req.Assertion = a
 	return nil
 }
 
+// awsGrants is the user's Evaluate result under the current rules, with
+// only the grants of partition (the only ones its sign-in accepts).
+func (i *IdP) awsGrants(user identity.User, partition string) rolemap.Result {
+	res := i.evaluate(user)
+	grants := res.Grants[:0:0]
+	for _, g := range res.Grants {
+		if g.Partition == partition {
+			grants = append(grants, g)
+		}
+	}
+	res.Grants = grants
+	return res
+}
+
 // genericAssertion is the assertion for a generic SP: NameID in the SP's
 // format, the user's username, email, display name and groups (filtered by
 // the SP's pattern) under the configured attribute names, Audience = the
 // SP's entity ID, Recipient = the ACS used.
-func (i *IdP) genericAssertion(e *spEntry, user identity.User, req *saml.IdpAuthnRequest, authnInstant, now time.Time) (*saml.Assertion, error) {
+func (i *IdP) genericAssertion(e *spEntry, user identity.User, req *saml.IdpAuthnRequest, authn identity.Authn, now time.Time) (*saml.Assertion, error) {
 	md := req.ServiceProviderMetadata
 	var nameID *saml.NameID
 	switch e.cfg.NameIDFormat {
@@ -121,5 +154,5 @@ func (i *IdP) genericAssertion(e *spEntry, user identity.User, req *saml.IdpAuth
 		}
 	}
 	add(names.Groups, groups...)
-	return i.assertion(nameID, []string{md.EntityID}, req.ACSEndpoint.Location, req.Request.ID, authnInstant, nil, attrs, now)
+	return i.assertion(nameID, []string{md.EntityID}, req.ACSEndpoint.Location, req.Request.ID, authn, nil, attrs, now)
 }

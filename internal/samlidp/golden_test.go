@@ -8,10 +8,12 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"github.com/beevik/etree"
 
+	"github.com/wardenidp/warden/internal/identity"
 	"github.com/wardenidp/warden/internal/keys"
 )
 
@@ -52,6 +54,8 @@ func indent(t *testing.T, raw []byte) []byte {
 
 // TestGoldenAWS: the AWS response's shape with a fixed clock, IDs (seeded
 // random source) and keys; byte-for-byte, so signatures are stable too.
+// The MFA case shows the REFEDS MFA AuthnContextClassRef, the AuthnInstant
+// of the password (20 minutes before) and the WardenAuth tag.
 func TestGoldenAWS(t *testing.T) {
 	for _, c := range []struct {
 		name   string
@@ -60,13 +64,17 @@ func TestGoldenAWS(t *testing.T) {
 		role   string
 		relay  string
 		region string
+		tag    string
+		authn  identity.Authn // zero: a password alone, now
 	}{
-		{"aws-assertion-signed.golden.xml", false, "alice", "arn:aws:iam::111122223333:role/AdministratorAccess", "", ""},
-		{"aws-response-signed.golden.xml", true, "bob", "arn:aws:iam::111122223333:role/ReadOnly", "https://console.aws.amazon.com/s3/", "eu-west-1"},
+		{"aws-assertion-signed.golden.xml", false, "alice", "arn:aws:iam::111122223333:role/AdministratorAccess", "", "", "", identity.Authn{}},
+		{"aws-response-signed.golden.xml", true, "bob", "arn:aws:iam::111122223333:role/ReadOnly", "https://console.aws.amazon.com/s3/", "eu-west-1", "", identity.Authn{}},
+		{"aws-mfa.golden.xml", false, "mia", roleMFA, "", "", tagKey, totpAt(fixedTime.Add(-20 * time.Minute))},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			f := newFixture(t, func(cfg *Config, _ *Deps) { cfg.AWS.SignResponse, cfg.AWS.Region = c.sign, c.region })
-			post, err := f.idp.AWSConsole(context.Background(), testUsers[c.user], grantOf(t, f.rules, c.user, c.role), c.relay)
+			opt := func(cfg *Config, d *Deps) { cfg.AWS.SignResponse, cfg.AWS.Region, d.AuthnTag = c.sign, c.region, c.tag }
+			f := newFixture(t, opt)
+			post, err := f.idp.AWSConsoleAuthn(context.Background(), testUsers[c.user], c.authn, grantOf(t, f.rules, c.user, c.role), c.relay)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -74,8 +82,8 @@ func TestGoldenAWS(t *testing.T) {
 			golden(t, c.name, indent(t, raw))
 			// Same inputs, same bytes: nothing in the output depends on
 			// anything but the clock, the random source and the keys.
-			g := newFixture(t, func(cfg *Config, _ *Deps) { cfg.AWS.SignResponse, cfg.AWS.Region = c.sign, c.region })
-			again, err := g.idp.AWSConsole(context.Background(), testUsers[c.user], grantOf(t, g.rules, c.user, c.role), c.relay)
+			g := newFixture(t, opt)
+			again, err := g.idp.AWSConsoleAuthn(context.Background(), testUsers[c.user], c.authn, grantOf(t, g.rules, c.user, c.role), c.relay)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -111,7 +111,19 @@ var testUsers = map[string]identity.User{
 	"many": {ID: "0b3a8c1e-0000-4000-8000-000000000500", Username: "many", Groups: []identity.Group{group("many")}},
 	"two-hundred": {ID: "0b3a8c1e-0000-4000-8000-000000000200", Username: "two-hundred",
 		Groups: []identity.Group{group("two-hundred")}},
+	// mia holds a role that demands a second factor, one that demands a
+	// passkey, and one that demands nothing; pia only the passkey one.
+	"mia": {ID: "0b3a8c1e-0000-4000-8000-00000000003a", Username: "mia", Email: "mia@example.org",
+		Groups: []identity.Group{group("mfa"), group("passkey")}, Attributes: map[string][]string{"department": {"Security"}}},
+	"pia": {ID: "0b3a8c1e-0000-4000-8000-00000000003b", Username: "pia", Groups: []identity.Group{group("passkey")}},
 }
+
+// Roles of the mfa and passkey rules.
+const (
+	roleMFA      = "arn:aws:iam::111122223333:role/AdminMFA"
+	rolePasskey  = "arn:aws:iam::111122223333:role/BreakGlass"
+	roleReadOnly = "arn:aws:iam::111122223333:role/ReadOnly"
+)
 
 // longRoles returns n role ARNs with long names and paths in account prod.
 func longRoles(n int, prefix string) []rolemap.RoleRef {
@@ -140,6 +152,12 @@ func testRules(t testing.TB) *rolemap.Holder {
 				{ARN: "arn:aws:iam::111122223333:role/ReadOnly", MaxSessionSeconds: 3600}}},
 			{ID: "many", Group: "many", Roles: longRoles(500, "many")},
 			{ID: "two-hundred", Group: "two-hundred", Roles: longRoles(200, "two")},
+			// Roles that demand a second factor (any, or a passkey only).
+			{ID: "mfa", Group: "mfa", Roles: []rolemap.RoleRef{
+				{ARN: roleMFA, RequireMFA: true},
+				{ARN: roleReadOnly}}},
+			{ID: "passkey", Group: "passkey", Roles: []rolemap.RoleRef{
+				{ARN: rolePasskey, MFAMethods: []string{identity.MethodWebAuthn}}}},
 		},
 		Tags: rolemap.TagRules{
 			Attributes: []rolemap.TagAttribute{
@@ -254,7 +272,7 @@ func (fakeDir) Authenticate(_ context.Context, username, password string) (ident
 // server serves the IdP through the real web server (real sessions and
 // limiter on Redis; the directory is the fake above: this proves SAML,
 // not LDAP).
-func (f *fixture) server(t testing.TB, publicURL string) *web.Server {
+func (f *fixture) server(t testing.TB, publicURL string, more ...web.Mount) *web.Server {
 	t.Helper()
 	sessions, err := store.NewSessions(f.st, store.SessionConfig{AbsoluteLifetime: 8 * time.Hour, IdleTimeout: time.Hour}, nil, nil)
 	if err != nil {
@@ -266,7 +284,7 @@ func (f *fixture) server(t testing.TB, publicURL string) *web.Server {
 	}
 	srv, err := web.New(web.Config{PublicURL: publicURL, LoginMinDuration: time.Millisecond},
 		web.Deps{Directory: fakeDir{}, Sessions: sessions, Limiter: lim, CSRFKey: []byte(strings.Repeat("c", 32)),
-			Mounts: []web.Mount{f.idp}})
+			Mounts: append([]web.Mount{f.idp}, more...)})
 	if err != nil {
 		t.Fatalf("web: %v", err)
 	}
@@ -294,3 +312,7 @@ func newTestServer(t testing.TB, h http.Handler) string {
 	t.Cleanup(s.Close)
 	return s.URL
 }
+
+// password is a sign-in with a password alone, checked at the fixture's
+// time.
+func (f *fixture) password() identity.Authn { return identity.PasswordOnly(f.clock.Now()) }

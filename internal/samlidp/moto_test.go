@@ -20,7 +20,7 @@ func TestAWSCLIPlumbing(t *testing.T) {
 	f := newFixture(t)
 	f.clock.Set(time.Now())
 	grant := grantOf(t, f.rules, "bob", "arn:aws:iam::111122223333:role/ReadOnly")
-	post, err := f.idp.AWSConsole(context.Background(), testUsers["bob"], grant, "")
+	post, err := f.idp.AWSConsoleAuthn(context.Background(), testUsers["bob"], f.password(), grant, "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,7 +11,17 @@
 //     from metadata only), checked for age and replay, then answered for
 //     the signed-in user, or paused (store.SAMLPending) across sign-in and
 //     resumed at /saml/continue/<id>;
-//   - AWSConsole: IdP-initiated, one-role responses for the portal.
+//   - AWSConsoleAuthn: IdP-initiated, one-role responses for the portal.
+//
+// How the user signed in travels in every assertion (authn.go, DESIGN.md
+// flow 6): AuthnInstant is the password's time, AuthnContextClassRef
+// PasswordProtectedTransport or the REFEDS MFA profile, and AWS responses
+// carry the authentication session tag (Deps.AuthnTag, WardenAuth) naming
+// the method. A role that demands a second factor (rolemap.Grant
+// RequireMFA, MFAMethods) is never signed for a sign-in without it: an
+// SP-initiated AWS request is paused and the browser sent through the
+// second factor (web.RequireFactor), back to /saml/continue/<id>; the
+// builders refuse it (ErrInsufficientAuthn).
 //
 // Service providers: the AWS sign-in preset of the configured partition
 // and region (an SP metadata we write ourselves, like AWS's own
@@ -38,6 +48,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -48,6 +59,7 @@ import (
 
 	"github.com/wardenidp/warden/internal/audit"
 	"github.com/wardenidp/warden/internal/awsfed"
+	"github.com/wardenidp/warden/internal/identity"
 	"github.com/wardenidp/warden/internal/keys"
 	"github.com/wardenidp/warden/internal/rolemap"
 	"github.com/wardenidp/warden/internal/web"
@@ -94,6 +106,15 @@ type Deps struct {
 	// HTTPClient fetches SP metadata URLs (nil: a client with a 30 s
 	// timeout).
 	HTTPClient *http.Client
+	// AuthnTag is the session tag key (mfa.Config.Tag(): WardenAuth by
+	// default) sent as a PrincipalTag with the method the user signed in
+	// with (password, totp, webauthn, recovery) in every AWS response; ""
+	// sends none. It must be a valid tag key (item 14).
+	AuthnTag string
+	// MFAMethods are the second factors that count (mfa.Config.Methods);
+	// nil: every second factor. A role whose RequireMFA / MFAMethods the
+	// sign-in does not satisfy with them is never signed.
+	MFAMethods []string
 }
 
 // IdP is the SAML identity provider. It is a web.Mount.
@@ -110,6 +131,9 @@ type IdP struct {
 	now       func() time.Time
 	rand      io.Reader
 	nameIDKey []byte
+
+	authnTagKey string   // Deps.AuthnTag
+	mfaMethods  []string // Deps.MFAMethods
 
 	saml  *saml.IdentityProvider // validates AuthnRequests
 	sps   *registry
@@ -155,6 +179,11 @@ func New(cfg Config, deps Deps) (*IdP, error) {
 	case deps.Rules == nil && cfg.AWS.On():
 		return nil, errors.New("samlidp: Deps.Rules is required when the AWS service provider is on")
 	}
+	if deps.AuthnTag != "" {
+		if err := awsfed.ValidTagKey(deps.AuthnTag); err != nil {
+			return nil, fmt.Errorf("samlidp: Deps.AuthnTag: %w", err)
+		}
+	}
 	pub, err := url.Parse(strings.TrimRight(deps.PublicURL, "/"))
 	if err != nil || (pub.Scheme != "https" && pub.Scheme != "http") || pub.Host == "" {
 		return nil, fmt.Errorf("samlidp: Deps.PublicURL %q is not an http(s) URL", deps.PublicURL)
@@ -172,6 +201,9 @@ func New(cfg Config, deps Deps) (*IdP, error) {
 		now:       deps.Clock,
 		rand:      deps.Rand,
 		nameIDKey: append([]byte(nil), deps.NameIDKey...),
+
+		authnTagKey: deps.AuthnTag,
+		mfaMethods:  slices.Clone(deps.MFAMethods),
 	}
 	if i.entityID == "" {
 		i.entityID = pub.String() + "/saml/metadata"
@@ -228,6 +260,11 @@ func New(cfg Config, deps Deps) (*IdP, error) {
 	i.close = cancel
 	i.sps.startRefresh(ctx)
 	return i, nil
+}
+
+// evaluate gives the user's grants and tags under the current rules.
+func (i *IdP) evaluate(u identity.User) rolemap.Result {
+	return i.rules.Load().Evaluate(rolemap.InputFromUser(u))
 }
 
 // Close stops the metadata refresh.

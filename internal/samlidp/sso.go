@@ -304,10 +304,62 @@ func (i *IdP) handleSSO(c *gin.Context) {
 	if session == nil {
 		return // paused for sign-in (or failed): the response is written
 	}
+	if !i.requireFactor(c, e, pendingOf(req)) {
+		return // paused for the second factor (or failed): the response is written
+	}
 	i.answer(c, req, e, session)
 }
 
-// pendingRequest is a validated AuthnRequest paused across sign-in.
+// requireFactor checks the signed-in session against the roles an AWS
+// response would carry (DESIGN.md flow 6): when a role demands a second
+// factor the session lacks, the request is paused again (p, marked
+// FactorAsked) and the browser goes through the second-factor page
+// (web.RequireFactor), which comes back to /saml/continue/<id>. It reports
+// whether to answer now. A request already sent through the factor once
+// is answered with the roles the sign-in satisfies (MakeAssertion leaves
+// the others out), so that a factor that cannot satisfy every role ends
+// in an answer or a clear page, never in a loop. Generic SPs demand
+// nothing.
+func (i *IdP) requireFactor(c *gin.Context, e *spEntry, p pendingRequest) bool {
+	if e.aws == nil || p.FactorAsked {
+		return true
+	}
+	sess, ok := web.CurrentSession(c)
+	if !ok {
+		return true // MakeAssertion refuses
+	}
+	need, ok := i.factorNeed(SessionAuthn(sess), i.awsGrants(sess.User, e.aws.partition).Grants)
+	if !ok {
+		return true
+	}
+	p.FactorAsked = true
+	ctx := c.Request.Context()
+	data, err := json.Marshal(p)
+	if err != nil {
+		i.fail(c, err)
+		return false
+	}
+	id, err := i.pending.Put(ctx, data, store.DefaultSAMLPendingTTL)
+	if err != nil {
+		i.fail(c, err)
+		return false
+	}
+	if web.RequireFactor(c, need, "/saml/continue/"+id) {
+		// The web layer counts the sign-in as enough (the same methods
+		// should count on both sides): answer now; the paused copy is
+		// not needed.
+		if _, err := i.pending.Take(ctx, id); err != nil && !errors.Is(err, store.ErrNotFound) {
+			i.log.LogAttrs(ctx, slog.LevelWarn, "saml: drop paused request", slog.String("err", err.Error()))
+		}
+		return true
+	}
+	i.audit.Record(ctx, audit.Event{Actor: sess.User.Username, Action: "saml.sso", Object: e.name, Result: "factor_required",
+		ClientIP: web.ClientIP(c), RequestID: web.RequestID(ctx), Detail: map[string]string{"method": SessionAuthn(sess).Method}})
+	return false
+}
+
+// pendingRequest is a validated AuthnRequest paused across sign-in or the
+// second factor.
 type pendingRequest struct {
 	SP          string `json:"sp"` // entity ID
 	RequestID   string `json:"request_id"`
@@ -315,6 +367,17 @@ type pendingRequest struct {
 	ACSLocation string `json:"acs_location"`
 	ACSBinding  string `json:"acs_binding"`
 	ACSIndex    int    `json:"acs_index"`
+	// FactorAsked: the browser was sent through the second factor for
+	// this request already (requireFactor asks once).
+	FactorAsked bool `json:"factor_asked,omitempty"`
+}
+
+// pendingOf is the pausable form of a validated request.
+func pendingOf(req *saml.IdpAuthnRequest) pendingRequest {
+	return pendingRequest{
+		SP: req.ServiceProviderMetadata.EntityID, RequestID: req.Request.ID, RelayState: req.RelayState,
+		ACSLocation: req.ACSEndpoint.Location, ACSBinding: req.ACSEndpoint.Binding, ACSIndex: req.ACSEndpoint.Index,
+	}
 }
 
 // sessionProvider is crewjam's SessionProvider on Warden's web session:
@@ -333,10 +396,7 @@ func (p sessionProvider) GetSession(w http.ResponseWriter, r *http.Request, req 
 	if sess, ok := web.CurrentSession(c); ok {
 		return samlSession(sess)
 	}
-	data, err := json.Marshal(pendingRequest{
-		SP: req.ServiceProviderMetadata.EntityID, RequestID: req.Request.ID, RelayState: req.RelayState,
-		ACSLocation: req.ACSEndpoint.Location, ACSBinding: req.ACSEndpoint.Binding, ACSIndex: req.ACSEndpoint.Index,
-	})
+	data, err := json.Marshal(pendingOf(req))
 	if err != nil {
 		p.i.fail(c, err)
 		return nil
@@ -414,6 +474,9 @@ func (i *IdP) handleContinue(c *gin.Context) {
 		i.fail(c, bad(msgUnknownACS, fmt.Errorf("acs %s no longer in the metadata of %s", p.ACSLocation, e.name)))
 		return
 	}
+	if !i.requireFactor(c, e, p) {
+		return
+	}
 	i.answer(c, req, e, samlSession(sess))
 }
 
@@ -487,8 +550,11 @@ func (i *IdP) auditRequest(c *gin.Context, sp string, err error) {
 		if errors.As(err, &pe) {
 			ev.Detail = map[string]string{"status": strconv.Itoa(pe.status)}
 		}
-		if errors.Is(err, ErrTooLarge) {
+		switch {
+		case errors.Is(err, ErrTooLarge):
 			ev.Result = "too_large"
+		case errors.Is(err, ErrInsufficientAuthn):
+			ev.Result = "insufficient_authentication"
 		}
 		i.log.LogAttrs(c.Request.Context(), slog.LevelInfo, "saml: request refused", slog.String("sp", sp), slog.String("err", err.Error()))
 	}

@@ -36,10 +36,14 @@ type STSAssertion struct {
 // but with the session tags and source identity of res, the Evaluate
 // result the caller has just computed from a fresh directory lookup
 // (AWSConsole evaluates again), and audited as flow "token-exchange".
-// The caller has checked that res holds grant. Errors as AWSConsole's:
-// ErrAWSDisabled, ErrSessionName, ErrTooLarge, and web.ErrOtherPartition for a
-// grant outside the configured partition.
-func (i *IdP) STSResponse(ctx context.Context, user identity.User, grant rolemap.Grant, res rolemap.Result) (STSAssertion, error) {
+// authn is how the user signed in for the OIDC grant behind the exchange
+// (identity.AuthnFromAMR of its amr and auth_time): AuthnInstant,
+// AuthnContextClassRef and the authentication tag, as in AWSConsoleAuthn.
+// The caller has checked that res holds grant and that authn satisfies it.
+// Errors as AWSConsoleAuthn's: ErrAWSDisabled, ErrSessionName,
+// ErrTooLarge, ErrInsufficientAuthn, and web.ErrOtherPartition for a grant
+// outside the configured partition.
+func (i *IdP) STSResponse(ctx context.Context, user identity.User, authn identity.Authn, grant rolemap.Grant, res rolemap.Result) (STSAssertion, error) {
 	if i.aws == nil {
 		return STSAssertion{}, ErrAWSDisabled
 	}
@@ -47,12 +51,16 @@ func (i *IdP) STSResponse(ctx context.Context, user identity.User, grant rolemap
 		return STSAssertion{}, fmt.Errorf("samlidp: role %s is in partition %s, AWS sign-in is configured for %s: %w",
 			grant.RoleARN, grant.Partition, i.aws.partition, web.ErrOtherPartition)
 	}
+	now := i.now().UTC()
+	authn = normalAuthn(authn, now)
+	if err := i.checkGrant(authn, grant); err != nil {
+		return STSAssertion{}, err
+	}
 	secs := grant.SessionSeconds
 	if secs == 0 {
 		secs = i.cfg.AWS.DefaultSessionSeconds
 	}
-	now := i.now().UTC()
-	a, err := i.awsAssertion(ctx, user, []rolemap.Grant{grant}, res, secs, now, "", now)
+	a, err := i.awsAssertion(ctx, user, authn, []rolemap.Grant{grant}, res, secs, "", now)
 	if err != nil {
 		return STSAssertion{}, err
 	}
@@ -64,6 +72,6 @@ func (i *IdP) STSResponse(ctx context.Context, user identity.User, grant rolemap
 		return STSAssertion{}, &TooLargeError{Roles: 1, Length: len(resp.Base64)}
 	}
 	i.audit.Record(ctx, audit.Event{Time: now, Actor: user.Username, Action: "saml.response", Object: grant.RoleARN,
-		Result: "success", Detail: map[string]string{"sp": "aws", "flow": "token-exchange", "assertion_id": a.ID}})
+		Result: "success", Detail: map[string]string{"sp": "aws", "flow": "token-exchange", "assertion_id": a.ID, "method": authn.Method}})
 	return STSAssertion{Response: resp.Base64, ID: a.ID, Expires: a.Conditions.NotOnOrAfter, ACS: i.aws.acs}, nil
 }

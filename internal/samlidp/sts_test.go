@@ -28,7 +28,7 @@ func TestSTSResponse(t *testing.T) {
 			})
 			user := testUsers[tc.user]
 			res := f.rules.Load().Evaluate(rolemap.InputFromUser(user))
-			a, err := f.idp.STSResponse(context.Background(), user, grantOf(t, f.rules, tc.user, tc.role), res)
+			a, err := f.idp.STSResponse(context.Background(), user, f.password(), grantOf(t, f.rules, tc.user, tc.role), res)
 			if err != nil {
 				t.Fatalf("STSResponse: %v", err)
 			}
@@ -50,7 +50,7 @@ func TestSTSResponseUsesResult(t *testing.T) {
 	user := testUsers["bob"]
 	g := grantOf(t, f.rules, "bob", "arn:aws:iam::111122223333:role/ReadOnly")
 	res := rolemap.Result{Grants: []rolemap.Grant{g}, Tags: []rolemap.Tag{{Key: "team", Value: "blue"}}}
-	a, err := f.idp.STSResponse(context.Background(), user, g, res)
+	a, err := f.idp.STSResponse(context.Background(), user, f.password(), g, res)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,12 +65,12 @@ func TestSTSResponseRefuses(t *testing.T) {
 	user := testUsers["alice"]
 	res := f.rules.Load().Evaluate(rolemap.InputFromUser(user))
 	gov := grantOf(t, f.rules, "alice", "arn:aws-us-gov:iam::777788889999:role/AdministratorAccess")
-	if _, err := f.idp.STSResponse(context.Background(), user, gov, res); !errors.Is(err, web.ErrOtherPartition) {
+	if _, err := f.idp.STSResponse(context.Background(), user, f.password(), gov, res); !errors.Is(err, web.ErrOtherPartition) {
 		t.Errorf("other partition: %v", err)
 	}
 	off := false
 	f = newFixture(t, func(c *Config, _ *Deps) { c.AWS.Enabled = &off })
-	if _, err := f.idp.STSResponse(context.Background(), user, gov, res); !errors.Is(err, ErrAWSDisabled) {
+	if _, err := f.idp.STSResponse(context.Background(), user, f.password(), gov, res); !errors.Is(err, ErrAWSDisabled) {
 		t.Errorf("disabled: %v", err)
 	}
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/crewjam/saml"
 
+	"github.com/wardenidp/warden/internal/identity"
 	"github.com/wardenidp/warden/internal/testenv"
 )
 
@@ -39,7 +40,7 @@ func genericResponse(t testing.TB, f *fixture, user string) string {
 	req := &saml.IdpAuthnRequest{IDP: f.idp.saml, ServiceProviderMetadata: md, SPSSODescriptor: &md.SPSSODescriptors[0],
 		ACSEndpoint: &md.SPSSODescriptors[0].AssertionConsumerServices[0]}
 	now := f.clock.Now()
-	a, err := f.idp.genericAssertion(e, testUsers[user], req, now, now)
+	a, err := f.idp.genericAssertion(e, testUsers[user], req, identity.PasswordOnly(now), now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,10 +92,12 @@ const (
 func TestXMLSec(t *testing.T) {
 	xmlsec := testenv.Binary(t, "xmlsec1")
 	for _, signResponse := range []bool{false, true} {
-		f := newFixture(t, withGenericSP, func(c *Config, _ *Deps) { c.AWS.SignResponse = signResponse })
+		f := newFixture(t, withGenericSP, withAuthnTag, func(c *Config, _ *Deps) { c.AWS.SignResponse = signResponse })
 		cert := certPEM(t, f)
-		post, err := f.idp.AWSConsole(context.Background(), testUsers["alice"],
-			grantOf(t, f.rules, "alice", "arn:aws:iam::111122223333:role/AdministratorAccess"), "")
+		// A sign-in with a second factor, for a role that demands one: the
+		// signed assertion states it (AuthnContextClassRef, WardenAuth tag).
+		post, err := f.idp.AWSConsoleAuthn(context.Background(), testUsers["mia"], totpAt(fixedTime.Add(-time.Hour)),
+			grantOf(t, f.rules, "mia", roleMFA), "")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -110,17 +113,25 @@ func TestXMLSec(t *testing.T) {
 					t.Fatalf("%s: response signature: %v %s", name, err, err.(*exec.ExitError).Stderr)
 				}
 			}
-			// Tampered: a value inside the assertion changes.
-			target := "alice"
-			if name == "generic" {
-				target = "Bob Brown"
+			// Tampered: a value inside the assertion changes (for AWS also
+			// the method claimed: a password sign-in passed off as MFA).
+			swaps := [][2]string{{">Bob Brown<", ">mallory<"}}
+			if name == "aws" {
+				if !strings.Contains(doc, ">"+identity.ACRMFA+"<") || !strings.Contains(doc, `Name="`+AttrPrincipalTag+tagKey+`"`) {
+					t.Fatalf("aws: no MFA context class or %s tag in\n%s", tagKey, doc)
+				}
+				swaps = [][2]string{{">mia<", ">mallory<"}, {">totp<", ">webauthn<"},
+					{">" + identity.ACRMFA + "<", ">" + identity.ACRPassword + "<"}}
 			}
-			tampered := strings.Replace(doc, ">"+target+"<", ">mallory<", 1)
-			if tampered == doc {
-				t.Fatalf("%s: nothing to tamper with", name)
-			}
-			if err := xmlsecVerify(t, xmlsec, cert, tampered, xpAssertionSig); err == nil {
-				t.Errorf("%s: xmlsec1 verified a tampered assertion", name)
+			var tampered string
+			for _, sw := range swaps {
+				tampered = strings.Replace(doc, sw[0], sw[1], 1)
+				if tampered == doc {
+					t.Fatalf("%s: nothing to tamper with (%s)", name, sw[0])
+				}
+				if err := xmlsecVerify(t, xmlsec, cert, tampered, xpAssertionSig); err == nil {
+					t.Errorf("%s: xmlsec1 verified an assertion with %s changed to %s", name, sw[0], sw[1])
+				}
 			}
 			if signedResp {
 				if err := xmlsecVerify(t, xmlsec, cert, tampered, xpResponseSig); err == nil {
@@ -179,7 +190,7 @@ func TestPysaml2(t *testing.T) {
 		t.Fatal(err)
 	}
 	grant := grantOf(t, f.rules, "bob", "arn:aws:iam::111122223333:role/ReadOnly")
-	post, err := f.idp.AWSConsole(context.Background(), testUsers["bob"], grant, "")
+	post, err := f.idp.AWSConsoleAuthn(context.Background(), testUsers["bob"], f.password(), grant, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -222,7 +233,7 @@ func TestPysaml2(t *testing.T) {
 		t.Logf("wrong audience: %v", out["error"])
 	}
 	f.clock.Set(time.Now().Add(-2 * time.Hour))
-	old, err := f.idp.AWSConsole(context.Background(), testUsers["bob"], grant, "")
+	old, err := f.idp.AWSConsoleAuthn(context.Background(), testUsers["bob"], f.password(), grant, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -236,7 +247,7 @@ func TestPysaml2(t *testing.T) {
 	f.ring.cur = loadSigner(t, "test2")
 	f.ring.mu.Unlock()
 	f.clock.Set(time.Now())
-	forged, err := f.idp.AWSConsole(context.Background(), testUsers["bob"], grant, "")
+	forged, err := f.idp.AWSConsoleAuthn(context.Background(), testUsers["bob"], f.password(), grant, "")
 	if err != nil {
 		t.Fatal(err)
 	}

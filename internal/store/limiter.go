@@ -45,6 +45,7 @@ type Limiter struct {
 	store *Store
 	cfg   LimitConfig
 	now   func() time.Time
+	ns    string // key namespace after "limit:" ("" for sign-ins)
 }
 
 // incrScript counts one failure and, if the key has no expiry yet, sets it
@@ -65,6 +66,21 @@ func NewLimiter(st *Store, cfg LimitConfig, now func() time.Time) (*Limiter, err
 		now = time.Now
 	}
 	return &Limiter{store: st, cfg: cfg, now: now}, nil
+}
+
+// NewNamedLimiter is NewLimiter with counters of their own, under
+// "limit:"+name+":": the same algorithm for another kind of attempt
+// (wrong second-factor codes), never mixed with the sign-in counters.
+func NewNamedLimiter(st *Store, name string, cfg LimitConfig, now func() time.Time) (*Limiter, error) {
+	if name == "" || strings.ContainsAny(name, ":{}") {
+		return nil, fmt.Errorf("store: limiter name %q: want a non-empty name without ':', '{', '}'", name)
+	}
+	l, err := NewLimiter(st, cfg, now)
+	if err != nil {
+		return nil, err
+	}
+	l.ns = name + ":"
+	return l, nil
 }
 
 // NormalizeUsername folds the ways of writing one login name into one: it
@@ -104,8 +120,8 @@ func (l *Limiter) keys(username, ip string) (userKey, ipKey string, left time.Du
 	left = time.Duration((n+1)*w - now.UnixNano())
 	sum := sha256.Sum256([]byte(NormalizeUsername(username)))
 	suffix := ":" + strconv.FormatInt(n, 10)
-	return l.store.Key("limit:user:" + hex.EncodeToString(sum[:]) + suffix),
-		l.store.Key("limit:ip:" + IPBucket(ip) + suffix), left
+	return l.store.Key("limit:" + l.ns + "user:" + hex.EncodeToString(sum[:]) + suffix),
+		l.store.Key("limit:" + l.ns + "ip:" + IPBucket(ip) + suffix), left
 }
 
 // Check tells whether a sign-in attempt for username from ip may go ahead:

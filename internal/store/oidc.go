@@ -29,7 +29,8 @@ import (
 //	                          o:<hash>: refresh tokens rotated away
 //	oidc:at:{<grant>}:<id>    string: an access token (its expiry, unix)
 //	oidc:sub:<subject>        set: the grants of a subject (end_session)
-//	oidc:dev:{<hash>}         hash: a device authorization (RFC 8628)
+//	oidc:dev:{<hash>}         hash: a device authorization (RFC 8628); once
+//	                          approved: sub, u (user), at (auth time), amr
 //	oidc:uc:<user code>       string: the device hash of a user code
 //
 // An access token is valid while its own key and its grant's key both
@@ -537,10 +538,12 @@ type OIDCDevice struct {
 	Expires  time.Time
 	Interval time.Duration
 	State    string
-	// Set at approval:
+	// Set at approval: who approved, and how and when they authenticated
+	// (the approving session's auth_time and RFC 8176 amr, for the grant).
 	Subject  string
 	User     []byte
 	AuthTime time.Time
+	AMR      []string
 }
 
 // PutDevice stores a device authorization under the hash of its device
@@ -573,7 +576,7 @@ func (o *OIDC) PutDevice(ctx context.Context, deviceHash string, d OIDCDevice, t
 	return Unavailable("store: oidc device", err)
 }
 
-var devFields = []string{"c", "s", "ip", "uc", "cr", "exp", "iv", "st", "sub", "u", "at"}
+var devFields = []string{"c", "s", "ip", "uc", "cr", "exp", "iv", "st", "sub", "u", "at", "amr"}
 
 func parseDevice(v []any) (OIDCDevice, bool) {
 	if len(v) < len(devFields) || v[0] == nil {
@@ -592,6 +595,7 @@ func parseDevice(v []any) (OIDCDevice, bool) {
 	if at := num(10); at != 0 {
 		d.AuthTime = time.Unix(at, 0).UTC()
 	}
+	d.AMR = strings.Fields(str(11))
 	return d, true
 }
 
@@ -629,16 +633,17 @@ if not f[1] then return 0 end
 if f[1] ~= 'pending' then return 2 end
 if tonumber(ARGV[1]) >= tonumber(f[2]) then return 3 end
 if ARGV[2] == 'approved' then
-  redis.call('HSET', KEYS[1], 'st', 'approved', 'sub', ARGV[3], 'u', ARGV[4], 'at', ARGV[5])
+  redis.call('HSET', KEYS[1], 'st', 'approved', 'sub', ARGV[3], 'u', ARGV[4], 'at', ARGV[5], 'amr', ARGV[6])
 else
   redis.call('HSET', KEYS[1], 'st', 'denied')
 end
 return 1`)
 
-// DecideDevice approves (with the user's subject, snapshot and sign-in
-// time) or denies a pending device authorization. ErrNotFound, ErrDecided
-// (already approved or denied), ErrExpired.
-func (o *OIDC) DecideDevice(ctx context.Context, deviceHash string, approve bool, subject string, user []byte, authTime, now time.Time) error {
+// DecideDevice approves (with the user's subject, snapshot, sign-in time
+// and amr: how the approving session authenticated) or denies a pending
+// device authorization. ErrNotFound, ErrDecided (already approved or
+// denied), ErrExpired.
+func (o *OIDC) DecideDevice(ctx context.Context, deviceHash string, approve bool, subject string, user []byte, authTime time.Time, amr []string, now time.Time) error {
 	if err := checkID("device", deviceHash); err != nil {
 		return err
 	}
@@ -648,7 +653,8 @@ func (o *OIDC) DecideDevice(ctx context.Context, deviceHash string, approve bool
 	}
 	ctx, cancel := o.store.op(ctx)
 	defer cancel()
-	n, err := decide.Run(ctx, o.store.client, []string{o.devKey(deviceHash)}, now.UnixMilli(), state, subject, user, authTime.Unix()).Int()
+	n, err := decide.Run(ctx, o.store.client, []string{o.devKey(deviceHash)}, now.UnixMilli(), state, subject, user, authTime.Unix(),
+		strings.Join(amr, " ")).Int()
 	if err != nil {
 		return Unavailable("store: oidc device", err)
 	}
@@ -715,7 +721,7 @@ if f[5] ~= 'approved' then
   return {'authorization_pending', iv}
 end
 redis.call('HSET', KEYS[1], 'lp', ARGV[2], 'st', 'redeemed')
-local d = redis.call('HMGET', KEYS[1], 'c', 's', 'ip', 'uc', 'cr', 'exp', 'iv', 'st', 'sub', 'u', 'at')
+local d = redis.call('HMGET', KEYS[1], 'c', 's', 'ip', 'uc', 'cr', 'exp', 'iv', 'st', 'sub', 'u', 'at', 'amr')
 table.insert(d, 1, iv)
 table.insert(d, 1, 'approved')
 return d`)

@@ -120,20 +120,24 @@ func TestOIDCStore(t *testing.T) {
 	if r := poll(now.Add(12*time.Second), "cli"); r.Status != store.PollPending {
 		t.Errorf("poll after the grown interval: %+v", r)
 	}
-	mustf(t, o.DecideDevice(ctx, "dh1", true, "sub1", []byte(`{"username":"bob"}`), now, now), "approve")
-	if err := o.DecideDevice(ctx, "dh1", false, "", nil, now, now); !errors.Is(err, store.ErrDecided) {
+	mustf(t, o.DecideDevice(ctx, "dh1", true, "sub1", []byte(`{"username":"bob"}`), now.Add(-time.Minute), []string{"pwd", "otp", "mfa"}, now), "approve")
+	if err := o.DecideDevice(ctx, "dh1", false, "", nil, now, nil, now); !errors.Is(err, store.ErrDecided) {
 		t.Errorf("second decision: %v", err)
 	}
 	r := poll(now.Add(30*time.Second), "cli")
 	if r.Status != store.PollApproved || r.Device.Subject != "sub1" || string(r.Device.User) != `{"username":"bob"}` {
 		t.Fatalf("approved poll: %+v", r)
 	}
+	// How the approving session authenticated travels to the grant.
+	if !r.Device.AuthTime.Equal(now.Add(-time.Minute).Truncate(time.Second)) || strings.Join(r.Device.AMR, " ") != "pwd otp mfa" {
+		t.Errorf("approved poll: auth time %v amr %q", r.Device.AuthTime, r.Device.AMR)
+	}
 	if r := poll(now.Add(60*time.Second), "cli"); r.Status != store.PollRedeemed {
 		t.Errorf("poll after redemption: %+v", r)
 	}
 	dev.UserCode = "ZZZZZZZZ"
 	mustf(t, o.PutDevice(ctx, "dh3", dev, 20*time.Minute), "put device 3")
-	if err := o.DecideDevice(ctx, "dh3", true, "s", []byte(`{}`), now, now.Add(11*time.Minute)); !errors.Is(err, store.ErrExpired) {
+	if err := o.DecideDevice(ctx, "dh3", true, "s", []byte(`{}`), now, nil, now.Add(11*time.Minute)); !errors.Is(err, store.ErrExpired) {
 		t.Errorf("approve expired: %v", err)
 	}
 	r, _ = o.PollDevice(ctx, "dh3", "cli", now.Add(11*time.Minute))

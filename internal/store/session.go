@@ -48,6 +48,15 @@ type Session struct {
 	Pending string `json:"pending,omitempty"`
 }
 
+// SignIn is how the user signed in: Authn, or for a session written before
+// sessions recorded it, a password alone checked when the session was made.
+func (s Session) SignIn() identity.Authn {
+	if s.Authn.Method == "" {
+		return identity.PasswordOnly(s.CreatedAt)
+	}
+	return s.Authn
+}
+
 // Values of Session.Pending.
 const (
 	PendingFactor = "factor"

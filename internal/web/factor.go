@@ -105,7 +105,7 @@ func (s *Server) requireFactor(c *gin.Context, sess store.Session, need FactorNe
 	if s.factor != nil {
 		allowed = s.factor.Methods()
 	}
-	if need.Satisfied(sess.Authn, allowed, s.clock.Now()) {
+	if need.Satisfied(sess.SignIn(), allowed, s.clock.Now()) {
 		return true
 	}
 	if need.IfEnrolled {
@@ -142,10 +142,14 @@ func UpgradeSession(c *gin.Context, authn identity.Authn) (store.Session, error)
 	}
 	old := *st.session
 	ctx := c.Request.Context()
-	token, sess, err := s.sessions.Create(ctx, old.User, store.SessionMeta{
-		ClientIP: st.clientIP, UserAgent: truncate(c.Request.UserAgent(), maxUserAgentBytes),
-		Authn: authn, NotAfter: old.ExpiresAt,
-	})
+	meta := store.SessionMeta{ClientIP: st.clientIP, UserAgent: truncate(c.Request.UserAgent(), maxUserAgentBytes),
+		Authn: authn, NotAfter: old.ExpiresAt}
+	if old.Pending != "" {
+		// The sign-in finishes now: the full lifetime (a pending session
+		// lives only minutes).
+		meta.NotAfter = time.Time{}
+	}
+	token, sess, err := s.sessions.Create(ctx, old.User, meta)
 	if err != nil {
 		return store.Session{}, fmt.Errorf("upgrade session: %w", err)
 	}
@@ -163,3 +167,20 @@ func SessionPending(c *gin.Context) bool {
 	st := state(c)
 	return st.session != nil && st.session.Pending != ""
 }
+
+// AllowDataImages widens the Content-Security-Policy of this response so
+// that its page may show images from data: URLs (a QR code made on the
+// server for this page alone). Call it before rendering.
+func AllowDataImages(c *gin.Context) {
+	h := c.Writer.Header()
+	h.Set("Content-Security-Policy", strings.Replace(h.Get("Content-Security-Policy"),
+		"img-src 'self'", "img-src 'self' data:", 1))
+}
+
+// LoginURL is the sign-in page that returns to next afterwards (next must
+// be a local path; anything else becomes "/").
+func LoginURL(next string) string { return loginURL(next) }
+
+// SafeNext returns next when it is a local path (not //host, not a scheme),
+// else "/".
+func SafeNext(next string) string { return safeNext(next) }

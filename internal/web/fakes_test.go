@@ -125,7 +125,11 @@ func (f *fakeSessions) Create(_ context.Context, u identity.User, meta store.Ses
 	token := base64.RawURLEncoding.EncodeToString(b)
 	now := f.now()
 	s := store.Session{Key: keyOf(token), User: u, CreatedAt: now, LastSeen: now,
-		ExpiresAt: now.Add(f.lifetime), ClientIP: meta.ClientIP, UserAgent: meta.UserAgent}
+		ExpiresAt: now.Add(f.lifetime), ClientIP: meta.ClientIP, UserAgent: meta.UserAgent,
+		Authn: meta.Authn, Pending: meta.Pending}
+	if !meta.NotAfter.IsZero() && meta.NotAfter.Before(s.ExpiresAt) {
+		s.ExpiresAt = meta.NotAfter
+	}
 	f.byKey[s.Key] = s
 	f.created = append(f.created, meta)
 	return token, s, nil

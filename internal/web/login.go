@@ -296,6 +296,9 @@ func (s *Server) renderLoginFailure(c *gin.Context, in loginInput, err error) {
 		s.renderError(c, http.StatusTooManyRequests)
 		return
 	}
+	if s.offerPasswordChange(c, in, err) { // expired or must change, and the directory can change it
+		return
+	}
 	if page, ok := accountStatePage(err); ok {
 		s.render(c, http.StatusForbidden, "account_state.html",
 			view{Heading: page.heading, Message: page.message, Advice: page.advice})

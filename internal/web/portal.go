@@ -37,10 +37,11 @@ type Portal interface {
 	Grants(ctx context.Context, user identity.User) (rolemap.Result, error)
 	// Console makes the IdP-initiated SAML response that signs user in to
 	// the AWS console in grant (a grant of Grants' result), going to
-	// relayState (an AWS console URL, or "" for the console home). A
-	// refusal the user can act on wraps one of ErrBadDestination,
-	// ErrResponseTooLarge or ErrUnusableUser; any other error is internal.
-	Console(ctx context.Context, user identity.User, grant rolemap.Grant, relayState string) (ConsolePost, error)
+	// relayState (an AWS console URL, or "" for the console home); authn
+	// is how the user signed in (the assertion states it). A refusal the
+	// user can act on wraps one of ErrBadDestination, ErrResponseTooLarge
+	// or ErrUnusableUser; any other error is internal.
+	Console(ctx context.Context, user identity.User, authn identity.Authn, grant rolemap.Grant, relayState string) (ConsolePost, error)
 }
 
 // ConsolePartitioner is a Portal that signs in to the console of one AWS
@@ -71,6 +72,10 @@ var (
 	// ErrOtherPartition: the role is in an AWS partition this Warden does
 	// not sign in to (ConsolePartitioner). Answered 422.
 	ErrOtherPartition = errors.New("role is in another AWS partition")
+	// ErrNeedsFactor: the sign-in does not satisfy the role's MFA
+	// requirement (the handler asks for the factor first, so this is a
+	// second line of defence). Answered 403.
+	ErrNeedsFactor = errors.New("role needs a stronger sign-in")
 )
 
 // Input bounds of /aws/console: a role ARN is at most 2048 bytes
@@ -101,6 +106,8 @@ type roleView struct {
 	Search    string // lowercase text the search box matches
 	Partition string
 	Elsewhere bool // in another partition than the console sign-in's: no Console button
+	MFA       bool // the role asks for a second factor
+	Passkey   bool // ... and only a passkey or security key counts
 }
 
 // buildPortal groups grants by account, accounts sorted by name (then ID),
@@ -128,6 +135,7 @@ func buildPortal(grants []rolemap.Grant, publicURL, consolePartition string) *po
 		p.Accounts[i].Roles = append(p.Accounts[i].Roles, roleView{
 			Name: g.RoleName, Path: path, ARN: g.RoleARN, Session: sessionText(g.SessionSeconds),
 			DeepLink: publicURL + link, Partition: g.Partition,
+			MFA: g.RequireMFA || len(g.MFAMethods) > 0, Passkey: len(g.MFAMethods) == 1 && g.MFAMethods[0] == identity.MethodWebAuthn,
 			Elsewhere: otherPartition(consolePartition, g),
 			// the ARN holds the account ID, the path and the role name
 			Search: strings.ToLower(g.AccountName + " " + g.RoleARN),
@@ -297,6 +305,13 @@ func (s *Server) handleConsole(c *gin.Context) {
 		s.consoleFailed(c, ev, fmt.Errorf("portal: role partition %q: %w", grant.Partition, ErrOtherPartition))
 		return
 	}
+	// A role that asks for more than this sign-in gave: the second factor
+	// first, then back here (a GET that resumes with the same role).
+	if !s.requireFactor(c, sess, FactorNeed{MFA: grant.RequireMFA, Methods: grant.MFAMethods}, consoleQuery(roleRef, dest)) {
+		ev.Result = "step_up"
+		s.audit.Record(ctx, ev)
+		return
+	}
 	page := consolePage{AccountName: grant.AccountName, AccountID: grant.AccountID, RoleName: grant.RoleName,
 		RoleARN: grant.RoleARN, Destination: dest}
 	if !post && crossSiteNavigation(c.Request) {
@@ -308,7 +323,7 @@ func (s *Server) handleConsole(c *gin.Context) {
 		s.render(c, http.StatusOK, "console_confirm.html", view{User: &user, CSRF: csrf, Console: &page})
 		return
 	}
-	p, err := s.portal.Console(ctx, user, grant, dest)
+	p, err := s.portal.Console(ctx, user, sess.SignIn(), grant, dest)
 	if err != nil {
 		s.consoleFailed(c, ev, err)
 		return
@@ -342,6 +357,9 @@ func (s *Server) consoleFailed(c *gin.Context, ev audit.Event, err error) {
 	case errors.Is(err, ErrOtherPartition):
 		status, ev.Result = http.StatusUnprocessableEntity, "other_partition"
 		heading, msg = "Not signed in from here", "This role is in an AWS partition (such as GovCloud or China) that this Warden does not sign in to. Use the sign-in your admin set up for that partition."
+	case errors.Is(err, ErrNeedsFactor):
+		status, ev.Result = http.StatusForbidden, "insufficient_authentication"
+		heading, msg = "A second factor is needed", "This role needs a sign-in with a second factor. Sign out and sign in again, then confirm with your second factor."
 	case errors.Is(err, ErrUnusableUser):
 		status, ev.Result = http.StatusUnprocessableEntity, "unusable_user"
 		heading, msg = "Your account cannot sign in to AWS", "Your directory account lacks what AWS needs (such as a usable session name). Ask your admin; the request ID below helps them find the reason."

@@ -44,7 +44,7 @@ func (p *fakePortal) Grants(_ context.Context, u identity.User) (rolemap.Result,
 	return rolemap.Result{Grants: append([]rolemap.Grant(nil), p.grants[u.Username]...)}, nil
 }
 
-func (p *fakePortal) Console(_ context.Context, u identity.User, g rolemap.Grant, dest string) (ConsolePost, error) {
+func (p *fakePortal) Console(_ context.Context, u identity.User, _ identity.Authn, g rolemap.Grant, dest string) (ConsolePost, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.calls = append(p.calls, consoleCall{u.Username, g, dest})

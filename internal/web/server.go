@@ -294,6 +294,10 @@ func (s *Server) routes() []route {
 		{http.MethodGet, "/static/:name", s.handleStatic},
 		{http.MethodHead, "/static/:name", s.handleStatic},
 	}
+	if s.passwordChanger() != nil {
+		// the change form of an expired or must-change password (password.go)
+		rs = append(rs, route{http.MethodPost, passwordPath, s.handlePasswordChange})
+	}
 	if s.portal != nil {
 		// GET for bookmarks and deep links, POST from the portal's buttons
 		// (handleConsole says why the GET is safe).

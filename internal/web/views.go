@@ -60,7 +60,7 @@ func (v *views) layout(funcs template.FuncMap) (*template.Template, error) {
 }
 
 var pageFiles = []string{"login.html", "home.html", "logout.html", "error.html", "account_state.html",
-	"saml_post.html", "console_confirm.html"}
+	"saml_post.html", "console_confirm.html", "password_change.html"}
 
 func parseViews(a *assets, mounts []Mount) (*views, error) {
 	funcs := template.FuncMap{"asset": a.url}

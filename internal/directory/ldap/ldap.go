@@ -48,10 +48,13 @@ const MaxUsernameLen = 256
 // export metrics without this package importing a metrics library.
 //
 // op is one of "dial", "service_bind", "search", "bind" (a user bind),
-// "dummy_bind" (the bind for an unknown user), "health". server is the URL.
+// "dummy_bind" (the bind for an unknown user), "password_change" (passwd.go),
+// "health". server is the URL.
 // For "bind", err is nil on success, an identity rejection sentinel, or an
-// error wrapping identity.ErrDirectoryUnavailable; for the others it is the
-// raw error. Implementations must be safe for concurrent use and fast.
+// error wrapping identity.ErrDirectoryUnavailable; "password_change" is
+// alike, with identity.ErrPasswordPolicy and ErrPasswordChangeUnsupported
+// errors for refusals; for the others it is the raw error.
+// Implementations must be safe for concurrent use and fast.
 type Observer interface {
 	ObserveOp(op, server string, d time.Duration, err error)
 }
@@ -398,8 +401,29 @@ func (d *Directory) attempt(ctx context.Context, s *server, kind poolKind, fn fu
 // server answered, the error wraps identity.ErrDirectoryUnavailable and
 // says what each server did.
 func (d *Directory) do(ctx context.Context, kind poolKind, op string, fn func(c *conn, server string) error) error {
+	return d.doServers(ctx, kind, op, false, fn)
+}
+
+// doOnce is do for an operation that must not run twice (a password
+// change): once fn has been called and its try ran into the deadline, the
+// server may have carried it out, so no other server is asked and the
+// error says the outcome is unknown. Failures before fn was called (dial,
+// TLS, service bind, waiting for a connection) move on as in do.
+func (d *Directory) doOnce(ctx context.Context, kind poolKind, op string, fn func(c *conn, server string) error) error {
+	return d.doServers(ctx, kind, op, true, fn)
+}
+
+func (d *Directory) doServers(ctx context.Context, kind poolKind, op string, once bool, fn func(c *conn, server string) error) error {
 	if d.closed.Load() {
 		return unavailable(op, errors.New("directory closed"))
+	}
+	sent := false
+	if once {
+		inner := fn
+		fn = func(c *conn, server string) error {
+			sent = true
+			return inner(c, server)
+		}
 	}
 	var errs []error
 	for pass := 0; pass < 2; pass++ {
@@ -411,7 +435,15 @@ func (d *Directory) do(ctx context.Context, kind poolKind, op string, fn func(c 
 				errs = append(errs, ctx.Err())
 				return unavailable(op, errors.Join(errs...))
 			}
+			sent = false
 			err := d.attempt(ctx, s, kind, fn)
+			if once && sent && err != nil && isTimeout(err) {
+				if ctx.Err() == nil && s.markDown(d) {
+					d.log.WarnContext(ctx, "ldap server marked down", "server", s.url, "op", op,
+						"error", err.Error())
+				}
+				return unavailable(op, fmt.Errorf("outcome unknown, not retried on another server: %w", err))
+			}
 			if err == nil || !isServerFailure(err) {
 				if pass == 1 && s.markUp(false) {
 					d.log.InfoContext(ctx, "ldap server up again", "server", s.url)

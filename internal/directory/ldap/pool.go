@@ -19,7 +19,9 @@ type poolKind int
 
 const (
 	// kindSearch connections are bound as the service account once, when
-	// they are dialled, and only ever search.
+	// they are dialled, and only ever search (and, for Active Directory,
+	// carry the password changes the service account makes for users:
+	// passwd.go).
 	kindSearch poolKind = iota
 	// kindBind connections carry user binds. A bind changes the identity of
 	// the connection, so they never search for anyone (the health check's
