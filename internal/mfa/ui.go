@@ -108,6 +108,8 @@ func (u *UI) Routes() []web.Route {
 		{Method: http.MethodPost, Path: "/account/security/recovery", Handler: u.handleRegenerate, MaxBody: formBody},
 		{Method: http.MethodGet, Path: "/admin/users/:id/mfa", Handler: u.handleAdminView},
 		{Method: http.MethodPost, Path: "/admin/users/:id/mfa/reset", Handler: u.handleAdminReset, MaxBody: formBody, Fresh: true},
+		{Method: http.MethodGet, Path: "/admin/api/users/:id/mfa", Handler: u.apiAdminList, API: true},
+		{Method: http.MethodDelete, Path: "/admin/api/users/:id/mfa", Handler: u.apiAdminReset, API: true, Fresh: true},
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/url"
 	"slices"
 	"time"
 
@@ -313,4 +314,88 @@ func (u *UI) handleAdminReset(c *gin.Context) {
 	u.record(c, sess, "mfa.reset", id, "success", map[string]string{
 		"totp": itoa(n.TOTP), "webauthn": itoa(n.WebAuthn), "recovery_codes": itoa(n.Recovery)})
 	c.Redirect(http.StatusSeeOther, back+"?done=reset")
+}
+
+// apiAdmin is admin for the JSON API: 401 without a session, 403 for a
+// non-admin (JSON, like the admin API).
+func (u *UI) apiAdmin(c *gin.Context) (store.Session, string, bool) {
+	sess, ok := web.CurrentSession(c)
+	if !ok {
+		web.Fail(c, http.StatusUnauthorized, "Sign in first.", nil)
+		return store.Session{}, "", false
+	}
+	if !u.isAdmin(sess.User) {
+		web.Fail(c, http.StatusForbidden, "Only administrators may do this.", nil)
+		return store.Session{}, "", false
+	}
+	id, ok := userParam(c)
+	return sess, id, ok
+}
+
+type apiFactors struct {
+	UserID       string      `json:"user_id"`
+	Factors      []apiFactor `json:"factors"`
+	RecoveryLeft int         `json:"recovery_codes_left"`
+	Removed      *apiRemoved `json:"removed,omitempty"`
+}
+
+type apiFactor struct {
+	ID       string `json:"id"`
+	Name     string `json:"name"`
+	Method   string `json:"method"`
+	Kind     string `json:"kind"`
+	Created  string `json:"created"`
+	LastUsed string `json:"last_used,omitempty"`
+}
+
+type apiRemoved struct {
+	TOTP          int `json:"totp"`
+	WebAuthn      int `json:"webauthn"`
+	RecoveryCodes int `json:"recovery_codes"`
+}
+
+// apiAdminList is GET /admin/api/users/:id/mfa: a user's factors.
+func (u *UI) apiAdminList(c *gin.Context) {
+	_, id, ok := u.apiAdmin(c)
+	if !ok {
+		return
+	}
+	fs, left, err := u.listFactors(c.Request.Context(), id)
+	if err != nil {
+		web.Fail(c, http.StatusServiceUnavailable, "", err)
+		return
+	}
+	out := apiFactors{UserID: id, Factors: []apiFactor{}, RecoveryLeft: left}
+	for _, f := range fs {
+		out.Factors = append(out.Factors, apiFactor{ID: f.ID, Name: f.Name, Method: f.Method, Kind: f.Kind,
+			Created: f.Created, LastUsed: f.LastUsed})
+	}
+	c.JSON(http.StatusOK, out)
+}
+
+// apiAdminReset is DELETE /admin/api/users/:id/mfa: every factor of the
+// user removed, after the admin's own fresh second factor (else 403 with
+// the page that asks for it).
+func (u *UI) apiAdminReset(c *gin.Context) {
+	sess, id, ok := u.apiAdmin(c)
+	if !ok {
+		return
+	}
+	need := web.FactorNeed{MFA: true, MaxAge: u.policy.cfg.StepUpMaxAge}
+	if !need.Satisfied(sess.SignIn(), u.policy.Methods(), u.now()) {
+		c.AbortWithStatusJSON(http.StatusForbidden, gin.H{
+			"error":      "Confirm with your own second factor first (in the browser), then try again within a few minutes.",
+			"redirect":   web.FactorPath + "?fresh=1&next=" + url.QueryEscape("/admin/users/"+id+"/mfa"),
+			"request_id": web.RequestID(c.Request.Context())})
+		return
+	}
+	n, err := u.f.Reset(c.Request.Context(), id)
+	if err != nil {
+		web.Fail(c, http.StatusServiceUnavailable, "", err)
+		return
+	}
+	u.record(c, sess, "mfa.reset", id, "success", map[string]string{
+		"totp": itoa(n.TOTP), "webauthn": itoa(n.WebAuthn), "recovery_codes": itoa(n.Recovery), "via": "api"})
+	c.JSON(http.StatusOK, apiFactors{UserID: id, Factors: []apiFactor{},
+		Removed: &apiRemoved{TOTP: n.TOTP, WebAuthn: n.WebAuthn, RecoveryCodes: n.Recovery}})
 }

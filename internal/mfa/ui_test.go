@@ -427,6 +427,34 @@ func TestUIAdminReset(t *testing.T) {
 	if rec := b.get("/admin/users/a%7Bb/mfa"); rec.Code != http.StatusBadRequest {
 		t.Errorf("bad user ID: %d", rec.Code)
 	}
+
+	// The JSON API: list, and reset after the admin's fresh factor.
+	bb.login("bob") // bob enrolls again
+	_, _ = e.enrollTOTPUI(t, bb)
+	rec := b.get("/admin/api/users/id-bob/mfa")
+	if rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), `"method":"totp"`) {
+		t.Fatalf("API list: %d %s", rec.Code, rec.Body.String())
+	}
+	if rec := bb.get("/admin/api/users/id-bob/mfa"); rec.Code != http.StatusForbidden || !strings.Contains(rec.Body.String(), `"request_id"`) {
+		t.Fatalf("API list by a non-admin: %d %s", rec.Code, rec.Body.String())
+	}
+	if rec := e.browser(t).get("/admin/api/users/id-bob/mfa"); rec.Code != http.StatusUnauthorized {
+		t.Fatalf("API list without a session: %d", rec.Code)
+	}
+	del := func() *httptest.ResponseRecorder {
+		req := httptest.NewRequest(http.MethodDelete, "/admin/api/users/id-bob/mfa", nil)
+		req.Header.Set("X-Warden-CSRF", b.csrf("/admin/users/id-bob/mfa"))
+		return b.do(req)
+	}
+	e.clk.Set(e.clk.Now().Add(10 * time.Minute))
+	if rec := del(); rec.Code != http.StatusForbidden || !strings.Contains(rec.Body.String(), `"redirect":"/mfa?fresh=1`) {
+		t.Fatalf("API reset without a fresh factor: %d %s", rec.Code, rec.Body.String())
+	}
+	tok = b.csrf("/mfa?fresh=1&next=/")
+	wantRedirect(t, b.post("/mfa/totp?fresh=1", url.Values{"csrf_token": {tok}, "code": {oathCode(t, secret, e.clk.Now())}, "next": {"/"}}), "/")
+	if rec := del(); rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), `"removed":{"totp":1`) {
+		t.Fatalf("API reset: %d %s", rec.Code, rec.Body.String())
+	}
 }
 
 func TestUIGracePeriod(t *testing.T) {
