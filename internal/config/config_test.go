@@ -319,6 +319,11 @@ func TestWarnings(t *testing.T) {
 		{"trust everyone", func(c *Config) { c.Server.TrustedProxies = []string{"10.0.0.0/8", "0.0.0.0/0"} }, []string{"server.trusted_proxies[1]: 0.0.0.0/0 trusts every client"}},
 		{"metrics for everyone", func(c *Config) { c.Server.Metrics.Allow = []string{"::/0"} }, []string{"server.metrics.allow[0]: ::/0 lets anyone read /metrics"}},
 		{"dev off loopback", func(c *Config) { c.Dev.AllowNonLoopback = true }, []string{"dev.allow_non_loopback: true"}},
+		{"public_url by IP: no passkeys", func(c *Config) { c.Server.PublicURL = "https://10.1.2.3" }, []string{"server.public_url: 10.1.2.3 is an IP address: passkeys"}},
+		{"public_url by IP without webauthn", func(c *Config) {
+			c.Server.PublicURL = "https://10.1.2.3"
+			c.MFA.Methods = []string{"totp"}
+		}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 )
 
@@ -134,6 +135,10 @@ func (c *Config) Warnings() []string {
 			}
 			warn(fmt.Sprintf("redis.addrs[%d]", i), "%s is not a loopback address and redis.tls.enabled is false: sessions travel unencrypted", host)
 		}
+	}
+	if u, err := url.Parse(c.Server.PublicURL); err == nil && net.ParseIP(u.Hostname()) != nil &&
+		!isLoopbackHost(u.Hostname()) && slices.Contains(c.MFA.Methods, "webauthn") {
+		warn("server.public_url", "%s is an IP address: passkeys and security keys need a host name, so only TOTP and recovery codes are offered", u.Hostname())
 	}
 	if u, err := url.Parse(c.Server.PublicURL); err == nil && u.Scheme == "http" && !isLoopbackHost(u.Hostname()) {
 		warn("server.public_url", "http:// on %s: session cookies cannot be Secure and passwords travel unencrypted; use https", u.Hostname())
