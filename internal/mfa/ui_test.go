@@ -3,6 +3,7 @@ package mfa_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -26,7 +27,10 @@ import (
 // and factor store on the test Redis, TOTP codes from oathtool, a
 // directory of three users.
 
-const uiPassword = "correct horse battery"
+const (
+	uiPassword = "correct horse battery"
+	uiOrigin   = "http://localhost:8080"
+)
 
 var (
 	uiAdmin = identity.User{ID: "id-alice", Username: "alice", Groups: []identity.Group{{DN: "cn=admins,dc=t", Name: "admins"}}}
@@ -111,12 +115,16 @@ func newUIEnv(t *testing.T, cfg mfa.Config) *uiEnv {
 	var logMu sync.Mutex
 	logger := slog.New(slog.NewJSONHandler(lockedWriter{&logMu, logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	admins := identity.NewGroupMatcher([]string{"admins"})
-	ui, err := mfa.NewUI(mfa.UIDeps{Policy: policy, Factors: f, Limiter: limiter, Audit: audit.Multi(rec, audit.NewSlog(logger, nil)),
+	passkey, err := f.WebAuthn(mfa.WebAuthnConfig{RPID: "localhost", RPName: "Warden", Origins: []string{uiOrigin}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ui, err := mfa.NewUI(mfa.UIDeps{Policy: policy, Factors: f, Passkey: passkey, Limiter: limiter, Audit: audit.Multi(rec, audit.NewSlog(logger, nil)),
 		Logger: logger, Clock: clk.Now, IsAdmin: admins.Match})
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := web.New(web.Config{PublicURL: "http://localhost:8080", LoginMinDuration: time.Millisecond}, web.Deps{
+	srv, err := web.New(web.Config{PublicURL: uiOrigin, LoginMinDuration: time.Millisecond}, web.Deps{
 		Directory: uiDir{}, Sessions: sessions, Limiter: loginLimiter, CSRFKey: bytes.Repeat([]byte{9}, 32),
 		Logger: logger, Clock: webClock{clk}, Audit: audit.Multi(rec, audit.NewSlog(logger, nil)),
 		Mounts: []web.Mount{ui}, SecondFactor: policy,
@@ -502,4 +510,125 @@ func TestUIBadInput(t *testing.T) {
 	anon := e.browser(t)
 	wantRedirect(t, anon.get("/mfa?next=/"), "/login?next=")
 	wantRedirect(t, anon.get("/account/security"), "/login?next=")
+}
+
+// postJSON sends body as JSON with the CSRF header of the browser's session.
+func (b *uiBrowser) postJSON(path, csrf string, body []byte) *httptest.ResponseRecorder {
+	req := httptest.NewRequest(http.MethodPost, path, bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-Warden-CSRF", csrf)
+	return b.do(req)
+}
+
+type begun struct {
+	Ceremony string          `json:"ceremony"`
+	Options  json.RawMessage `json:"options"`
+}
+
+func (b *uiBrowser) begin(t *testing.T, path, csrf string) begun {
+	t.Helper()
+	rec := b.postJSON(path, csrf, nil)
+	var out begun
+	if rec.Code != http.StatusOK || json.Unmarshal(rec.Body.Bytes(), &out) != nil || out.Ceremony == "" {
+		t.Fatalf("%s: %d %s", path, rec.Code, rec.Body.String())
+	}
+	return out
+}
+
+func finishBody(t *testing.T, ceremony string, cred []byte, name string) []byte {
+	t.Helper()
+	b, err := json.Marshal(map[string]any{"ceremony": ceremony, "credential": json.RawMessage(cred), "next": "/", "name": name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestUIPasskey(t *testing.T) {
+	e := newUIEnv(t, mfa.Config{Required: mfa.RequiredAll})
+	b := e.browser(t)
+	wantRedirect(t, b.login("bob"), "/mfa?")
+	csrf := b.csrf("/mfa/setup?method=totp&next=/") // any page of this session
+	key := newSoftAuthn(t, uiOrigin)
+
+	// Bad answers to a registration: 4xx, nothing stored.
+	bg := b.begin(t, "/mfa/setup/webauthn/begin", csrf)
+	for name, body := range map[string][]byte{
+		"malformed JSON":   []byte(`{"ceremony": "` + bg.Ceremony + `", "credential": {`),
+		"no credential":    []byte(`{"ceremony": "` + bg.Ceremony + `"}`),
+		"garbage response": finishBody(t, bg.Ceremony, []byte(`{"id":"x","rawId":"x","type":"public-key","response":{}}`), "k"),
+	} {
+		if rec := b.postJSON("/mfa/setup/webauthn/finish", csrf, body); rec.Code != http.StatusBadRequest || !strings.Contains(rec.Body.String(), `"request_id"`) {
+			t.Errorf("%s: %d %s", name, rec.Code, rec.Body.String())
+		}
+	}
+	huge := finishBody(t, bg.Ceremony, []byte(`{"id":"`+strings.Repeat("A", 200<<10)+`"}`), "k")
+	if rec := b.postJSON("/mfa/setup/webauthn/finish", csrf, huge); rec.Code != http.StatusRequestEntityTooLarge {
+		t.Errorf("huge attestation: %d", rec.Code)
+	}
+	// An expired ceremony.
+	old := b.begin(t, "/mfa/setup/webauthn/begin", csrf)
+	oldCred := key.create(t, old.Options)
+	e.clk.Set(e.clk.Now().Add(6 * time.Minute))
+	if rec := b.postJSON("/mfa/setup/webauthn/finish", csrf, finishBody(t, old.Ceremony, oldCred, "k")); rec.Code != http.StatusBadRequest {
+		t.Errorf("expired ceremony: %d %s", rec.Code, rec.Body.String())
+	}
+	if n, _ := e.factors.Count(context.Background(), "id-bob"); n != (mfa.Counts{}) {
+		t.Fatalf("stored after refusals: %+v", n)
+	}
+	// The real thing: registration finishes the sign-in, with recovery codes.
+	bg = b.begin(t, "/mfa/setup/webauthn/begin", csrf)
+	cred := key.create(t, bg.Options)
+	rec := b.postJSON("/mfa/setup/webauthn/finish", csrf, finishBody(t, bg.Ceremony, cred, "YubiKey"))
+	var done struct {
+		Redirect string   `json:"redirect"`
+		Codes    []string `json:"codes"`
+	}
+	if rec.Code != http.StatusOK || json.Unmarshal(rec.Body.Bytes(), &done) != nil || done.Redirect != "/" || len(done.Codes) != 10 {
+		t.Fatalf("registration: %d %s", rec.Code, rec.Body.String())
+	}
+	// The same answer again: refused (the ceremony is used up).
+	if rec := b.postJSON("/mfa/setup/webauthn/finish", b.csrf("/account/security"), finishBody(t, bg.Ceremony, cred, "again")); rec.Code == http.StatusOK {
+		t.Errorf("replayed registration accepted")
+	}
+
+	// Next sign-in: the passkey.
+	b2 := e.browser(t)
+	wantRedirect(t, b2.login("bob"), "/mfa?")
+	page := b2.get("/mfa?next=/")
+	if !strings.Contains(page.Body.String(), `id="passkey-use"`) {
+		t.Fatalf("no passkey button:\n%s", page.Body.String())
+	}
+	csrf2 := find(t, csrfRe, page.Body.String())
+	bg = b2.begin(t, "/mfa/webauthn/begin", csrf2)
+	assertion := key.get(t, bg.Options)
+	rec = b2.postJSON("/mfa/webauthn/finish", csrf2, finishBody(t, bg.Ceremony, assertion, ""))
+	if rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), `"redirect":"/"`) {
+		t.Fatalf("passkey sign-in: %d %s", rec.Code, rec.Body.String())
+	}
+	if r := b2.get("/account/security"); !strings.Contains(r.Body.String(), "signed in with: <strong>webauthn</strong>") || !strings.Contains(r.Body.String(), "<td>YubiKey</td>") {
+		t.Fatalf("security page after the passkey:\n%s", r.Body.String())
+	}
+	// The same assertion again (a replayed challenge): refused.
+	b3 := e.browser(t)
+	b3.login("bob")
+	csrf3 := b3.csrf("/mfa?next=/")
+	if rec := b3.postJSON("/mfa/webauthn/finish", csrf3, finishBody(t, bg.Ceremony, assertion, "")); rec.Code != http.StatusBadRequest {
+		t.Errorf("replayed assertion: %d %s", rec.Code, rec.Body.String())
+	}
+	// A cloned key (the counter does not go up): refused and audited.
+	clone := key.clone()
+	clone.Counter = 0
+	bg = b3.begin(t, "/mfa/webauthn/begin", csrf3)
+	if rec := b3.postJSON("/mfa/webauthn/finish", csrf3, finishBody(t, bg.Ceremony, clone.get(t, bg.Options), "")); rec.Code != http.StatusBadRequest ||
+		!strings.Contains(rec.Body.String(), "looks copied") {
+		t.Errorf("cloned key: %d %s", rec.Code, rec.Body.String())
+	}
+	if !e.audit.has("mfa.verify", "cloned") {
+		t.Error("cloned key not audited")
+	}
+	// A passkey-only role would not take TOTP: the TOTP form is refused.
+	if rec := b3.post("/mfa/totp?methods=webauthn", url.Values{"csrf_token": {csrf3}, "code": {"123456"}}); rec.Code != http.StatusBadRequest {
+		t.Errorf("TOTP where only a passkey counts: %d", rec.Code)
+	}
 }
