@@ -412,9 +412,9 @@ func (p *Provider) jwks(c *gin.Context) {
 // a fresh sign-in (prompt=login; zitadel turns it into max_age=0) or the
 // session's password was checked longer than max_age seconds ago, and the
 // session's sign-in is not newer than the auth request, the browser goes
-// to /login (a fresh password; a user with a second factor is asked for
-// it there as usual), which comes back here. A sign-in newer than the
-// request is accepted whatever its age, so that the round trip ends.
+// to /login (a fresh password), which comes back here; then a user who has
+// a second factor gives it afresh (after the request). A sign-in newer than
+// the request is accepted whatever its age, so that the round trip ends.
 func (p *Provider) callback(c *gin.Context) {
 	id := c.Query("id")
 	if id == "" || len(id) > 64 {
@@ -450,6 +450,14 @@ func (p *Provider) callback(c *gin.Context) {
 		}
 		web.RedirectToLogin(c)
 		return
+	}
+	// A fresh sign-in asked for by the client is a fresh second factor too,
+	// for a user who has one: given after the request was made.
+	if ar.hasPrompt(oidc.PromptLogin) || ar.MaxAge != nil {
+		need := web.FactorNeed{MFA: true, IfEnrolled: true, MaxAge: p.now().Sub(ar.Created) + time.Second}
+		if !web.RequireFactor(c, need, c.Request.URL.RequestURI()) {
+			return
+		}
 	}
 	if err := p.completeAuthRequest(ctx, ar, sess, authn); err != nil {
 		if isOutage(err) {
