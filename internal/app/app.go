@@ -342,6 +342,7 @@ func Run(ctx context.Context, o Options) error {
 		Portal:   portalDep,
 
 		SecondFactor: mfaPolicy,
+		Clock:        appClock{now: o.Now},
 
 		Users:           acc,
 		RecheckInterval: o.Directory.RecheckInterval,
@@ -413,3 +414,16 @@ func checkDevListen(o Options) error {
 	}
 	return nil
 }
+
+// appClock is the web layer's clock on Options.Now (nil: the system
+// clock), so that sessions, second factors and the pages agree on the time.
+type appClock struct{ now func() time.Time }
+
+func (c appClock) Now() time.Time {
+	if c.now == nil {
+		return time.Now()
+	}
+	return c.now()
+}
+
+func (appClock) Sleep(ctx context.Context, d time.Duration) { web.SystemClock{}.Sleep(ctx, d) }

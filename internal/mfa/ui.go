@@ -200,7 +200,16 @@ func (u *UI) handleChallenge(c *gin.Context) {
 		return
 	}
 	n := u.needOf(c.Request.URL.Query())
-	d, err := u.challenge(c.Request.Context(), sess, n, web.SafeNext(c.Query("next")))
+	next := web.SafeNext(c.Query("next"))
+	if sess.Pending == "" && !n.fresh &&
+		(web.FactorNeed{MFA: true, Methods: n.methods}).Satisfied(sess.SignIn(), u.policy.Methods(), u.now()) {
+		// A factor that counts here was given in this session already (the
+		// page was reached again: a sign-in that began at this page, the
+		// back button): straight on, rather than asking once more.
+		c.Redirect(http.StatusSeeOther, next)
+		return
+	}
+	d, err := u.challenge(c.Request.Context(), sess, n, next)
 	if err != nil {
 		web.Fail(c, http.StatusServiceUnavailable, "", err)
 		return

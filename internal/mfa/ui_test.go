@@ -632,3 +632,55 @@ func TestUIPasskey(t *testing.T) {
 		t.Errorf("TOTP where only a passkey counts: %d", rec.Code)
 	}
 }
+
+// TestUIChallengeFormsKeepMethods: the forms of the challenge page post
+// back the methods (and fresh) the page was asked for, so that a wrong code
+// re-renders the page for the same role, not for any factor (html/template
+// once escaped the whole query as one component: "methods%3dwebauthn…").
+func TestUIChallengeFormsKeepMethods(t *testing.T) {
+	e := newUIEnv(t, mfa.Config{Required: mfa.RequiredAll})
+	b := e.browser(t)
+	wantRedirect(t, b.login("bob"), "/mfa?")
+	e.enrollTOTPUI(t, b)
+
+	b2 := e.browser(t)
+	wantRedirect(t, b2.login("bob"), "/mfa?")
+	page := b2.get("/mfa?methods=webauthn,totp&fresh=1&next=/")
+	body := page.Body.String()
+	actionRe := regexp.MustCompile(`action="(/mfa/totp[^"]*)"`)
+	action := strings.ReplaceAll(find(t, actionRe, body), "&amp;", "&")
+	if action != "/mfa/totp?fresh=1&methods=webauthn%2Ctotp" {
+		t.Fatalf("the TOTP form posts to %q", action)
+	}
+	if strings.Contains(body, `id="recovery-form"`) {
+		t.Fatal("a recovery code is offered where only webauthn and totp count")
+	}
+	rec := b2.post(action, url.Values{"csrf_token": {find(t, csrfRe, body)}, "code": {"000000"}, "next": {"/"}})
+	if rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), "not right") {
+		t.Fatalf("wrong code: %d", rec.Code)
+	}
+	if strings.Contains(rec.Body.String(), `id="recovery-form"`) {
+		t.Error("after a wrong code the page offers a recovery code where only webauthn and totp count")
+	}
+	if again := strings.ReplaceAll(find(t, actionRe, rec.Body.String()), "&amp;", "&"); again != action {
+		t.Errorf("after a wrong code the TOTP form posts to %q, want %q", again, action)
+	}
+}
+
+// TestUIChallengeSatisfiedGoesOn: the challenge page, reached again by a
+// session that gave a factor that counts there (a sign-in that began at
+// the page itself: /mfa?next=/mfa?next=…), goes straight on; fresh=1 and
+// methods the session's factor is not among still ask.
+func TestUIChallengeSatisfiedGoesOn(t *testing.T) {
+	e := newUIEnv(t, mfa.Config{Required: mfa.RequiredAll})
+	b := e.browser(t)
+	wantRedirect(t, b.login("bob"), "/mfa?")
+	e.enrollTOTPUI(t, b) // the session now says totp
+	wantRedirect(t, b.get("/mfa?next=/account/security"), "/account/security")
+	wantRedirect(t, b.get("/mfa?methods=totp,webauthn&next=/x"), "/x")
+	for _, page := range []string{"/mfa?fresh=1&next=/account/security", "/mfa?methods=webauthn&next=/x"} {
+		if r := b.get(page); r.Code != http.StatusOK || !strings.Contains(r.Body.String(), "Confirm it is you") {
+			t.Errorf("GET %s: %d, want the challenge page", page, r.Code)
+		}
+	}
+}

@@ -20,20 +20,33 @@
     return btoa(bin).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
   }
 
+  // post sends a JSON request and returns the JSON answer. When the page
+  // no longer fits the session, the error says to load the page again
+  // (err.redirect), which then goes where the server sends it: a redirect
+  // (the session ended: to the sign-in) or a 403 without a page to go to
+  // (the CSRF token no longer matches, e.g. signed out in another tab).
   function post(url, csrf, body) {
     return fetch(url, {
       method: "POST",
       credentials: "same-origin",
+      redirect: "manual",
       headers: { "Content-Type": "application/json", "X-Warden-CSRF": csrf, "Accept": "application/json" },
       body: JSON.stringify(body || {})
     }).then(function (r) {
-      return r.json().catch(function () { return {}; }).then(function (j) {
+      if (r.type === "opaqueredirect") {
+        var moved = new Error("Your sign-in has ended.");
+        moved.redirect = window.location.href;
+        throw moved;
+      }
+      return r.json().catch(function () { return null; }).then(function (j) {
         if (!r.ok) {
+          j = j || {};
           var e = new Error(j.error || ("The server answered " + r.status + "."));
-          e.redirect = j.redirect;
+          e.redirect = j.redirect || (r.status === 403 ? window.location.href : undefined);
           e.fromServer = !!j.error; // a whole sentence that says what to do
           throw e;
         }
+        if (!j || typeof j !== "object") { throw new Error("The server's answer was not understood."); }
         return j;
       });
     });
