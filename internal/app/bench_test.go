@@ -277,6 +277,10 @@ func BenchmarkConsole(b *testing.B) {
 // OpenLDAP (about 570/s on this 2-core machine).
 //
 //	go test -run '^$' -bench SignInConsole -benchtime 10000x ./internal/app/
+//
+// Side by side with the same flow with a TOTP code (bench_mfa_test.go):
+//
+//	go test -run '^$' -bench 'SignIn(TOTP)?Console$' -benchtime 3000x ./internal/app/
 func BenchmarkSignInConsole(b *testing.B) {
 	base, client, done := benchPortal(b)
 	defer done()
@@ -286,6 +290,7 @@ func BenchmarkSignInConsole(b *testing.B) {
 	var lat latencies
 	var n atomic.Int64
 	b.ResetTimer()
+	cpu := readBenchCPU()
 	start := time.Now()
 	b.RunParallel(func(pb *testing.PB) {
 		c := loginPage(b, client, base)
@@ -330,5 +335,6 @@ func BenchmarkSignInConsole(b *testing.B) {
 	})
 	elapsed := time.Since(start)
 	b.StopTimer()
+	cpu.report(b)
 	lat.report(b, elapsed, "flows/s")
 }

@@ -70,15 +70,21 @@ if redis.call('DEL', KEYS[1]) == 1 then
 end
 return 0`)
 
-// touchScript rewrites a credential (its last use) only if it still
-// exists, so that a verification racing a deletion does not bring the
-// credential back. KEYS: credentials hash; ARGV: credential ID, JSON.
-var touchScript = redis.NewScript(`
-if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then
-  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-  return 1
+// useScript marks a time step of a user used (SET NX, with its TTL) and,
+// when the mark is new, records the credential's last use, only if the
+// credential still exists, so that a verification racing a deletion does
+// not bring the credential back: the replay mark and the last use in one
+// round trip. Both keys carry the user's hash tag (one Cluster slot).
+// KEYS: used mark, credentials hash; ARGV: the mark's TTL in ms,
+// credential ID, JSON. Returns 0 when the step was already used.
+var useScript = redis.NewScript(`
+if not redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) then
+  return 0
 end
-return 0`)
+if redis.call('HEXISTS', KEYS[2], ARGV[2]) == 1 then
+  redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
+end
+return 1`)
 
 // BeginTOTP makes a new TOTP secret for userID (account and issuer go into
 // the otpauth URL) and keeps it, encrypted, as a pending enrollment for
@@ -225,9 +231,6 @@ func (f *Factors) VerifyTOTP(ctx context.Context, userID, code string) (Credenti
 		if !ok {
 			continue
 		}
-		if err := f.markUsed(ctx, userID, step); err != nil {
-			return Credential{}, fmt.Errorf("mfa: verify totp: %w", err)
-		}
 		sc.LastUsedAt = now
 		if resealed, ok, err := f.reseal(userID, sc.ID, sc.Secret, secret); err != nil {
 			return Credential{}, err
@@ -238,8 +241,14 @@ func (f *Factors) VerifyTOTP(ctx context.Context, userID, code string) (Credenti
 		if err != nil {
 			return Credential{}, fmt.Errorf("mfa: verify totp: %w", err)
 		}
-		if err := touchScript.Run(ctx, f.store.Client(), []string{f.totpKey(userID)}, sc.ID, out).Err(); err != nil {
+		// The step is used up and the last use recorded at once.
+		fresh, err := useScript.Run(ctx, f.store.Client(), []string{f.usedKey(userID, step), f.totpKey(userID)},
+			usedTTL.Milliseconds(), sc.ID, out).Int()
+		if err != nil {
 			return Credential{}, store.Unavailable("mfa: verify totp", err)
+		}
+		if fresh != 1 {
+			return Credential{}, fmt.Errorf("mfa: verify totp: %w", ErrReplayed)
 		}
 		return sc.Credential, nil
 	}
