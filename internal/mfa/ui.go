@@ -255,6 +255,7 @@ func (u *UI) limited(c *gin.Context, sess store.Session) bool {
 		return true
 	}
 	if d.Allowed {
+		c.Set(failuresKey, d.Failures)
 		return false
 	}
 	secs := max(int((d.RetryAfter+time.Second-1)/time.Second), 1)
@@ -265,6 +266,20 @@ func (u *UI) limited(c *gin.Context, sess store.Session) bool {
 }
 
 func limitKey(userID string) string { return "u:" + userID }
+
+// failuresKey records in the request whether the limiter saw failures of
+// the user (limited); succeed skips the reset when it saw none.
+const failuresKey = "mfa.failures"
+
+// succeed forgets the user's wrong codes after a right one.
+func (u *UI) succeed(c *gin.Context, sess store.Session) {
+	if v, ok := c.Get(failuresKey); ok && v == false {
+		return // nothing counted in this window
+	}
+	if err := u.limiter.Succeed(c.Request.Context(), limitKey(sess.User.ID)); err != nil {
+		u.log.LogAttrs(c.Request.Context(), slog.LevelWarn, "mfa limiter: reset", slog.String("err", err.Error()))
+	}
+}
 
 // wrong counts a wrong code.
 func (u *UI) wrong(c *gin.Context, sess store.Session) {
@@ -277,9 +292,7 @@ func (u *UI) wrong(c *gin.Context, sess store.Session) {
 // one that records it, the limiter forgets the user's failures, the event
 // is audited, and the browser goes on to next.
 func (u *UI) passed(c *gin.Context, sess store.Session, method, credID string, uv bool) (string, bool) {
-	if err := u.limiter.Succeed(c.Request.Context(), limitKey(sess.User.ID)); err != nil {
-		u.log.LogAttrs(c.Request.Context(), slog.LevelWarn, "mfa limiter: reset", slog.String("err", err.Error()))
-	}
+	u.succeed(c, sess)
 	if _, err := web.UpgradeSession(c, u.stepped(sess, method, uv)); err != nil {
 		web.Fail(c, http.StatusServiceUnavailable, "", err)
 		return "", false

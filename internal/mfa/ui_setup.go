@@ -213,9 +213,7 @@ func (u *UI) handleSetupTOTP(c *gin.Context) {
 		web.Render(c, http.StatusOK, pageSetup, d)
 		return
 	}
-	if err := u.limiter.Succeed(ctx, limitKey(sess.User.ID)); err != nil {
-		u.log.WarnContext(ctx, "mfa limiter: reset", "err", err.Error())
-	}
+	u.succeed(c, sess)
 	u.record(c, sess, "mfa.enroll", eid, "success", map[string]string{"method": identity.MethodTOTP})
 	u.enrolled(c, sess, identity.MethodTOTP, false, next)
 }

@@ -148,9 +148,7 @@ func (u *UI) handlePasskeyFinish(c *gin.Context) {
 		u.passkeyFailed(c, sess, "mfa.verify", err, true)
 		return
 	}
-	if err := u.limiter.Succeed(c.Request.Context(), limitKey(sess.User.ID)); err != nil {
-		u.log.WarnContext(c.Request.Context(), "mfa limiter: reset", "err", err.Error())
-	}
+	u.succeed(c, sess)
 	if _, err := web.UpgradeSession(c, u.stepped(sess, identity.MethodWebAuthn, uv)); err != nil {
 		web.Fail(c, http.StatusServiceUnavailable, "", err)
 		return

@@ -24,6 +24,10 @@ type Decision struct {
 	// key's PTTL); zero when Allowed. HTTP Retry-After takes whole seconds:
 	// round up.
 	RetryAfter time.Duration
+	// Failures reports whether the first counter (the user's) holds
+	// failures in this window (or could not be read): when false, a
+	// success has nothing to reset (Succeed can be skipped).
+	Failures bool
 }
 
 // Limiter counts failed sign-ins per username and per client IP in fixed
@@ -188,6 +192,9 @@ func checkWindow(ctx context.Context, st *Store, op string, left time.Duration, 
 		n, err := counts[i].Int()
 		if errors.Is(err, redis.Nil) {
 			continue
+		}
+		if i == 0 {
+			d.Failures = true
 		}
 		if cerr := cmp.Or(counts[i].Err(), ttls[i].Err()); cerr != nil && !errors.Is(cerr, redis.Nil) {
 			continue // unreadable: its master is down (see above)

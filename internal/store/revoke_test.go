@@ -124,3 +124,49 @@ func TestSessionRecheckedAndNames(t *testing.T) {
 		t.Error("Checked of a session without CheckedAt")
 	}
 }
+
+// TestSessionReplace: a pending session replaced after the second factor:
+// the old token is gone (and out of the user's index), the new one holds
+// the Authn and the full lifetime, and the pending one's short end is not
+// inherited unless asked (NotAfter).
+func TestSessionReplace(t *testing.T) {
+	st := openReal(t)
+	ctx := t.Context()
+	now := time.Now()
+	ss, err := store.NewSessions(st, store.SessionConfig{AbsoluteLifetime: time.Hour, IdleTimeout: 30 * time.Minute},
+		func() time.Time { return now }, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := identity.User{ID: "id-replace-" + t.Name(), Username: "dora"}
+	oldTok, old, err := ss.Create(ctx, u, store.SessionMeta{Authn: identity.PasswordOnly(now),
+		Pending: store.PendingFactor, NotAfter: now.Add(10 * time.Minute)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if old.Pending != store.PendingFactor || !old.ExpiresAt.Equal(now.Add(10*time.Minute)) {
+		t.Fatalf("pending session %+v", old)
+	}
+	authn := identity.Authn{Method: identity.MethodTOTP, Time: now, FactorTime: now}
+	newTok, sess, err := ss.Replace(ctx, old, u, store.SessionMeta{Authn: authn})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ss.Get(ctx, oldTok); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("old session after Replace: %v", err)
+	}
+	got, err := ss.Get(ctx, newTok)
+	if err != nil || got.Pending != "" || got.Authn.Method != identity.MethodTOTP || !got.ExpiresAt.Equal(now.Add(time.Hour)) || got.Key != sess.Key {
+		t.Fatalf("new session %+v %v", got, err)
+	}
+	list, err := ss.ListUser(ctx, u.ID)
+	if err != nil || len(list) != 1 || list[0].Key != sess.Key {
+		t.Fatalf("user's sessions after Replace: %d %v", len(list), err)
+	}
+	if got.SignIn().Method != identity.MethodTOTP {
+		t.Error("SignIn() lost the method")
+	}
+	if (store.Session{CreatedAt: now}).SignIn() != identity.PasswordOnly(now) {
+		t.Error("an old session without Authn is not a password sign-in")
+	}
+}

@@ -278,6 +278,19 @@ func validHexKey(k string) bool {
 // random bytes, unpadded base64url) and the session. The token is returned
 // only when every write succeeded.
 func (s *Sessions) Create(ctx context.Context, user identity.User, meta SessionMeta) (string, Session, error) {
+	return s.create(ctx, user, meta, nil)
+}
+
+// Replace is Create of a session that takes the place of old (after a
+// second factor: same user, a new token), with the old one deleted in the
+// same pipeline: one round trip instead of a Create and a Delete. A failure
+// to delete the old session is only logged (it has been replaced in the
+// browser, and ends by its own TTL).
+func (s *Sessions) Replace(ctx context.Context, old Session, user identity.User, meta SessionMeta) (string, Session, error) {
+	return s.create(ctx, user, meta, &old)
+}
+
+func (s *Sessions) create(ctx context.Context, user identity.User, meta SessionMeta, old *Session) (string, Session, error) {
 	if user.ID == "" {
 		return "", Session{}, errors.New("store: create session: user has no ID")
 	}
@@ -328,7 +341,18 @@ func (s *Sessions) Create(ctx context.Context, user identity.User, meta SessionM
 	set := pipe.SetArgs(ctx, s.sessionKey(hexKey), val, redis.SetArgs{Mode: "NX",
 		TTL: max(min(s.cfg.IdleTimeout, sess.ExpiresAt.Sub(now)), time.Second)})
 	zadd := pipe.ZAdd(ctx, s.indexKey(hexKey), redis.Z{Score: float64(sess.ExpiresAt.UnixMilli()), Member: hexKey})
+	var oldDel *redis.IntCmd
+	if old != nil && validHexKey(old.Key) {
+		oldDel = pipe.Del(ctx, s.sessionKey(old.Key))
+		pipe.ZRem(ctx, s.indexKey(old.Key), old.Key)
+		if old.User.ID != "" {
+			pipe.SRem(ctx, s.userKey(old.User.ID), old.Key)
+		}
+	}
 	_, _ = pipe.Exec(ctx)
+	if oldDel != nil && oldDel.Err() != nil {
+		s.store.logger.Warn("store: replaced session not deleted (it ends by its TTL)", "err", oldDel.Err().Error())
+	}
 	if nerr := name.Err(); nerr != nil {
 		s.store.logger.Warn("store: name index not written (wardend users revoke will need -id for this user)",
 			"user", user.Username, "err", nerr.Error())

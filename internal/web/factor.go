@@ -54,6 +54,13 @@ func factorURL(next string, methods []string, fresh bool) string {
 	return FactorPath + "?" + q.Encode()
 }
 
+// SessionReplacer is an optional capability of Sessions (store.Sessions has
+// it): a new session in the place of old, old deleted in the same round
+// trip.
+type SessionReplacer interface {
+	Replace(ctx context.Context, old store.Session, user identity.User, meta store.SessionMeta) (string, store.Session, error)
+}
+
 // FactorNeed is what a hand-off or an act demands of the sign-in.
 type FactorNeed struct {
 	// MFA: a second factor must have been given in this session.
@@ -149,12 +156,21 @@ func UpgradeSession(c *gin.Context, authn identity.Authn) (store.Session, error)
 		// lives only minutes).
 		meta.NotAfter = time.Time{}
 	}
-	token, sess, err := s.sessions.Create(ctx, old.User, meta)
+	var token string
+	var sess store.Session
+	var err error
+	if r, ok := s.sessions.(SessionReplacer); ok {
+		token, sess, err = r.Replace(ctx, old, old.User, meta) // one round trip
+	} else {
+		token, sess, err = s.sessions.Create(ctx, old.User, meta)
+		if err == nil {
+			if derr := s.sessions.Delete(ctx, st.token); derr != nil && !errors.Is(derr, store.ErrNotFound) {
+				s.log.LogAttrs(ctx, slog.LevelWarn, "delete replaced session", slog.String("err", derr.Error()))
+			}
+		}
+	}
 	if err != nil {
 		return store.Session{}, fmt.Errorf("upgrade session: %w", err)
-	}
-	if derr := s.sessions.Delete(ctx, st.token); derr != nil && !errors.Is(derr, store.ErrNotFound) {
-		s.log.LogAttrs(ctx, slog.LevelWarn, "delete replaced session", slog.String("err", derr.Error()))
 	}
 	s.setSessionCookie(c, token, sess.ExpiresAt)
 	st.session, st.token = &sess, token
