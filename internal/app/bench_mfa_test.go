@@ -36,9 +36,9 @@ import (
 // BenchmarkSignInTOTPConsole is BenchmarkSignInConsole with a second
 // factor: mfa.required: all, every user with an authenticator app. One
 // flow is what a browser does from a bookmark of a role: POST /login (the
-// password; a session pending its second factor), the redirect's GET /mfa
-// (the page with the code field: its form carries the CSRF token bound to
-// the pending session), POST /mfa/totp with the code of the current time
+// password; a session pending its second factor, answered with the page
+// with the code field, whose form carries the CSRF token bound to the
+// pending session), POST /mfa/totp with the code of the current time
 // step (checked, the step marked used, the session replaced by a signed-in
 // one), and the redirect's GET /aws/console?role=prod/ReadOnly (a signed
 // one-role response). Run both side by side:
@@ -134,25 +134,16 @@ func totpBenchFlow(client *http.Client, base string, c benchClient, u *totpBench
 		resp.Body.Close()
 		return resp, string(page), nil
 	}
-	// the password
-	resp, _, err := do(http.MethodPost, "/login", c.cookie, url.Values{"username": {u.name}, "password": {pw},
+	// the password, answered with the page that asks for the code
+	resp, page, err := do(http.MethodPost, "/login", c.cookie, url.Values{"username": {u.name}, "password": {pw},
 		"csrf_token": {c.token}, "next": {totpBenchTarget}})
 	if err != nil {
 		return err
 	}
-	mfaPage := resp.Header.Get("Location")
-	if resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(mfaPage, "/mfa?") {
-		return fmt.Errorf("sign-in as %s: %d to %q, want the second-factor page", u.name, resp.StatusCode, mfaPage)
-	}
 	cookie := cookieHeader(c.cookie, resp) // the pending session's
-	// the page that asks for the code
-	resp, page, err := do(http.MethodGet, mfaPage, cookie, nil)
-	if err != nil {
-		return err
-	}
 	token, action := csrfRE.FindStringSubmatch(page), totpFormRE.FindStringSubmatch(page)
 	if resp.StatusCode != http.StatusOK || token == nil || action == nil {
-		return fmt.Errorf("%s: GET %s: %d, no code form", u.name, mfaPage, resp.StatusCode)
+		return fmt.Errorf("sign-in as %s: %d, want the code page", u.name, resp.StatusCode)
 	}
 	// the code of a step of u's that no flow has used (u.pick)
 	resp, _, err = do(http.MethodPost, html.UnescapeString(action[1]), cookie, url.Values{"csrf_token": {token[1]},

@@ -172,6 +172,9 @@ func (n need) query() string {
 }
 
 type challengeData struct {
+	// URL, when set, is put into the address bar by the page's script
+	// (the page answers the password POST: see FactorPage).
+	URL  string
 	Next string
 	// Query is methods and fresh (url.Values.Encode), for the forms'
 	// actions: a template.URL, or html/template would escape it as one
@@ -187,6 +190,23 @@ type challengeData struct {
 	OnlyPasskey   bool // the role demands a passkey or security key
 	Error, Notice string
 	RetryAfter    string
+}
+
+// FactorPage implements web.FactorPager: the challenge page as the answer
+// to the password POST. Its script puts the /mfa URL into the address bar.
+func (u *UI) FactorPage(c *gin.Context, next string) {
+	sess, ok := u.session(c)
+	if !ok {
+		return
+	}
+	next = web.SafeNext(next)
+	d, err := u.challenge(c.Request.Context(), sess, u.needOf(url.Values{}), next)
+	if err != nil {
+		web.Fail(c, http.StatusServiceUnavailable, "", err)
+		return
+	}
+	d.URL = web.FactorPath + "?next=" + url.QueryEscape(next)
+	web.Render(c, http.StatusOK, pageChallenge, d)
 }
 
 // handleChallenge asks for the second factor (sign-in, step-up).

@@ -54,6 +54,17 @@ func factorURL(next string, methods []string, fresh bool) string {
 	return FactorPath + "?" + q.Encode()
 }
 
+// FactorPager is a Mount (the MFA pages) that can answer the password POST
+// of a sign-in whose second factor is due with the page that asks for it,
+// one request fewer than a redirect to FactorPath. The request's session
+// (CurrentSession, CSRFToken) is the new pending one; next is where the
+// sign-in goes afterwards. The page must put FactorPath?next=… into the
+// address bar (history.replaceState), so that a reload asks for it again
+// rather than re-posting the password.
+type FactorPager interface {
+	FactorPage(c *gin.Context, next string)
+}
+
 // SessionReplacer is an optional capability of Sessions (store.Sessions has
 // it): a new session in the place of old, old deleted in the same round
 // trip.

@@ -296,3 +296,50 @@ func TestFactorNeedSatisfied(t *testing.T) {
 		}
 	}
 }
+
+// pagerMount is stepMount that also answers the password POST itself.
+type pagerMount struct{ stepMount }
+
+func (pagerMount) FactorPage(c *gin.Context, next string) {
+	sess, ok := CurrentSession(c)
+	if !ok {
+		c.String(http.StatusInternalServerError, "no session in FactorPage")
+		return
+	}
+	csrf, err := CSRFToken(c)
+	if err != nil {
+		c.String(http.StatusInternalServerError, err.Error())
+		return
+	}
+	c.String(http.StatusOK, "code page for %s pending=%q next=%s <input name=\"csrf_token\" value=\"%s\">",
+		sess.User.Username, sess.Pending, next, csrf)
+}
+
+func TestPendingSignInAnsweredWithFactorPage(t *testing.T) {
+	var e *env
+	clock := func() time.Time { return e.clock.Now() }
+	e = newEnv(t, func(_ *Config, d *Deps) {
+		d.SecondFactor = &fakeFactor{pending: store.PendingFactor}
+		d.Mounts = append(d.Mounts, pagerMount{stepMount{clock: clock}})
+	})
+	b := e.browser(t)
+	rec := b.login("bob", testPassword, "/x")
+	body := rec.Body.String()
+	if rec.Code != http.StatusOK || !strings.Contains(body, `code page for bob pending="factor" next=/x`) ||
+		rec.Header().Get("Cache-Control") != "no-store" {
+		t.Fatalf("password POST: %d %q", rec.Code, body)
+	}
+	// The page's CSRF token is bound to the new (pending) session.
+	rec = b.post(FactorPath+"/ok", url.Values{"csrf_token": {csrfFrom(t, body)}, "next": {"/"}})
+	if rec.Code != http.StatusSeeOther || rec.Header().Get("Location") != "/" {
+		t.Fatalf("factor with the page's token: %d %q", rec.Code, rec.Header().Get("Location"))
+	}
+	// Enrolment (no factor yet) is still a redirect to the set-up.
+	e2 := newEnv(t, func(_ *Config, d *Deps) {
+		d.SecondFactor = &fakeFactor{pending: store.PendingEnroll}
+		d.Mounts = append(d.Mounts, pagerMount{stepMount{clock: clock}})
+	})
+	if rec := e2.browser(t).login("bob", testPassword, "/"); rec.Code != http.StatusSeeOther {
+		t.Fatalf("enrolment: %d, want a redirect", rec.Code)
+	}
+}

@@ -114,6 +114,12 @@ func (s *Server) handleLogin(c *gin.Context) {
 		return
 	}
 	s.setSessionCookie(c, token, sess.ExpiresAt)
+	if sess.Pending == store.PendingFactor && s.factorPage != nil {
+		st.session, st.token, st.partial = &sess, token, true
+		c.Header("Cache-Control", "no-store")
+		s.factorPage.FactorPage(c, in.Next)
+		return
+	}
 	if sess.Pending != "" {
 		c.Redirect(http.StatusSeeOther, factorURL(in.Next, nil, false))
 		return

@@ -154,6 +154,7 @@ type Server struct {
 	portal       Portal
 	users        UserChecker
 	factor       SecondFactor
+	factorPage   FactorPager // the Mount that asks for the factor, if any
 	recheckEvery time.Duration
 	limits       map[string]int64 // method+" "+route path -> body limit, where not maxBody
 }
@@ -208,6 +209,9 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	for i, m := range deps.Mounts {
 		if m == nil {
 			return nil, fmt.Errorf("web: Deps.Mounts[%d] is nil", i)
+		}
+		if fp, ok := m.(FactorPager); ok && s.factor != nil {
+			s.factorPage = fp
 		}
 	}
 	if s.log == nil {

@@ -172,6 +172,12 @@
   }
 
   document.addEventListener("DOMContentLoaded", function () {
+    // The code page may be the answer to the password POST: show its own
+    // URL, so that a reload fetches it rather than posting the password.
+    var page = document.getElementById("mfa-challenge");
+    if (page && page.getAttribute("data-url") && window.history && history.replaceState) {
+      history.replaceState(null, "", page.getAttribute("data-url"));
+    }
     var use = document.getElementById("passkey-use");
     if (use) { use.addEventListener("click", function () { useKey(use.closest(".passkey"), use); }); }
     var create = document.getElementById("passkey-create");
