@@ -7,6 +7,7 @@ import (
 
 	"github.com/wardenidp/warden/internal/identity"
 	"github.com/wardenidp/warden/internal/store"
+	"github.com/wardenidp/warden/internal/web"
 )
 
 // Policy is the mfa block applied: who must give a second factor, which
@@ -73,11 +74,14 @@ func (p *Policy) AfterPassword(ctx context.Context, u identity.User) (string, er
 	if !p.Required(u) {
 		return "", nil
 	}
-	ok, err := p.Enrolled(ctx, u.ID)
+	n, err := p.f.Count(ctx, u.ID)
 	if err != nil {
 		return "", err
 	}
-	if ok {
+	if p.usable(n) > 0 {
+		if h := web.FactorHintOf(ctx); h != nil {
+			h.V = countsHint{userID: u.ID, n: n} // for the code page of this request
+		}
 		return store.PendingFactor, nil
 	}
 	return store.PendingEnroll, nil
@@ -110,4 +114,11 @@ func (p *Policy) CanRemove(u identity.User, n Counts, method string) bool {
 		after.WebAuthn--
 	}
 	return p.usable(after) > 0
+}
+
+// countsHint is the factor count AfterPassword read, left for the code
+// page that answers the same sign-in (web.FactorHint).
+type countsHint struct {
+	userID string
+	n      Counts
 }

@@ -200,7 +200,13 @@ func (u *UI) FactorPage(c *gin.Context, next string) {
 		return
 	}
 	next = web.SafeNext(next)
-	d, err := u.challenge(c.Request.Context(), sess, u.needOf(url.Values{}), next)
+	var known *Counts
+	if h := web.FactorHintOf(c.Request.Context()); h != nil {
+		if ch, ok := h.V.(countsHint); ok && ch.userID == sess.User.ID {
+			known = &ch.n
+		}
+	}
+	d, err := u.challengeWith(c.Request.Context(), sess, u.needOf(url.Values{}), next, known)
 	if err != nil {
 		web.Fail(c, http.StatusServiceUnavailable, "", err)
 		return
@@ -238,9 +244,20 @@ func (u *UI) handleChallenge(c *gin.Context) {
 }
 
 func (u *UI) challenge(ctx context.Context, sess store.Session, n need, next string) (challengeData, error) {
-	cnt, err := u.f.Count(ctx, sess.User.ID)
-	if err != nil {
-		return challengeData{}, err
+	return u.challengeWith(ctx, sess, n, next, nil)
+}
+
+// challengeWith is challenge with the user's factor count already known
+// (known, when not nil: read at this sign-in's password).
+func (u *UI) challengeWith(ctx context.Context, sess store.Session, n need, next string, known *Counts) (challengeData, error) {
+	var cnt Counts
+	if known != nil {
+		cnt = *known
+	} else {
+		var err error
+		if cnt, err = u.f.Count(ctx, sess.User.ID); err != nil {
+			return challengeData{}, err
+		}
 	}
 	d := challengeData{Next: next, Query: template.URL(n.query()), Pending: sess.Pending != "",
 		TOTP:         n.allows(identity.MethodTOTP) && cnt.TOTP > 0,

@@ -108,6 +108,9 @@ func (s *Server) handleLogin(c *gin.Context) {
 	if ck, err := c.Request.Cookie(s.sessionCookieName()); err == nil {
 		in.OldToken = ck.Value
 	}
+	if s.factorPage != nil {
+		c.Request = c.Request.WithContext(context.WithValue(c.Request.Context(), factorHintKey{}, &FactorHint{}))
+	}
 	token, sess, err := s.signIn(c.Request.Context(), in, st.id)
 	if err != nil {
 		s.renderLoginFailure(c, in, err)
