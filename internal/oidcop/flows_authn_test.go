@@ -1,17 +1,21 @@
 package oidcop_test
 
 import (
+	"context"
 	"net/http"
 	"net/url"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	gooidc "github.com/coreos/go-oidc/v3/oidc"
+	"github.com/gin-gonic/gin"
 	"golang.org/x/oauth2"
 
 	"github.com/wardenidp/warden/internal/identity"
+	"github.com/wardenidp/warden/internal/web"
 )
 
 // authnClaims are the ID token's claims of how the user signed in.
@@ -162,4 +166,96 @@ func TestCodeFlowAuthn(t *testing.T) {
 			t.Fatalf("prompt=none, max_age=0: next %q, back %v", next, back)
 		}
 	})
+}
+
+// enrolledFactor is a web.SecondFactor under which every user has a factor
+// (nobody must give one at sign-in), and the Mount of a stand-in
+// second-factor page that "takes" a TOTP code and returns to next.
+type enrolledFactor struct{ visits atomic.Int32 }
+
+func (*enrolledFactor) AfterPassword(context.Context, identity.User) (string, error) { return "", nil }
+func (*enrolledFactor) Enrolled(context.Context, string) (bool, error)               { return true, nil }
+func (*enrolledFactor) Methods() []string                                            { return nil }
+
+func (f *enrolledFactor) Routes() []web.Route {
+	return []web.Route{{Method: http.MethodGet, Path: web.FactorPath, Handler: func(c *gin.Context) {
+		f.visits.Add(1)
+		sess, ok := web.CurrentSession(c)
+		if !ok {
+			c.String(http.StatusUnauthorized, "no session")
+			return
+		}
+		a := sess.SignIn()
+		a.Method, a.FactorTime = identity.MethodTOTP, time.Now().UTC()
+		if _, err := web.UpgradeSession(c, a); err != nil {
+			c.String(http.StatusInternalServerError, err.Error())
+			return
+		}
+		c.Redirect(http.StatusSeeOther, c.Query("next"))
+	}}}
+}
+
+// TestCodeFlowPromptLoginFactor: prompt=login for a user who has a second
+// factor asks for the password and then for the factor afresh, both after
+// the request; the ID token then says so.
+func TestCodeFlowPromptLoginFactor(t *testing.T) {
+	f := &enrolledFactor{}
+	s := newStack(t, nil, func(d *web.Deps) {
+		d.SecondFactor = f
+		d.Mounts = append(d.Mounts, f)
+	})
+	ctx := t.Context()
+	conf := webConfig(s, "openid", "profile")
+	prov, err := gooidc.NewProvider(ctx, s.base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := s.browser(t)
+	b.login("bob", "/")
+	verifier := oauth2.GenerateVerifier()
+	r := b.get(conf.AuthCodeURL("st4te", oauth2.S256ChallengeOption(verifier), oauth2.SetAuthURLParam("prompt", "login")))
+	if r.code != http.StatusFound || !strings.HasPrefix(r.loc, "/oauth/callback?id=") {
+		t.Fatalf("authorize: %d %q", r.code, r.loc)
+	}
+	cb := r.loc
+	if r = b.get(cb); r.code != http.StatusSeeOther || !strings.HasPrefix(r.loc, "/login?") {
+		t.Fatalf("callback with an old session: %d %q, want the sign-in", r.code, r.loc)
+	}
+	time.Sleep(1100 * time.Millisecond) // a later second for auth_time
+	if r = b.login("bob", cb); r.loc != cb {
+		t.Fatalf("sign-in returns to %q, want %q", r.loc, cb)
+	}
+	// The fresh password, then the factor afresh.
+	r = b.get(cb)
+	u, _ := url.Parse(r.loc)
+	if r.code != http.StatusSeeOther || u == nil || u.Path != web.FactorPath || u.Query().Get("fresh") != "1" || u.Query().Get("next") != cb {
+		t.Fatalf("callback after the fresh password: %d %q, want the second factor", r.code, r.loc)
+	}
+	if r = b.get(r.loc); r.code != http.StatusSeeOther || r.loc != cb {
+		t.Fatalf("factor page: %d %q", r.code, r.loc)
+	}
+	r = b.get(cb)
+	back, err := url.Parse(r.loc)
+	if err != nil || back.Query().Get("code") == "" {
+		t.Fatalf("callback after the factor: %d %q", r.code, r.loc)
+	}
+	tok, err := conf.Exchange(ctx, back.Query().Get("code"), oauth2.VerifierOption(verifier))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := tok.Extra("id_token").(string)
+	idt, err := prov.Verifier(&gooidc.Config{ClientID: webClientID}).Verify(ctx, raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c authnClaims
+	if err := idt.Claims(&c); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(c.AMR, "mfa") || c.ACR != identity.ACRMFA {
+		t.Errorf("claims %+v, want a second factor", c)
+	}
+	if n := f.visits.Load(); n != 1 {
+		t.Errorf("factor page visited %d times, want once", n)
+	}
 }

@@ -111,10 +111,12 @@ func testLogger(t testing.TB) *slog.Logger {
 	return slog.New(slog.DiscardHandler)
 }
 
-func newStack(t testing.TB, mod func(*oidcop.Config)) *stack { return newStackOn(t, "", mod) }
+func newStack(t testing.TB, mod func(*oidcop.Config), webMods ...func(*web.Deps)) *stack {
+	return newStackOn(t, "", mod, webMods...)
+}
 
 // newStackOn is newStack on the Redis at redisAddr ("" = REDIS_ADDR).
-func newStackOn(t testing.TB, redisAddr string, mod func(*oidcop.Config)) *stack {
+func newStackOn(t testing.TB, redisAddr string, mod func(*oidcop.Config), webMods ...func(*web.Deps)) *stack {
 	t.Helper()
 	env := testenv.Require(t, "LDAP_URL", "LDAP_BASE_DN", "LDAP_BIND_DN", "LDAP_BIND_PW", "LDAP_USER_PW", "REDIS_ADDR")
 	logger := testLogger(t)
@@ -198,8 +200,12 @@ func newStackOn(t testing.TB, redisAddr string, mod func(*oidcop.Config)) *stack
 	if err != nil {
 		t.Fatal(err)
 	}
-	ws, err := web.New(web.Config{PublicURL: s.base}, web.Deps{Directory: dir, Sessions: sessions, Limiter: limiter,
-		CSRFKey: csrfKey, Audit: s.audit, Logger: logger, Mounts: []web.Mount{s.p}})
+	wd := web.Deps{Directory: dir, Sessions: sessions, Limiter: limiter,
+		CSRFKey: csrfKey, Audit: s.audit, Logger: logger, Mounts: []web.Mount{s.p}}
+	for _, m := range webMods {
+		m(&wd)
+	}
+	ws, err := web.New(web.Config{PublicURL: s.base}, wd)
 	if err != nil {
 		t.Fatal(err)
 	}
