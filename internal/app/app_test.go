@@ -30,7 +30,13 @@ func startApp(t testing.TB, o Options) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	base := "http://" + ln.Addr().String()
+	return startAppOn(t, o, ln, "http://"+ln.Addr().String())
+}
+
+// startAppOn runs wardend with o on ln, with base as its public URL
+// (e.g. http://localhost:PORT, a host name for passkeys), and returns base.
+func startAppOn(t testing.TB, o Options, ln net.Listener, base string) string {
+	t.Helper()
 	o.Listener = ln
 	o.Server.Listen = ln.Addr().String()
 	o.Server.PublicURL = base

@@ -86,34 +86,7 @@ func startMFAServer(t *testing.T, cfg mfa.Config, rules []byte) *mfaServer {
 	s.addr = ln.Addr().String()
 	_, port, _ := net.SplitHostPort(s.addr)
 	s.base = "http://localhost:" + port
-	o.Listener = ln
-	o.Server.Listen = s.addr
-	o.Server.PublicURL = s.base
-	o.Server.SetDefaults()
-	o.Session.SetDefaults()
-	o.LoginLimits.SetDefaults()
-	o.DataDir = t.TempDir()
-	o.Banner = io.Discard
-	ctx, cancel := context.WithCancel(context.Background())
-	started := make(chan struct{})
-	o.Started = func(net.Addr) { close(started) }
-	done := make(chan error, 1)
-	go func() { done <- Run(ctx, o) }()
-	select {
-	case <-started:
-	case err := <-done:
-		cancel()
-		t.Fatalf("wardend did not start: %v", err)
-	case <-time.After(30 * time.Second):
-		cancel()
-		t.Fatal("wardend did not start within 30s")
-	}
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("wardend stopped with %v", err)
-		}
-	})
+	startAppOn(t, o, ln, s.base)
 	return s
 }
 

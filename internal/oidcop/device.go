@@ -118,7 +118,7 @@ func (p *Provider) deviceByCode(ctx context.Context, userCode string) (string, s
 
 // ApproveDevice approves the device authorization of userCode for user
 // (the signed-in user who pressed Approve), who authenticated as authn
-// (the approving session's, samlidp.SessionAuthn): the device's next poll
+// (the approving session's, store.Session.SignIn): the device's next poll
 // gets tokens for user, and the grant records authn's amr and auth_time
 // (the ID token's amr, acr and auth_time; what the token exchange checks a
 // role's MFA requirement against). Errors as DeviceRequest. Not audited

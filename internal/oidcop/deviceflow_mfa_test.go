@@ -15,7 +15,6 @@ import (
 
 	"github.com/wardenidp/warden/internal/access"
 	"github.com/wardenidp/warden/internal/identity"
-	"github.com/wardenidp/warden/internal/samlidp"
 	"github.com/wardenidp/warden/internal/web"
 )
 
@@ -51,7 +50,7 @@ func (f *dfeFactor) Routes() []web.Route {
 			c.String(http.StatusUnauthorized, "no session")
 			return
 		}
-		a := samlidp.SessionAuthn(sess)
+		a := sess.SignIn()
 		a.Method, a.FactorTime = identity.MethodTOTP, time.Now().UTC()
 		if _, err := web.UpgradeSession(c, a); err != nil {
 			c.String(http.StatusInternalServerError, err.Error())

@@ -17,7 +17,6 @@ import (
 
 	"github.com/wardenidp/warden/internal/audit"
 	"github.com/wardenidp/warden/internal/identity"
-	"github.com/wardenidp/warden/internal/samlidp"
 	"github.com/wardenidp/warden/internal/store"
 	"github.com/wardenidp/warden/internal/web"
 	devicetemplates "github.com/wardenidp/warden/templates/device"
@@ -301,7 +300,7 @@ func (u *DeviceUI) handleDecide(approve bool) gin.HandlerFunc {
 				return
 			}
 			action = "device.approve"
-			err = u.backend.ApproveDevice(c.Request.Context(), code, sess.User, samlidp.SessionAuthn(sess))
+			err = u.backend.ApproveDevice(c.Request.Context(), code, sess.User, sess.SignIn())
 		} else {
 			err = u.backend.DenyDevice(c.Request.Context(), code)
 		}
@@ -314,7 +313,7 @@ func (u *DeviceUI) handleDecide(approve bool) gin.HandlerFunc {
 		}
 		detail := map[string]string{"client_id": req.ClientID, "request_ip": req.ClientIP, "scopes": strings.Join(req.Scopes, " ")}
 		if approve {
-			detail["method"] = samlidp.SessionAuthn(sess).Method
+			detail["method"] = sess.SignIn().Method
 		}
 		u.record(c, sess, action, code, "success", detail)
 		web.Render(c, http.StatusOK, pageDeviceDone, deviceDoneData{Approved: approve, ClientName: clientName(req)})

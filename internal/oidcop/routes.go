@@ -17,7 +17,6 @@ import (
 
 	"github.com/wardenidp/warden/internal/audit"
 	"github.com/wardenidp/warden/internal/identity"
-	"github.com/wardenidp/warden/internal/samlidp"
 	"github.com/wardenidp/warden/internal/store"
 	"github.com/wardenidp/warden/internal/web"
 )
@@ -435,7 +434,7 @@ func (p *Provider) callback(c *gin.Context) {
 	sess, ok := web.CurrentSession(c)
 	var authn identity.Authn
 	if ok {
-		authn = samlidp.SessionAuthn(sess)
+		authn = sess.SignIn()
 	}
 	if !ok || ar.needsFreshSignIn(authn, p.now()) {
 		if ar.hasPrompt(oidc.PromptNone) {

@@ -18,7 +18,6 @@ import (
 
 	"github.com/wardenidp/warden/internal/identity"
 	"github.com/wardenidp/warden/internal/rolemap"
-	"github.com/wardenidp/warden/internal/store"
 	"github.com/wardenidp/warden/internal/web"
 )
 
@@ -49,11 +48,6 @@ func (e *InsufficientAuthnError) Error() string {
 
 // Is makes errors.Is(err, ErrInsufficientAuthn) true.
 func (e *InsufficientAuthnError) Is(target error) bool { return target == ErrInsufficientAuthn }
-
-// SessionAuthn is the Authn of a browser session: a session written before
-// sessions recorded it (zero Method) is a password alone, checked when the
-// session was made.
-func SessionAuthn(s store.Session) identity.Authn { return normalAuthn(s.Authn, s.CreatedAt) }
 
 // normalAuthn fills what a caller left out: a zero Method is a password
 // alone, a zero Time is now.

@@ -291,7 +291,7 @@ func (f *fakeFactor) Routes() []web.Route {
 			c.String(http.StatusUnauthorized, "no session")
 			return
 		}
-		a := SessionAuthn(sess)
+		a := sess.SignIn()
 		a.Method, a.FactorTime, a.UserVerified = method, time.Now().UTC(), method == identity.MethodWebAuthn
 		if _, err := web.UpgradeSession(c, a); err != nil {
 			c.String(http.StatusInternalServerError, err.Error())

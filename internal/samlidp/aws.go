@@ -63,7 +63,7 @@ func (e *TooLargeError) Is(target error) bool { return target == ErrTooLarge }
 // AWSConsoleAuthn makes an IdP-initiated response for AWS sign-in with
 // exactly one role, grant, and that role's SessionDuration (or the
 // default), to the ACS of the configured partition and region, for a user
-// who signed in as authn (the browser session's, SessionAuthn): its
+// who signed in as authn (the browser session's, store.Session.SignIn): its
 // AuthnInstant is authn.Time, its AuthnContextClassRef authn.ACR(), and
 // the authentication tag (Deps.AuthnTag) carries authn.Method (a zero
 // Method is a password alone, a zero Time now). The caller

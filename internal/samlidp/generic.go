@@ -19,7 +19,7 @@ import (
 // assertionMaker is crewjam's AssertionMaker for every SP: the AWS one for
 // the AWS preset, the generic one for the others. The signed-in user comes
 // from the request's session (web.CurrentSession), and so does how they
-// signed in (SessionAuthn): the AuthnInstant, AuthnContextClassRef and, for
+// signed in (store.Session.SignIn): the AuthnInstant, AuthnContextClassRef and, for
 // AWS, the authentication tag.
 type assertionMaker struct{ i *IdP }
 
@@ -39,7 +39,7 @@ func (m assertionMaker) MakeAssertion(req *saml.IdpAuthnRequest, _ *saml.Session
 		return &pageError{status: http.StatusBadRequest, public: msgUnknownSP, err: errors.New("service provider vanished")}
 	}
 	now := i.now().UTC()
-	authn := SessionAuthn(sess)
+	authn := sess.SignIn()
 	var a *saml.Assertion
 	var err error
 	if e.aws != nil {

@@ -328,7 +328,7 @@ func (i *IdP) requireFactor(c *gin.Context, e *spEntry, p pendingRequest) bool {
 	if !ok {
 		return true // MakeAssertion refuses
 	}
-	need, ok := i.factorNeed(SessionAuthn(sess), i.awsGrants(sess.User, e.aws.partition).Grants)
+	need, ok := i.factorNeed(sess.SignIn(), i.awsGrants(sess.User, e.aws.partition).Grants)
 	if !ok {
 		return true
 	}
@@ -354,7 +354,7 @@ func (i *IdP) requireFactor(c *gin.Context, e *spEntry, p pendingRequest) bool {
 		return true
 	}
 	i.audit.Record(ctx, audit.Event{Actor: sess.User.Username, Action: "saml.sso", Object: e.name, Result: "factor_required",
-		ClientIP: web.ClientIP(c), RequestID: web.RequestID(ctx), Detail: map[string]string{"method": SessionAuthn(sess).Method}})
+		ClientIP: web.ClientIP(c), RequestID: web.RequestID(ctx), Detail: map[string]string{"method": sess.SignIn().Method}})
 	return false
 }
 
