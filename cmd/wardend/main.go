@@ -128,6 +128,7 @@ flags:
 		SAML:        cfg.SAML,
 		OIDC:        cfg.OIDC,
 		MFA:         cfg.MFA,
+		Elevation:   cfg.Elevation,
 		DataDir:     cfg.DataDir,
 		Logger:      logger,
 		Banner:      stdout,

@@ -384,7 +384,8 @@ func (a *Admin) apiTestGroup(c *gin.Context) {
 		a.apiFailed(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, gin.H{"version": cur.version.Version, "grants": nonNil(cur.engine.TestGroup(body.Group))})
+	res := cur.engine.TestGroupResult(body.Group)
+	c.JSON(http.StatusOK, gin.H{"version": cur.version.Version, "grants": nonNil(res.Grants), "eligible": nonNil(res.Eligible)})
 }
 
 func (a *Admin) apiSessions(c *gin.Context) {

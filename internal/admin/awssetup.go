@@ -173,6 +173,38 @@ type awsSetupPage struct {
 	Configured bool
 	Setup      awsfed.Setup
 	Policies   map[string]string // role ARN → indented trust policy
+	// Eligible holds the eligible badge (and its title) of roles that
+	// some grant rule names as eligible, by role ARN.
+	Eligible map[string]*badge
+}
+
+// badge is a label and its explanation (title attribute).
+type badge struct{ Label, Title string }
+
+// eligibleBadges returns the eligible badge of each role that a grant
+// rule of rs names as eligible: that of the first such rule (by rule
+// order), with a remark when other rules give the role standing, as then
+// the members of their groups hold it outright.
+func eligibleBadges(rs rolemap.RuleSet) map[string]*badge {
+	out := map[string]*badge{}
+	standing := map[string][]string{} // role ARN → IDs of the rules giving it standing
+	for _, g := range rs.Grants {
+		for _, r := range g.Roles {
+			if !r.IsEligible() {
+				standing[r.ARN] = append(standing[r.ARN], g.ID)
+				continue
+			}
+			if _, ok := out[r.ARN]; !ok {
+				out[r.ARN] = &badge{Label: eligibleLabel(r), Title: eligibleTitle(r)}
+			}
+		}
+	}
+	for arn, b := range out {
+		if ids := standing[arn]; len(ids) > 0 {
+			b.Label += " (standing in " + ruleList("grant rule", ids) + ")"
+		}
+	}
+	return out
 }
 
 // pageAWSSetup shows the IAM commands and trust policies for the current
@@ -184,7 +216,7 @@ func (a *Admin) pageAWSSetup(c *gin.Context) {
 		a.storeFailed(c, err)
 		return
 	}
-	p := awsSetupPage{page: a.newPage("aws-setup"), Policies: map[string]string{}}
+	p := awsSetupPage{page: a.newPage("aws-setup"), Policies: map[string]string{}, Eligible: eligibleBadges(cur.rs)}
 	p.Current, p.Version = cur.version, cur.version.Version
 	o := a.awsSetup.p.Load()
 	if o != nil {

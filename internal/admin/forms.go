@@ -13,12 +13,26 @@ import (
 
 // Form field names of each kind, in display order. require_mfa is a
 // checkbox ("on"); mfa_methods are checkboxes, one per method, kept in
-// the page's form values as one comma-separated string.
+// the page's form values as one comma-separated string. access is a pair
+// of radio buttons ("standing" or "eligible"); require_reason a checkbox.
 var formFields = map[kind][]string{
 	kindAccount: {"id", "name", "partition", "saml_provider"},
-	kindGrant:   {"id", "group", "roles", "require_mfa", "mfa_methods", "description"},
-	kindPattern: {"id", "pattern", "role_arn", "max_session_seconds", "require_mfa", "mfa_methods", "description"},
+	kindGrant: {"id", "group", "roles", "require_mfa", "mfa_methods",
+		"access", "max_duration", "approvers", "require_reason", "reason_pattern", "description"},
+	kindPattern: {"id", "pattern", "role_arn", "max_session_seconds", "require_mfa", "mfa_methods",
+		"access", "max_duration", "approvers", "require_reason", "reason_pattern", "description"},
 }
+
+// elevationFields are the form fields that apply to eligible roles only.
+var elevationFields = []string{"max_duration", "approvers", "require_reason", "reason_pattern"}
+
+// Words after a role ARN in a grant form's role list that set the role's
+// access when it differs from the form's radio buttons: "standing",
+// "eligible", or "eligible=90m" (eligible, with its own max duration).
+const (
+	standingToken = rolemap.AccessStanding
+	eligibleToken = rolemap.AccessEligible
+)
 
 // mfaToken is the word that, after a role ARN in a grant form's role list,
 // marks the role as requiring MFA: "mfa", or "mfa=webauthn,totp" for only
@@ -52,6 +66,8 @@ func formToObject(k kind, f url.Values) (object, map[string][]string) {
 	case kindGrant:
 		o.grant = rolemap.GrantRule{ID: val("id"), Group: val("group"), Description: val("description")}
 		require, methods := formMFA(f, fields)
+		eligible, terms := formElevation(f, fields, val)
+		anyEligible := false
 		for n, line := range strings.Split(strings.ReplaceAll(val("roles"), "\r\n", "\n"), "\n") {
 			parts := strings.Fields(line)
 			if len(parts) == 0 {
@@ -65,7 +81,20 @@ func formToObject(k kind, f url.Values) (object, map[string][]string) {
 			if !ref.RequireMFA && require {
 				ref.RequireMFA, ref.MFAMethods = true, slices.Clone(methods)
 			}
+			switch {
+			case ref.Access == standingToken:
+				ref.Access = ""
+			case ref.Access == eligibleToken || eligible:
+				anyEligible = true
+				ref.Access, ref.Approvers, ref.RequireReason, ref.ReasonPattern = rolemap.AccessEligible, terms.Approvers, terms.RequireReason, terms.ReasonPattern
+				if ref.MaxDuration == "" {
+					ref.MaxDuration = terms.MaxDuration
+				}
+			}
 			o.grant.Roles = append(o.grant.Roles, ref)
+		}
+		if !anyEligible && len(fields["roles"]) == 0 {
+			onlyEligible(f, fields, "Only for eligible roles: choose Eligible above (or write eligible after a role), or leave this empty.")
 		}
 	case kindPattern:
 		o.pattern = rolemap.PatternRule{ID: val("id"), Pattern: val("pattern"), RoleARN: val("role_arn"), Description: val("description")}
@@ -77,19 +106,64 @@ func formToObject(k kind, f url.Values) (object, map[string][]string) {
 			o.pattern.MaxSessionSeconds = n
 		}
 		o.pattern.RequireMFA, o.pattern.MFAMethods = formMFA(f, fields)
+		if eligible, terms := formElevation(f, fields, val); eligible {
+			o.pattern.Access, o.pattern.MaxDuration, o.pattern.Approvers = rolemap.AccessEligible, terms.MaxDuration, terms.Approvers
+			o.pattern.RequireReason, o.pattern.ReasonPattern = terms.RequireReason, terms.ReasonPattern
+		} else {
+			onlyEligible(f, fields, "Only for eligible roles: choose Eligible above, or leave this empty.")
+		}
 	}
 	return o, fields
 }
 
+// formElevation reads the access radio buttons (eligible is true for
+// "eligible") and the fields of eligible roles (max_duration, approvers,
+// require_reason, reason_pattern), returned in a RoleRef.
+func formElevation(f url.Values, fields map[string][]string, val func(string) string) (bool, rolemap.RoleRef) {
+	eligible := false
+	switch a := val("access"); a {
+	case "", rolemap.AccessStanding:
+	case rolemap.AccessEligible:
+		eligible = true
+	default:
+		fields["access"] = append(fields["access"], "Choose standing or eligible.")
+	}
+	return eligible, rolemap.RoleRef{MaxDuration: val("max_duration"), Approvers: val("approvers"),
+		RequireReason: f.Get("require_reason") != "", ReasonPattern: val("reason_pattern")}
+}
+
+// onlyEligible reports the fields of eligible roles that are filled in
+// although no role is eligible: they would not apply, and a role someone
+// meant to be approved must not be granted outright by mistake.
+func onlyEligible(f url.Values, fields map[string][]string, msg string) {
+	for _, n := range elevationFields {
+		if strings.TrimSpace(f.Get(n)) != "" {
+			fields[n] = append(fields[n], msg)
+		}
+	}
+}
+
 // roleLine reads one line of a grant form's role list: the role ARN, then
-// optionally a session length in seconds and the MFA word (mfaToken), in
-// either order.
+// optionally a session length in seconds, the MFA word (mfaToken) and the
+// access word (standing, eligible or eligible=<max duration>), in any
+// order. The access word is returned in ref.Access as written.
 func roleLine(parts []string) (rolemap.RoleRef, string) {
-	const usage = "write the role ARN, optionally followed by a session length in seconds and by mfa or mfa=webauthn,totp."
+	const usage = "write the role ARN, optionally followed by a session length in seconds, by mfa or mfa=webauthn,totp, and by standing, eligible or eligible=1h."
 	ref := rolemap.RoleRef{ARN: parts[0]}
 	seconds := false
 	for _, p := range parts[1:] {
 		switch {
+		case p == standingToken || p == eligibleToken || strings.HasPrefix(p, eligibleToken+"="):
+			if ref.Access != "" {
+				return ref, usage
+			}
+			ref.Access = p
+			if d, ok := strings.CutPrefix(p, eligibleToken+"="); ok {
+				if d == "" {
+					return ref, fmt.Sprintf("%q names no duration; write eligible for the maximum duration below, or e.g. eligible=1h.", p)
+				}
+				ref.Access, ref.MaxDuration = eligibleToken, d
+			}
 		case p == mfaToken || strings.HasPrefix(p, mfaToken+"="):
 			if ref.RequireMFA {
 				return ref, usage
@@ -181,7 +255,7 @@ func objectToForm(o object) map[string]string {
 		if uniform && len(g.Roles) > 0 {
 			form["require_mfa"], form["mfa_methods"] = mfaForm(g.Roles[0].MFA())
 		}
-		return form
+		return elevationForm(form, g.Roles)
 	}
 	p := o.pattern
 	secs := ""
@@ -190,7 +264,74 @@ func objectToForm(o object) map[string]string {
 	}
 	form := map[string]string{"id": p.ID, "pattern": p.Pattern, "role_arn": p.RoleARN, "max_session_seconds": secs, "description": p.Description}
 	form["require_mfa"], form["mfa_methods"] = mfaForm(p.MFA())
+	form["access"] = rolemap.AccessStanding
+	if p.IsEligible() {
+		form["access"], form["max_duration"], form["approvers"] = rolemap.AccessEligible, p.MaxDuration, p.Approvers
+		form["require_reason"], form["reason_pattern"] = checkbox(p.RequireReason), p.ReasonPattern
+	}
 	return form
+}
+
+// elevationForm fills the access fields of a grant rule's form and adds
+// access words to its role lines where the roles differ: the radio
+// buttons say eligible when every role is; otherwise standing, and each
+// eligible role's line says eligible. A max duration shared by all the
+// eligible roles goes to its field, differing ones to the lines
+// (eligible=90m). Approvers and reasons, one set per form, are those of
+// the first eligible role; when the eligible roles differ in them the
+// form says so ("elevation_note"), as saving it gives them all the same.
+func elevationForm(form map[string]string, roles []rolemap.RoleRef) map[string]string {
+	form["access"] = rolemap.AccessStanding
+	var elig []int
+	for i, r := range roles {
+		if r.IsEligible() {
+			elig = append(elig, i)
+		}
+	}
+	if len(elig) == 0 {
+		return form
+	}
+	form["eligible_roles"] = "on" // for the read-only view
+	first := roles[elig[0]]
+	all := len(elig) == len(roles)
+	sameDuration, sameTerms := true, true
+	for _, i := range elig {
+		r := roles[i]
+		sameDuration = sameDuration && r.MaxDuration == first.MaxDuration
+		sameTerms = sameTerms && r.Approvers == first.Approvers && r.RequireReason == first.RequireReason && r.ReasonPattern == first.ReasonPattern
+	}
+	if all {
+		form["access"] = rolemap.AccessEligible
+	}
+	if sameDuration {
+		form["max_duration"] = first.MaxDuration
+	}
+	form["approvers"], form["require_reason"], form["reason_pattern"] = first.Approvers, checkbox(first.RequireReason), first.ReasonPattern
+	if !sameTerms {
+		form["elevation_note"] = "The eligible roles of this rule differ in approvers or reasons; the form shows those of the first. " +
+			"Saving it gives every eligible role of the rule these. To keep them apart, edit the rules file or use the JSON API."
+	}
+	if all && sameDuration {
+		return form
+	}
+	lines := strings.Split(form["roles"], "\n")
+	for _, i := range elig {
+		word := eligibleToken
+		if !sameDuration && roles[i].MaxDuration != "" {
+			word += "=" + roles[i].MaxDuration
+		}
+		lines[i] += " " + word
+	}
+	form["roles"] = strings.Join(lines, "\n")
+	return form
+}
+
+// checkbox is the form value of a checkbox: "on" or "".
+func checkbox(on bool) string {
+	if on {
+		return "on"
+	}
+	return ""
 }
 
 // mfaForm is the form value of require_mfa ("on" or "") and mfa_methods
@@ -223,8 +364,16 @@ func formField(k kind, rel string, msg string) (string, string) {
 	name, rest, _ := strings.Cut(rel, ".")
 	if i := strings.IndexByte(name, '['); i >= 0 {
 		if n, err := strconv.Atoi(strings.TrimSuffix(name[i+1:], "]")); err == nil && k == kindGrant && name[:i] == "roles" {
-			if strings.HasPrefix(rest, "mfa_methods") {
+			switch {
+			case strings.HasPrefix(rest, "mfa_methods"):
 				msg = "MFA methods: " + msg
+			case rest == "access":
+				msg = "Access: " + msg
+			case rest == "max_duration":
+				msg = "Max duration: " + msg
+			case rest == "approvers" || rest == "require_reason" || rest == "reason_pattern":
+				// One value for the whole form: on its field, once.
+				return rest, msg
 			}
 			return "roles", fmt.Sprintf("Line %d: %s", n+1, msg)
 		}

@@ -3,8 +3,10 @@ package admin
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -49,6 +51,7 @@ type page struct {
 	GroupList string
 	Lookup    *lookupView
 	TestGrant []rolemap.Grant
+	TestElig  []rolemap.Grant // eligible roles of the tested group
 	Tested    bool
 
 	// sessions, audit, history
@@ -139,18 +142,19 @@ func (a *Admin) pageRules(c *gin.Context) {
 		}
 	}
 	for _, pr := range cur.rs.Patterns {
-		if f == "" || strings.Contains(strings.ToLower(pr.ID+" "+pr.Pattern+" "+pr.RoleARN+" "+pr.Description+" "+mfaLabel(pr.MFA())), f) {
+		if f == "" || strings.Contains(strings.ToLower(pr.ID+" "+pr.Pattern+" "+pr.RoleARN+" "+pr.Description+" "+mfaLabel(pr.MFA())+" "+eligibleLabel(pr)), f) {
 			p.Patterns = append(p.Patterns, pr)
 		}
 	}
 	a.render(c, http.StatusOK, "rules.html", p)
 }
 
-// roleList is the filter text of a grant rule's roles: ARNs and MFA badges.
+// roleList is the filter text of a grant rule's roles: ARNs, MFA and
+// eligible badges.
 func roleList(g rolemap.GrantRule) string {
 	var b strings.Builder
 	for _, r := range g.Roles {
-		b.WriteString(r.ARN + " " + mfaLabel(r.MFA()) + " ")
+		b.WriteString(r.ARN + " " + mfaLabel(r.MFA()) + " " + eligibleLabel(r) + " ")
 	}
 	return b.String()
 }
@@ -306,12 +310,14 @@ func (a *Admin) postObject(c *gin.Context, k kind, id string, del bool) {
 	case errors.As(err, &pe):
 		a.record(c, action, object, "invalid", "", "", nil)
 		fields, other := fieldProblems(pe.problems, k, ed.index, object)
-		for rel, msgs := range fields {
-			for _, m := range msgs {
+		for _, rel := range slices.Sorted(maps.Keys(fields)) {
+			for _, m := range fields[rel] {
 				name, text := formField(k, rel, m)
-				if name == "" || del {
+				switch {
+				case name == "" || del:
 					p.Problems = append(p.Problems, text)
-				} else {
+				case !slices.Contains(p.Fields[name], text):
+					// (a field shared by several roles reports a problem once)
 					p.Fields[name] = append(p.Fields[name], text)
 				}
 			}

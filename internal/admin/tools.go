@@ -35,8 +35,11 @@ var funcs = template.FuncMap{
 		}
 		return s
 	},
-	"fieldid":  func(name string) string { return "f-" + strings.ReplaceAll(name, "_", "-") },
-	"mfalabel": mfaLabel,
+	"fieldid":       func(name string) string { return "f-" + strings.ReplaceAll(name, "_", "-") },
+	"mfalabel":      mfaLabel,
+	"eligiblelabel": eligibleLabel,
+	"eligibletitle": eligibleTitle,
+	"duration":      durationText,
 	// inlist reports whether the comma-separated list holds v.
 	"inlist": func(list, v string) bool { return slices.Contains(strings.Split(list, ","), v) },
 }
@@ -54,6 +57,88 @@ func mfaLabel(require bool, methods []string) string {
 		return "passkey only"
 	}
 	return "MFA: " + strings.Join(methods, ", ")
+}
+
+// eligibility returns the terms of an eligible role as the engine gives
+// them (MaxSeconds 0 when max_duration does not parse), for a
+// rolemap.RoleRef, PatternRule, Grant or *Eligibility; nil for a standing
+// role or anything else.
+func eligibility(v any) *rolemap.Eligibility {
+	terms := func(eligible bool, maxDuration string, session int, approvers string, reason bool, pattern string) *rolemap.Eligibility {
+		if !eligible {
+			return nil
+		}
+		secs := session
+		if secs == 0 {
+			secs = 3600 // AWS's default session length
+		}
+		if maxDuration != "" {
+			d, err := time.ParseDuration(maxDuration)
+			secs = int(d / time.Second)
+			if err != nil || secs <= 0 {
+				secs = 0
+			}
+		}
+		return &rolemap.Eligibility{MaxSeconds: secs, Approvers: approvers, RequireReason: reason || pattern != "", ReasonPattern: pattern}
+	}
+	switch x := v.(type) {
+	case rolemap.RoleRef:
+		return terms(x.IsEligible(), x.MaxDuration, x.MaxSessionSeconds, x.Approvers, x.RequireReason, x.ReasonPattern)
+	case rolemap.PatternRule:
+		return terms(x.IsEligible(), x.MaxDuration, x.MaxSessionSeconds, x.Approvers, x.RequireReason, x.ReasonPattern)
+	case rolemap.Grant:
+		return x.Eligible
+	case *rolemap.Eligibility:
+		return x
+	}
+	return nil
+}
+
+// eligibleLabel is the badge of an eligible role: "eligible", the longest
+// elevation and who approves ("eligible · up to 1h · approvers: ops" or
+// "… · self-service"); "" for a standing role. v as for eligibility.
+func eligibleLabel(v any) string {
+	e := eligibility(v)
+	if e == nil {
+		return ""
+	}
+	s := "eligible"
+	if e.MaxSeconds > 0 {
+		s += " · up to " + rolemap.ShortDuration(e.MaxSeconds)
+	}
+	if e.Approvers != "" {
+		return s + " · approvers: " + e.Approvers
+	}
+	return s + " · self-service"
+}
+
+// eligibleTitle explains an eligible badge (its title attribute).
+func eligibleTitle(v any) string {
+	e := eligibility(v)
+	if e == nil {
+		return ""
+	}
+	s := "Not granted outright: members request it for a limited time, with a fresh second factor"
+	if e.Approvers != "" {
+		s += ", and a member of " + e.Approvers + " approves"
+	} else {
+		s += " (self-service: no approval)"
+	}
+	switch {
+	case e.ReasonPattern != "":
+		s += "; the request needs a reason matching " + e.ReasonPattern
+	case e.RequireReason:
+		s += "; the request needs a reason"
+	}
+	return s
+}
+
+// durationText writes seconds like max_duration ("1h30m"); "" for 0.
+func durationText(secs int) string {
+	if secs <= 0 {
+		return ""
+	}
+	return rolemap.ShortDuration(secs)
 }
 
 // Input bounds of the tools.
@@ -93,7 +178,8 @@ func (a *Admin) pageTester(c *gin.Context) {
 		return
 	}
 	p.Version, p.Tested = cur.version.Version, true
-	p.TestGrant = cur.engine.TestGroup(p.Group)
+	res := cur.engine.TestGroupResult(p.Group)
+	p.TestGrant, p.TestElig = res.Grants, res.Eligible
 	a.render(c, http.StatusOK, "tester.html", p)
 }
 

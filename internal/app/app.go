@@ -24,6 +24,8 @@ import (
 	"github.com/wardenidp/warden/internal/audit"
 	"github.com/wardenidp/warden/internal/awsfed"
 	"github.com/wardenidp/warden/internal/directory/ldap"
+	"github.com/wardenidp/warden/internal/elevation"
+	"github.com/wardenidp/warden/internal/identity"
 	"github.com/wardenidp/warden/internal/keys"
 	"github.com/wardenidp/warden/internal/mfa"
 	"github.com/wardenidp/warden/internal/oidcop"
@@ -55,6 +57,9 @@ type Options struct {
 	// zero values take the defaults (nobody must, every method counts,
 	// the key in DataDir/mfa.key).
 	MFA mfa.Config
+	// Elevation configures time-boxed elevation (request timeout, session
+	// tags, webhooks); zero values take the defaults.
+	Elevation elevation.Config
 	// AuditMaxLen bounds the audit stream in Redis (0: store.DefaultAuditMaxLen).
 	AuditMaxLen int64
 	// DataDir holds generated keys (DataDir/keys).
@@ -217,6 +222,14 @@ func Run(ctx context.Context, o Options) error {
 	holder := &rolemap.Holder{}
 	go watchRulesMetered(ctx, rules, holder, log, m.rules)
 
+	// Time-boxed elevation: eligible roles granted for a window after a
+	// request and, where the rules say so, an approver's decision.
+	elev, closeElev, err := buildElevation(ctx, o, st, holder, auditTo, log, reg)
+	if err != nil {
+		return err
+	}
+	closers = append(closers, closeElev)
+
 	// The SAML IdP: metadata, SP-initiated SSO and, for the portal,
 	// IdP-initiated AWS console sign-in.
 	nameIDKey, err := sharedSecret(ctx, st, "saml-nameid", log)
@@ -237,6 +250,7 @@ func Run(ctx context.Context, o Options) error {
 		Clock:      o.Now,
 		PublicURL:  o.Server.PublicURL,
 		NameIDKey:  nameIDKey,
+		Elevations: elev,
 	})
 	if err != nil {
 		return fmt.Errorf("app: saml: %w", err)
@@ -244,7 +258,7 @@ func Run(ctx context.Context, o Options) error {
 	closers = append(closers, idp.Close)
 	var portalDep web.Portal
 	if o.SAML.AWS.On() {
-		portalDep = portal{rules: holder, idp: idp, partition: o.SAML.AWS.Partition}
+		portalDep = portal{rules: holder, idp: idp, partition: o.SAML.AWS.Partition, elevations: elev}
 	}
 
 	// The one owner of a user's access: the fresh look-up of every
@@ -278,10 +292,12 @@ func Run(ctx context.Context, o Options) error {
 		return fmt.Errorf("app: oidc: %w", err)
 	}
 	acc.SetGrants(oidcProvider)
+	oidcProvider.SetElevations(elev)
 	deviceUI, err := oidcProvider.DeviceUI(st, o.OIDC.DeviceLimits)
 	if err != nil {
 		return fmt.Errorf("app: oidc device pages: %w", err)
 	}
+	deviceUI.SetStepUpMaxAge(o.MFA.StepUpMaxAge)
 	// Role-scoped tokens for the CLI (RFC 8693 at /oauth/token): a one-role
 	// SAML response for AssumeRoleWithSAML, or a web-identity token.
 	exchangeDeps := oidcop.ExchangeDeps{Audit: auditTo, Logger: log, Clock: o.Now}
@@ -325,6 +341,11 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 
+	elevUI, err := elevationUI(elev, oidcProvider, acc, identity.NewGroupMatcher(o.Admin.Groups), log, o.Now)
+	if err != nil {
+		return fmt.Errorf("app: elevation pages: %w", err)
+	}
+
 	srv, err := web.New(o.Server, web.Deps{
 		Directory: dir,
 		Sessions:  sessions,
@@ -338,7 +359,7 @@ func Run(ctx context.Context, o Options) error {
 		Registry: reg,
 		Gatherer: reg,
 		Audit:    auditTo,
-		Mounts:   []web.Mount{adm, idp, oidcProvider, deviceUI, mfaUI},
+		Mounts:   []web.Mount{adm, idp, oidcProvider, deviceUI, mfaUI, elevUI},
 		Portal:   portalDep,
 
 		SecondFactor: mfaPolicy,

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/wardenidp/warden/internal/elevation"
 	"github.com/wardenidp/warden/internal/identity"
 	"github.com/wardenidp/warden/internal/rolemap"
 	"github.com/wardenidp/warden/internal/samlidp"
@@ -14,9 +15,10 @@ import (
 // portal adapts the rules Holder and the SAML IdP to web.Portal, so that the
 // web package does not import samlidp.
 type portal struct {
-	rules     *rolemap.Holder
-	idp       *samlidp.IdP
-	partition string // the AWS partition console sign-in goes to
+	rules      *rolemap.Holder
+	idp        *samlidp.IdP
+	partition  string // the AWS partition console sign-in goes to
+	elevations *elevation.Service
 }
 
 var (
@@ -26,9 +28,16 @@ var (
 
 // Grants evaluates the current rules for the user: the session's groups
 // and attributes, the rules as they are now (watchRules keeps the Holder at
-// the stored version on every replica).
-func (p portal) Grants(_ context.Context, u identity.User) (rolemap.Result, error) {
-	return p.rules.Load().Evaluate(rolemap.InputFromUser(u)), nil
+// the stored version on every replica), plus the eligible roles an active
+// elevation grants now (their SessionSeconds capped at the time left).
+func (p portal) Grants(ctx context.Context, u identity.User) (rolemap.Result, error) {
+	res := p.rules.Load().Evaluate(rolemap.InputFromUser(u))
+	if p.elevations != nil {
+		if err := p.elevations.Apply(ctx, u, &res); err != nil {
+			return rolemap.Result{}, err
+		}
+	}
+	return res, nil
 }
 
 // Console makes the one-role IdP-initiated response and translates the

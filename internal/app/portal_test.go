@@ -242,7 +242,7 @@ func verifyAssertion(t *testing.T, b *browser, response []byte) {
 	}
 	// and it would notice a changed role
 	tampered := filepath.Join(dir, "tampered.xml")
-	_ = os.WriteFile(tampered, []byte(strings.Replace(string(response), "role/ReadOnly", "role/Administrator", 1)), 0o600)
+	_ = os.WriteFile(tampered, []byte(strings.Replace(string(response), ":role/", ":role/Tampered", 1)), 0o600)
 	if err := verify(tampered); err == nil {
 		t.Error("xmlsec1 accepts a tampered Assertion")
 	}

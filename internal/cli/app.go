@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net/http"
@@ -31,6 +32,14 @@ type App struct {
 	CacheDir       string      // default os.UserCacheDir()/warden (0700); env WARDEN_CACHE_DIR overrides
 	IsTerminal     func() bool // stdin and stderr are terminals
 	OpenBrowser    func(url string) error
+
+	// elevPoll is how often `warden elevate` asks about a pending request
+	// (0: every 2 s); tests shorten it.
+	elevPoll time.Duration
+	// stepUp signs in again with a fresh second factor for elevation (nil:
+	// a device login with the "elevate" scope, as login --mfa); tests
+	// replace it.
+	stepUp func(ctx context.Context) error
 }
 
 // NewApp returns the App of a real process: os streams, the wall clock, an

@@ -178,6 +178,9 @@ func (a *App) assume(ctx context.Context, r credRequest, interactive bool) (awsf
 		}
 		roleTok, err = a.exchange(ctx, d.TokenEndpoint, tok.AccessToken, r.role.RoleARN, r.cfg.Via)
 	}
+	if errors.As(err, &xe) {
+		xe.Spec = roleSpec(r.role)
+	}
 	if err != nil {
 		return awsfed.Credentials{}, err
 	}

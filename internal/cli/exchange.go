@@ -38,6 +38,21 @@ type ExchangeError struct {
 	// mfa_methods member of an insufficient_user_authentication answer);
 	// empty: any.
 	MFAMethods []string
+	// Eligible: an invalid_target for a role the user may request through
+	// `warden elevate` but holds no active elevation for ("eligible":"true").
+	// Elevated: an invalid_target for a role held through an elevation,
+	// asked for via web-identity, which the IdP refuses ("elevated":"true").
+	Eligible, Elevated bool
+	// Spec is how to name the role to the user ("prod/Admin"); empty: RoleARN.
+	Spec string
+}
+
+// spec is the role as the user should type it.
+func (e *ExchangeError) spec() string {
+	if e.Spec != "" {
+		return e.Spec
+	}
+	return e.RoleARN
 }
 
 // errInsufficientAuthn is RFC 9470's error: the sign-in behind the access
@@ -54,6 +69,12 @@ func (e *ExchangeError) Error() string {
 	case errInsufficientAuthn:
 		return fmt.Sprintf("role %s needs a sign-in with %s: run \"warden login --mfa\"", roleName(e.RoleARN), methodWords(e.MFAMethods))
 	case "invalid_target":
+		if e.Eligible {
+			return eligibleHint(e.spec(), 0)
+		}
+		if e.Elevated {
+			return fmt.Sprintf("%s is yours through an elevation, which the IdP hands out through SAML only: use --via saml (the default)", e.spec())
+		}
 		if strings.Contains(e.Description, "partition") || strings.Contains(e.Description, "audience") {
 			return fmt.Sprintf("the IdP will not issue a token for role %s: %s", e.RoleARN, e.Description)
 		}
@@ -106,16 +127,18 @@ func (a *App) exchange(ctx context.Context, tokenEndpoint, accessToken, roleARN,
 		return "", fmt.Errorf("token exchange: %w", err)
 	}
 	var r struct {
-		AccessToken      string `json:"access_token"`
-		IssuedTokenType  string `json:"issued_token_type"`
-		Error            string `json:"error"`
-		ErrorDescription string `json:"error_description"`
-		MFAMethods       string `json:"mfa_methods"` // space-separated
+		AccessToken      string   `json:"access_token"`
+		IssuedTokenType  string   `json:"issued_token_type"`
+		Error            string   `json:"error"`
+		ErrorDescription string   `json:"error_description"`
+		MFAMethods       string   `json:"mfa_methods"` // space-separated
+		Eligible         flexBool `json:"eligible"`
+		Elevated         flexBool `json:"elevated"`
 	}
 	jerr := json.Unmarshal(body, &r)
 	if resp.StatusCode != http.StatusOK || r.Error != "" {
 		return "", &ExchangeError{Status: resp.StatusCode, Code: r.Error, Description: oneLine(r.ErrorDescription), RoleARN: roleARN,
-			MFAMethods: strings.Fields(r.MFAMethods)}
+			MFAMethods: strings.Fields(r.MFAMethods), Eligible: bool(r.Eligible), Elevated: bool(r.Elevated)}
 	}
 	want := tokenTypeSAML2
 	if via == ViaWebIdentity {
@@ -125,6 +148,15 @@ func (a *App) exchange(ctx context.Context, tokenEndpoint, accessToken, roleARN,
 		return "", fmt.Errorf("token exchange: the IdP answered no %s token", via)
 	}
 	return r.AccessToken, nil
+}
+
+// flexBool reads a JSON member that wardend sends as the string "true"
+// (or a boolean true); anything else is false.
+type flexBool bool
+
+func (b *flexBool) UnmarshalJSON(p []byte) error {
+	*b = flexBool(strings.Trim(string(p), `"`) == "true")
+	return nil
 }
 
 // roleName is the name part of a role ARN (the ARN itself when it does

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -27,6 +28,9 @@ type loginOptions struct {
 	// MFA: the sign-in is for roles that require a second factor; the
 	// user is told that the approval page asks for it.
 	MFA bool
+	// ExtraScopes are asked for besides loginScopes ("elevate": the
+	// approval page demands a fresh second factor).
+	ExtraScopes []string
 }
 
 // deviceLogin runs the device authorization grant (RFC 8628) and caches
@@ -42,6 +46,7 @@ func (a *App) deviceLogin(ctx context.Context, idp string, opts loginOptions) (t
 	}
 	conf := octx(a, ctx)
 	oc := oauthConfig(d)
+	oc.Scopes = append(slices.Clone(loginScopes), opts.ExtraScopes...)
 	da, err := oc.DeviceAuth(conf)
 	if err != nil {
 		return tokenCache{}, fmt.Errorf("login: device authorization: %w", oauthErr(err))
@@ -146,6 +151,11 @@ func qrHalfBlocks(s string) string {
 // spinner shows a spinner and the time left until deadline on w, one line
 // rewritten in place, until stop is called (which clears the line).
 func spinner(w io.Writer, deadline time.Time, now func() time.Time) (stop func()) {
+	return spinnerWith(w, "Waiting for approval in the browser…", deadline, now)
+}
+
+// spinnerWith is spinner with its own label.
+func spinnerWith(w io.Writer, label string, deadline time.Time, now func() time.Time) (stop func()) {
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -159,7 +169,7 @@ func spinner(w io.Writer, deadline time.Time, now func() time.Time) (stop func()
 			if left < 0 || deadline.IsZero() {
 				left = 0
 			}
-			fmt.Fprintf(w, "\r%c Waiting for approval in the browser… %d:%02d left ", frames[i%len(frames)], int(left.Minutes()), int(left.Seconds())%60)
+			fmt.Fprintf(w, "\r%c %s %s left ", frames[i%len(frames)], label, clockLeft(left))
 			select {
 			case <-done:
 				fmt.Fprint(w, "\r\033[K")
@@ -170,6 +180,18 @@ func spinner(w io.Writer, deadline time.Time, now func() time.Time) (stop func()
 	}()
 	var once sync.Once
 	return func() { once.Do(func() { close(done); wg.Wait() }) }
+}
+
+// clockLeft prints a time left as m:ss, or h:mm:ss from an hour on.
+func clockLeft(d time.Duration) string {
+	if d < 0 {
+		d = 0
+	}
+	s := int(d.Round(time.Second).Seconds())
+	if s >= 3600 {
+		return fmt.Sprintf("%d:%02d:%02d", s/3600, s/60%60, s%60)
+	}
+	return fmt.Sprintf("%d:%02d", s/60, s%60)
 }
 
 func loginCmd(a *App) *cobra.Command {

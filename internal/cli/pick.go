@@ -50,6 +50,10 @@ func (a *App) resolveRole(ctx context.Context, spec string, interactive bool) (R
 	}
 	switch len(found) {
 	case 0:
+		// Not standing: an eligible role (active now, or to request).
+		if r, ok, err := a.eligibleFallback(ctx, spec); ok {
+			return r, err
+		}
 		return Role{}, fmt.Errorf("you do not hold role %s; `warden roles` lists yours", spec)
 	case 1:
 		return found[0], nil

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"text/tabwriter"
@@ -14,7 +15,7 @@ func rolesCmd(a *App) *cobra.Command {
 	var asJSON, noLogin bool
 	cmd := &cobra.Command{
 		Use:   "roles",
-		Short: "List the AWS roles you may assume (account name, account ID, role, max session)",
+		Short: "List the AWS roles you may assume (account name, account ID, role, max session) and those you may request",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			roles, err := a.Roles(cmd.Context(), !noLogin && a.IsTerminal())
@@ -26,9 +27,19 @@ func rolesCmd(a *App) *cobra.Command {
 				enc.SetIndent("", "  ")
 				return enc.Encode(roles)
 			}
+			// The roles one may request (time-boxed elevation), apart;
+			// an IdP without elevation (404) lists none.
+			l, _, eerr := a.elevList(cmd.Context(), false)
+			if eerr != nil && !errors.Is(eerr, ErrNoElevationAPI) {
+				fmt.Fprintf(a.Stderr, "(eligible roles not listed: %v)\n", eerr)
+			}
 			if len(roles) == 0 {
-				fmt.Fprintln(a.Stderr, "You have no AWS roles.")
-				return nil
+				if len(l.Eligible) == 0 {
+					fmt.Fprintln(a.Stderr, "You have no AWS roles.")
+					return nil
+				}
+				fmt.Fprintln(a.Stderr, "You hold no standing AWS roles.")
+				return a.printEligible(a.Stdout, l.Eligible)
 			}
 			tw := tabwriter.NewWriter(a.Stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "ACCOUNT NAME\tACCOUNT ID\tROLE\tMAX SESSION")
@@ -43,7 +54,10 @@ func rolesCmd(a *App) *cobra.Command {
 				}
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", name, r.AccountID, r.RoleName, sess)
 			}
-			return tw.Flush()
+			if err := tw.Flush(); err != nil || len(l.Eligible) == 0 {
+				return err
+			}
+			return a.printEligible(a.Stdout, l.Eligible)
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print as JSON")

@@ -26,7 +26,10 @@ you hold, for the AWS CLI, the SDKs and Terraform.
 
 Start with:  warden configure --idp-url https://idp.example.com
              warden login
-             warden roles`,
+             warden roles
+
+An eligible role, for a limited time:
+             warden elevate --role prod/Admin --for 1h --reason "INC-123"`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
@@ -35,6 +38,7 @@ Start with:  warden configure --idp-url https://idp.example.com
 	root.SetIn(a.Stdin)
 	root.AddCommand(versionCmd(), configureCmd(a), loginCmd(a), logoutCmd(a), rolesCmd(a))
 	root.AddCommand(credentialCommands(a)...)
+	root.AddCommand(elevateCmd(a), elevationsCmd(a))
 	return root
 }
 

@@ -23,6 +23,7 @@ import (
 
 	"github.com/wardenidp/warden/internal/admin"
 	"github.com/wardenidp/warden/internal/directory/ldap"
+	"github.com/wardenidp/warden/internal/elevation"
 	"github.com/wardenidp/warden/internal/keys"
 	"github.com/wardenidp/warden/internal/mfa"
 	"github.com/wardenidp/warden/internal/oidcop"
@@ -44,6 +45,7 @@ type Config struct {
 	SAML        samlidp.Config      `yaml:"saml"`
 	OIDC        oidcop.Config       `yaml:"oidc"`
 	MFA         mfa.Config          `yaml:"mfa"`
+	Elevation   elevation.Config    `yaml:"elevation"`
 	Log         LogConfig           `yaml:"log"`
 	// DataDir is where wardend keeps what it generates (signing keys and
 	// certificates).
@@ -110,6 +112,7 @@ func applyDefaults(c *Config) {
 	c.SAML.SetDefaults()
 	c.OIDC.SetDefaults()
 	c.MFA.SetDefaults()
+	c.Elevation.SetDefaults()
 	c.Log.setDefaults()
 	if c.DataDir == "" {
 		c.DataDir = DefaultDataDir

@@ -35,6 +35,7 @@ func (c *Config) problems() []*FieldError {
 	add("saml", reflect.TypeOf(c.SAML), c.SAML.Validate())
 	add("oidc", reflect.TypeOf(c.OIDC), c.OIDC.Validate())
 	add("mfa", reflect.TypeOf(c.MFA), c.MFA.Validate())
+	add("elevation", reflect.TypeOf(c.Elevation), c.Elevation.Validate())
 
 	bad := func(path, format string, args ...any) {
 		ps = append(ps, &FieldError{Path: path, Msg: fmt.Sprintf(format, args...)})

@@ -29,6 +29,8 @@ type AccessInfo struct {
 	// method).
 	AMR      []string
 	AuthTime time.Time
+	// FactorTime is when that sign-in gave its second factor (zero: none).
+	FactorTime time.Time
 }
 
 // VerifyAccessToken resolves an access token issued by this provider (one
@@ -58,5 +60,5 @@ func (p *Provider) VerifyAccessToken(ctx context.Context, token string) (AccessI
 		return AccessInfo{}, fmt.Errorf("oidcop: %w", ErrInvalidToken)
 	}
 	return AccessInfo{Subject: g.Subject, Username: u.Username, UserID: u.ID, ClientID: g.ClientID,
-		Scopes: g.Scopes, Expiry: exp, TokenID: tokenID, AMR: g.AMR, AuthTime: g.AuthTime}, nil
+		Scopes: g.Scopes, Expiry: exp, TokenID: tokenID, AMR: g.AMR, AuthTime: g.AuthTime, FactorTime: g.FactorTime}, nil
 }

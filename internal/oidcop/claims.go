@@ -1,9 +1,11 @@
 package oidcop
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"slices"
+	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/zitadel/oidc/v3/pkg/oidc"
@@ -50,15 +52,30 @@ type RoleClaim struct {
 	AccountName    string `json:"account_name,omitempty"`
 	RoleName       string `json:"role_name"`
 	SessionSeconds int    `json:"session_seconds,omitempty"`
+	// ElevatedUntil: the role is granted by an active elevation that ends then.
+	ElevatedUntil time.Time `json:"elevated_until,omitzero"`
 }
+
+// Elevations turns a user's active elevations into grants (elevation.Service).
+type Elevations interface {
+	Apply(ctx context.Context, user identity.User, res *rolemap.Result) error
+}
+
+// SetElevations makes the roles of active elevations count in userinfo's
+// roles claim and in the token exchange.
+func (p *Provider) SetElevations(e Elevations) { p.elevations = e }
 
 // RolesFromResult lists the grants as RoleClaims (sorted as rolemap sorts:
 // by account, then role ARN).
 func RolesFromResult(grants []rolemap.Grant) []RoleClaim {
 	out := make([]RoleClaim, 0, len(grants))
 	for _, g := range grants {
-		out = append(out, RoleClaim{RoleARN: g.RoleARN, AccountID: g.AccountID, AccountName: g.AccountName,
-			RoleName: g.RoleName, SessionSeconds: g.SessionSeconds})
+		rc := RoleClaim{RoleARN: g.RoleARN, AccountID: g.AccountID, AccountName: g.AccountName,
+			RoleName: g.RoleName, SessionSeconds: g.SessionSeconds}
+		if g.Elevation != nil {
+			rc.ElevatedUntil = g.Elevation.EndsAt.UTC()
+		}
+		out = append(out, rc)
 	}
 	return out
 }
@@ -67,7 +84,7 @@ func RolesFromResult(grants []rolemap.Grant) []RoleClaim {
 // preferred_username with profile; email with email; groups (names) with
 // groups; the AWS tags claim whenever the rules give tags; roles (userinfo
 // only, withRoles) with roles.
-func (p *Provider) setClaims(info *oidc.UserInfo, u identity.User, scopes []string, withRoles bool) {
+func (p *Provider) setClaims(ctx context.Context, info *oidc.UserInfo, u identity.User, scopes []string, withRoles bool) {
 	info.Subject = p.Subject(u)
 	if slices.Contains(scopes, oidc.ScopeProfile) {
 		info.Name = u.DisplayName
@@ -84,6 +101,11 @@ func (p *Provider) setClaims(info *oidc.UserInfo, u identity.User, scopes []stri
 		info.AppendClaims(TagsClaim, t)
 	}
 	if withRoles && slices.Contains(scopes, ScopeRoles) {
+		if p.elevations != nil {
+			if err := p.elevations.Apply(ctx, u, &res); err != nil {
+				p.log.Warn("userinfo: elevations could not be read; standing roles only", "user", u.Username, "err", err)
+			}
+		}
 		info.AppendClaims("roles", RolesFromResult(res.Grants))
 	}
 }

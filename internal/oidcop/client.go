@@ -46,7 +46,7 @@ func cliClient(idTokenLife time.Duration) *client {
 		ID: CLIClientID, Name: "Warden CLI", Public: true,
 		RedirectURIs: []string{"http://127.0.0.1/callback", "http://[::1]/callback"},
 		GrantTypes:   []string{"device_code", "refresh_token", "token_exchange", "authorization_code"},
-		Scopes:       []string{ScopeGroups, ScopeRoles},
+		Scopes:       []string{ScopeGroups, ScopeRoles, ScopeElevate},
 	}, idTokenLife)
 }
 

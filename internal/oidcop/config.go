@@ -109,6 +109,10 @@ var grantTypeNames = map[string]string{
 const (
 	ScopeGroups = "groups"
 	ScopeRoles  = "roles"
+	// ScopeElevate asks for a sign-in that may request an elevation: the
+	// device approval demands a second factor given within
+	// mfa.step_up_max_age (Warden's CLI only).
+	ScopeElevate = "elevate"
 )
 
 var clientIDPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)

@@ -159,7 +159,7 @@ func (p *Provider) decideDevice(ctx context.Context, userCode string, user *iden
 		}
 		amr = authn.AMR()
 	}
-	err = p.st.DecideDevice(ctx, h, user != nil, sub, js, authn.Time, amr, now)
+	err = p.st.DecideDevice(ctx, h, user != nil, sub, js, authn.Time, authn.FactorTime, amr, now)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return fmt.Errorf("oidcop: device: %w", ErrUnknownCode)
@@ -278,6 +278,6 @@ func (p *Provider) redeemDevice(c *gin.Context, d store.OIDCDevice) {
 		ClientID: d.ClientID, Audience: []string{d.ClientID}, Scopes: slices.Clone(d.Scopes),
 		Expires: d.Expires, Done: true, Subject: d.Subject, AMR: amr, AuthTime: d.AuthTime,
 	}
-	sc.device = &approvedDevice{state: state, user: u, userJS: d.User}
+	sc.device = &approvedDevice{state: state, user: u, userJS: d.User, factorTime: d.FactorTime}
 	p.runOP(c, r, sc, func(w http.ResponseWriter, r *http.Request) { op.DeviceAccessToken(w, r, p.op) })
 }

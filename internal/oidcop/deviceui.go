@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -80,6 +81,9 @@ type DeviceUIDeps struct {
 // DeviceUI serves the device verification pages. It is a web.Mount and a
 // web.Templater.
 type DeviceUI struct {
+	// stepUp is how recent the factor must be for scope elevate
+	// (SetStepUpMaxAge; default 5 minutes).
+	stepUp  time.Duration
 	backend deviceBackend
 	limiter DeviceCodeLimiter
 	audit   audit.Logger
@@ -110,7 +114,7 @@ func newDeviceUI(backend deviceBackend, deps DeviceUIDeps) (*DeviceUI, error) {
 	if deps.Limiter == nil {
 		return nil, errors.New("oidcop: device pages: DeviceUIDeps.Limiter is required")
 	}
-	u := &DeviceUI{backend: backend, limiter: deps.Limiter, audit: deps.Audit, log: deps.Logger, now: deps.Clock}
+	u := &DeviceUI{backend: backend, limiter: deps.Limiter, audit: deps.Audit, log: deps.Logger, now: deps.Clock, stepUp: 5 * time.Minute}
 	if u.audit == nil {
 		u.audit = audit.Discard{}
 	}
@@ -256,15 +260,30 @@ func (u *DeviceUI) handleLookup(c *gin.Context) {
 	if !ok {
 		return
 	}
-	if !web.RequireFactor(c, approvalNeed, resumeURL(code)) {
+	if !web.RequireFactor(c, u.approvalNeed(req), resumeURL(code)) {
 		return
 	}
 	web.Render(c, http.StatusOK, pageDeviceConfirm, u.confirmData(c, req, code))
 }
 
+// SetStepUpMaxAge sets how recent the second factor of an approval for
+// scope elevate must be (mfa.step_up_max_age).
+func (u *DeviceUI) SetStepUpMaxAge(d time.Duration) {
+	if d > 0 {
+		u.stepUp = d
+	}
+}
+
 // approvalNeed is what approving a device demands of the session: the
-// second factor, of a user who has one.
-var approvalNeed = web.FactorNeed{MFA: true, IfEnrolled: true}
+// second factor, of a user who has one; for a sign-in that may request
+// an elevation (scope elevate), a second factor given within the step-up
+// age, from every user.
+func (u *DeviceUI) approvalNeed(req DeviceRequest) web.FactorNeed {
+	if slices.Contains(req.Scopes, ScopeElevate) {
+		return web.FactorNeed{MFA: true, MaxAge: u.stepUp}
+	}
+	return web.FactorNeed{MFA: true, IfEnrolled: true}
+}
 
 // resumeURL is where the second-factor page comes back to: the code form,
 // pre-filled (a POST cannot be resumed; the user continues from there).
@@ -296,7 +315,7 @@ func (u *DeviceUI) handleDecide(approve bool) gin.HandlerFunc {
 		var err error
 		action := "device.deny"
 		if approve {
-			if !web.RequireFactor(c, approvalNeed, resumeURL(code)) {
+			if !web.RequireFactor(c, u.approvalNeed(req), resumeURL(code)) {
 				return
 			}
 			action = "device.approve"

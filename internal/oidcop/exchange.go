@@ -145,13 +145,16 @@ type ExchangeDeps struct {
 	// the directory no longer lets in (InstallTokenExchange fills it from
 	// the provider's). Without it, Directory is looked up and nothing is
 	// revoked.
-	Users  UserChecker
-	Rules  *rolemap.Holder
-	SAML   samlSTS
-	Audit  audit.Logger     // nil: audit.Discard
-	Logger *slog.Logger     // nil: discard
-	Clock  func() time.Time // nil: time.Now
-	Rand   io.Reader        // nil: crypto/rand (jti)
+	Users UserChecker
+	Rules *rolemap.Holder
+	// Elevations grants the roles of active elevations (elevation.Service;
+	// InstallTokenExchange fills it from the provider's); nil: none.
+	Elevations Elevations
+	SAML       samlSTS
+	Audit      audit.Logger     // nil: audit.Discard
+	Logger     *slog.Logger     // nil: discard
+	Clock      func() time.Time // nil: time.Now
+	Rand       io.Reader        // nil: crypto/rand (jti)
 }
 
 // Exchanger answers the token-exchange grant of the token endpoint
@@ -398,6 +401,11 @@ func (x *Exchanger) issue(ctx context.Context, req exchangeRequest, ev *audit.Ev
 		return nil, unavailable(err)
 	}
 	res := x.deps.Rules.Load().Evaluate(rolemap.InputFromUser(user))
+	if x.deps.Elevations != nil {
+		if err := x.deps.Elevations.Apply(ctx, user, &res); err != nil {
+			return nil, unavailable(err)
+		}
+	}
 	var grant *rolemap.Grant
 	for k := range res.Grants {
 		if res.Grants[k].RoleARN == req.roleARN {
@@ -406,8 +414,22 @@ func (x *Exchanger) issue(ctx context.Context, req exchangeRequest, ev *audit.Ev
 		}
 	}
 	if grant == nil {
+		if k := slices.IndexFunc(res.Eligible, func(g rolemap.Grant) bool { return g.RoleARN == req.roleARN }); k >= 0 {
+			xe := &exchangeError{status: http.StatusBadRequest, code: "invalid_target", auditResult: "not_elevated",
+				desc:  "this role is eligible, not standing: request an elevation first (warden elevate), or wait for its approval",
+				extra: map[string]string{"eligible": "true"}}
+			if el := res.Eligible[k].Elevation; el != nil {
+				xe.auditResult = "elevation_ending"
+				xe.desc = "your elevation of this role ends at " + el.EndsAt.UTC().Format("15:04 UTC") +
+					", sooner than the shortest AWS session (15 minutes): request a new elevation"
+			}
+			return nil, xe
+		}
 		return nil, &exchangeError{status: http.StatusBadRequest, code: "invalid_target", auditResult: "denied",
 			desc: "you do not hold this role (or no longer do)"}
+	}
+	if grant.Elevation != nil {
+		ev.Detail["elevation"] = grant.Elevation.ID
 	}
 	authn := identity.AuthnFromAMR(sub.AMR, sub.AuthTime)
 	ev.Detail["method"] = authn.Method
@@ -418,6 +440,14 @@ func (x *Exchanger) issue(ctx context.Context, req exchangeRequest, ev *audit.Ev
 	case TokenTypeSAML2:
 		return x.issueSAML(ctx, user, authn, *grant, res, ev)
 	default:
+		if grant.Elevation != nil {
+			// AWS bounds a web-identity session only by the caller's
+			// DurationSeconds; a SAML assertion's SessionDuration binds it,
+			// so that the session ends with the elevation.
+			return nil, &exchangeError{status: http.StatusBadRequest, code: "invalid_target", auditResult: "elevated_web_identity",
+				desc:  "an elevated role is issued only as a SAML assertion, whose session ends with the elevation: use --via saml",
+				extra: map[string]string{"elevated": "true"}}
+		}
 		return x.issueWebIdentity(user, authn, req.role, res, ev)
 	}
 }

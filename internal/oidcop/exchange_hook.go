@@ -52,6 +52,9 @@ func (p *Provider) InstallTokenExchange(cfg ExchangeConfig, deps ExchangeDeps) (
 	if deps.Rules == nil {
 		deps.Rules = p.rules
 	}
+	if deps.Elevations == nil && p.elevations != nil {
+		deps.Elevations = p.elevations
+	}
 	if idp, ok := deps.SAML.(*samlidp.IdP); ok && idp == nil {
 		deps.SAML = nil // a nil *IdP in the interface would be called
 	}

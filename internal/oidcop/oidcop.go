@@ -133,20 +133,22 @@ type Deps struct {
 
 // Provider is the OpenID provider. It is a web.Mount (Routes).
 type Provider struct {
-	cfg     Config
-	issuer  string
-	op      *op.Provider
-	st      *store.OIDC
-	ping    func(context.Context) error
-	keys    KeyRing
-	users   UserChecker
-	rules   *rolemap.Holder
-	audit   audit.Logger
-	log     *slog.Logger
-	now     func() time.Time
-	rand    io.Reader
-	subKey  []byte
-	clients map[string]*client
+	// elevations: SetElevations (nil: none).
+	elevations Elevations
+	cfg        Config
+	issuer     string
+	op         *op.Provider
+	st         *store.OIDC
+	ping       func(context.Context) error
+	keys       KeyRing
+	users      UserChecker
+	rules      *rolemap.Holder
+	audit      audit.Logger
+	log        *slog.Logger
+	now        func() time.Time
+	rand       io.Reader
+	subKey     []byte
+	clients    map[string]*client
 
 	tokenExchange atomic.Pointer[gin.HandlerFunc]
 }
@@ -236,7 +238,7 @@ func New(cfg Config, deps Deps) (*Provider, error) {
 		GrantTypeRefreshToken:    true,
 		SupportedUILocales:       []language.Tag{language.English},
 		SupportedScopes: []string{oidc.ScopeOpenID, oidc.ScopeProfile, oidc.ScopeEmail,
-			oidc.ScopeOfflineAccess, ScopeGroups, ScopeRoles},
+			oidc.ScopeOfflineAccess, ScopeGroups, ScopeRoles, ScopeElevate},
 		SupportedClaims: []string{"sub", "aud", "exp", "iat", "iss", "auth_time", "nonce", "amr", "acr",
 			"at_hash", "c_hash", "client_id", "azp", "name", "preferred_username", "email", "groups", TagsClaim},
 		DeviceAuthorization: op.DeviceAuthorizationConfig{

@@ -44,6 +44,8 @@ type authRequest struct {
 	User     json.RawMessage `json:"user,omitempty"`
 	AuthTime time.Time       `json:"auth_time,omitzero"`
 	AMR      []string        `json:"amr,omitempty"`
+	// FactorTime is when the sign-in gave its second factor (zero: none).
+	FactorTime time.Time `json:"factor_time,omitzero"`
 }
 
 func (a *authRequest) GetID() string { return a.ID }
@@ -102,6 +104,8 @@ type approvedDevice struct {
 	state  *op.DeviceAuthorizationState
 	user   identity.User
 	userJS []byte
+	// factorTime: when the approving session gave its second factor.
+	factorTime time.Time
 }
 
 // storage is zitadel's op.Storage (plus device authorization, userinfo from
@@ -210,6 +214,9 @@ func (p *Provider) completeAuthRequest(ctx context.Context, ar *authRequest, ses
 		return fmt.Errorf("oidcop: user: %w", err)
 	}
 	ar.IsDone, ar.Subject, ar.User, ar.AuthTime, ar.AMR = true, p.Subject(sess.User), u, authn.Time.UTC(), authn.AMR()
+	if !authn.FactorTime.IsZero() {
+		ar.FactorTime = authn.FactorTime.UTC()
+	}
 	data, err := json.Marshal(ar)
 	if err != nil {
 		return fmt.Errorf("oidcop: auth request: %w", err)
@@ -300,7 +307,7 @@ func (p *Provider) newGrant(ctx context.Context, req op.TokenRequest) (store.OID
 	g := store.OIDCGrant{Subject: req.GetSubject(), Scopes: req.GetScopes(), Expires: now.Add(p.cfg.RefreshTokenLifetime)}
 	switch r := req.(type) {
 	case *authRequest:
-		g.ID, g.ClientID, g.User, g.AMR, g.AuthTime = r.GrantID, r.ClientID, r.User, r.GetAMR(), r.AuthTime
+		g.ID, g.ClientID, g.User, g.AMR, g.AuthTime, g.FactorTime = r.GrantID, r.ClientID, r.User, r.GetAMR(), r.AuthTime, r.FactorTime
 	case *op.DeviceAuthorizationState:
 		sc := scratchOf(ctx)
 		if sc == nil || sc.device == nil || sc.device.state != r {
@@ -311,6 +318,7 @@ func (p *Provider) newGrant(ctx context.Context, req op.TokenRequest) (store.OID
 			return g, err
 		}
 		g.ID, g.ClientID, g.User, g.AMR, g.AuthTime = id, r.ClientID, sc.device.userJS, slices.Clone(r.AMR), r.AuthTime
+		g.FactorTime = sc.device.factorTime
 	default:
 		return g, fmt.Errorf("oidcop: unexpected token request %T", req)
 	}
@@ -641,7 +649,7 @@ func (s *storage) SetUserinfoFromRequest(ctx context.Context, info *oidc.UserInf
 	default:
 		return oidc.ErrServerError().WithDescription("unexpected request")
 	}
-	s.p.setClaims(info, u, scopes, false)
+	s.p.setClaims(ctx, info, u, scopes, false)
 	info.AppendClaims("acr", acrOf(req.GetAMR(), req.GetAuthTime()))
 	return nil
 }
@@ -657,7 +665,7 @@ func (s *storage) SetUserinfoFromToken(ctx context.Context, info *oidc.UserInfo,
 	if err != nil {
 		return err
 	}
-	s.p.setClaims(info, u, g.Scopes, true)
+	s.p.setClaims(ctx, info, u, g.Scopes, true)
 	return nil
 }
 

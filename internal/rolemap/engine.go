@@ -28,6 +28,9 @@ type Engine struct {
 	tags       []ctag // sorted by key
 	// sourceIdentity is the (lowercased) attribute for SourceIdentity.
 	sourceIdentity string
+	// hasEligible: some role or pattern rule is eligible. When not,
+	// Evaluate merges grants without looking for eligible hits.
+	hasEligible bool
 }
 
 type account struct {
@@ -42,6 +45,8 @@ type crole struct {
 	// says; methods not empty implies requireMFA.
 	requireMFA bool
 	methods    []string
+	// elig is set on eligible roles, nil on standing ones.
+	elig *Eligibility
 	// rank orders grant rule roles by (accountID, arn), equal for equal
 	// ARNs, so that Evaluate sorts by comparing integers; -1 for roles a
 	// pattern produced, which are compared by their strings.
@@ -58,9 +63,10 @@ type cpattern struct {
 	re      *regexp.Regexp
 	tmpl    []segment
 	seconds int
-	// requireMFA and methods as in crole.
+	// requireMFA, methods and elig as in crole.
 	requireMFA bool
 	methods    []string
+	elig       *Eligibility
 	prefix     string // every match starts with it
 	anchored   bool   // every match starts at the beginning of the name
 }
@@ -150,7 +156,7 @@ func (e *Engine) Evaluate(in Input) Result {
 		}
 	}
 	var res Result
-	res.Grants, dropped = merge(hits, dropped)
+	res.Grants, res.Eligible, dropped = merge(hits, dropped, e.hasEligible)
 	res.Tags, dropped = e.evalTags(in, dropped)
 	res.SourceIdentity, dropped = e.evalSourceIdentity(in, dropped)
 	if len(dropped) > 1 {
@@ -203,16 +209,19 @@ func (e *Engine) tryPattern(hits []hit, dropped []Problem, p *cpattern, name, la
 	}
 	acc := e.accounts[a.Account]
 	r := &crole{arn: arn, name: a.Name, accountID: a.Account, accountName: acc.name, partition: a.Partition, provider: acc.provider, seconds: p.seconds,
-		requireMFA: p.requireMFA, methods: p.methods, rank: -1}
+		requireMFA: p.requireMFA, methods: p.methods, elig: p.elig, rank: -1}
 	return append(hits, hit{role: r, ruleID: p.id, kind: KindPattern, group: label}), dropped
 }
 
 // merge sorts the hits by account, role ARN, rule ID and group, and makes
 // one Grant per role ARN. MFA lists that cannot be combined are reported
-// in dropped.
-func merge(hits []hit, dropped []Problem) ([]Grant, []Problem) {
+// in dropped. When the engine has eligible roles (hasEligible), a role
+// that some hit gives as standing is a standing grant made from its
+// standing hits only; a role that only eligible hits give goes to
+// eligible.
+func merge(hits []hit, dropped []Problem, hasEligible bool) (standing, eligible []Grant, _ []Problem) {
 	if len(hits) == 0 {
-		return nil, dropped
+		return nil, nil, dropped
 	}
 	// Sort indexes rather than the hits themselves: moving hits (which
 	// hold pointers) costs write barriers; ints do not.
@@ -235,8 +244,16 @@ func merge(hits []hit, dropped []Problem) ([]Grant, []Problem) {
 	})
 	out := make([]Grant, 0, len(hits))
 	ids := make([]string, 0, len(hits)) // one backing array for every Grant.Rules
+	var scratch []int32                 // the standing hits of a role with both kinds
 	for i := 0; i < len(order); {
-		h := &hits[order[i]]
+		j := i + 1
+		for arn := hits[order[i]].role.arn; j < len(order) && hits[order[j]].role.arn == arn; j++ {
+		}
+		idx, elig := order[i:j], false
+		if hasEligible {
+			idx, elig, scratch = standingHits(hits, idx, scratch)
+		}
+		h := &hits[idx[0]]
 		r := h.role
 		g := Grant{RoleARN: r.arn, ProviderARN: r.provider, AccountID: r.accountID, AccountName: r.accountName,
 			Partition: r.partition, RoleName: r.name, SessionSeconds: r.seconds,
@@ -244,24 +261,57 @@ func merge(hits []hit, dropped []Problem) ([]Grant, []Problem) {
 		first := len(ids)
 		ids = append(ids, h.ruleID)
 		mfa := r.requireMFA
-		j := i + 1
-		for ; j < len(order) && hits[order[j]].role.arn == r.arn; j++ {
-			hj := &hits[order[j]]
-			g.SessionSeconds = max(g.SessionSeconds, hj.role.seconds)
-			mfa = mfa || hj.role.requireMFA
-			if id := hj.ruleID; id != ids[len(ids)-1] {
+		for _, k := range idx[1:] {
+			hk := &hits[k]
+			g.SessionSeconds = max(g.SessionSeconds, hk.role.seconds)
+			mfa = mfa || hk.role.requireMFA
+			if id := hk.ruleID; id != ids[len(ids)-1] {
 				ids = append(ids, id)
 			}
 		}
 		g.Rules = ids[first:len(ids):len(ids)]
 		if mfa {
 			g.RequireMFA = true
-			g.MFAMethods, dropped = mergeMethods(hits, order[i:j], dropped)
+			g.MFAMethods, dropped = mergeMethods(hits, idx, dropped)
 		}
-		out = append(out, g)
+		if elig {
+			el := *r.elig
+			g.Eligible = &el
+			eligible = append(eligible, g)
+		} else {
+			out = append(out, g)
+		}
 		i = j
 	}
-	return out, dropped
+	if len(out) == 0 {
+		out = nil
+	}
+	return out, eligible, dropped
+}
+
+// standingHits returns the hits of one role (idx, sorted) that count: all
+// of them, eligible ones, when none is standing (then elig is true); else
+// the standing ones only, copied into scratch when some are eligible.
+func standingHits(hits []hit, idx, scratch []int32) (_ []int32, elig bool, _ []int32) {
+	n := 0
+	for _, k := range idx {
+		if hits[k].role.elig == nil {
+			n++
+		}
+	}
+	switch n {
+	case 0:
+		return idx, true, scratch
+	case len(idx):
+		return idx, false, scratch
+	}
+	scratch = scratch[:0]
+	for _, k := range idx {
+		if hits[k].role.elig == nil {
+			scratch = append(scratch, k)
+		}
+	}
+	return scratch, false, scratch
 }
 
 // mergeMethods combines the MFA method lists of the hits of one role
@@ -382,12 +432,20 @@ func (e *Engine) evalSourceIdentity(in Input, dropped []Problem) (string, []Prob
 	return vs[0], dropped
 }
 
-// TestGroup returns the grants a member of just this one group would get
-// (grant and pattern rules): the pattern tester. group is a name (CN), or a
-// DN when it contains "=" and parses as one (then its first RDN value is
-// the name).
+// TestGroup returns the standing grants a member of just this one group
+// would get (grant and pattern rules): the pattern tester. group is a name
+// (CN), or a DN when it contains "=" and parses as one (then its first RDN
+// value is the name). TestGroupResult also gives the eligible roles.
 func (e *Engine) TestGroup(group string) []Grant {
-	return e.Evaluate(Input{Groups: []identity.Group{GroupFromString(group)}}).Grants
+	return e.TestGroupResult(group).Grants
+}
+
+// TestGroupResult is Evaluate for a member of just this one group (as in
+// TestGroup) with no attributes: its Grants are the standing roles, its
+// Eligible the roles the member could request, Dropped what the rules
+// could not give.
+func (e *Engine) TestGroupResult(group string) Result {
+	return e.Evaluate(Input{Groups: []identity.Group{GroupFromString(group)}})
 }
 
 // GroupFromString turns what an admin typed (a group name or a DN) into a

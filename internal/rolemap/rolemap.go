@@ -18,6 +18,20 @@
 // Grant.MFAMethods, the strictest of all the rules that gave the role;
 // enforcing it is the hand-off's job.
 //
+// A role (of a grant rule) or a pattern rule is standing (access: standing,
+// the default) or eligible (access: eligible): an eligible role is never
+// granted outright but offered for time-boxed elevation, in
+// Result.Eligible with its terms in Grant.Eligible: max_duration (a Go
+// duration of 15m or more, at most the role's session length, which it
+// defaults to), approvers (a group whose members decide requests; none
+// means self-service), require_reason and reason_pattern (an RE2
+// expression the reason must match; Eligibility.CheckReason). A role that
+// any matching rule gives as standing is a standing grant, made from the
+// standing rules alone; an eligible-only role takes its terms from the
+// first eligible rule in rule ID order. Requests, approvals and active
+// elevations live elsewhere (internal/elevation), which marks grants of
+// active elevations with Grant.Elevation.
+//
 // AWS limits applied (docs: aws-federation-rules.md items 9–15): role ARN
 // grammar and account IDs via awsfed.ParseRoleARN; SessionDuration 900–43200
 // (item 12); session tags at most 50, key ≤128 and value ≤256 characters of
@@ -29,9 +43,12 @@
 package rolemap
 
 import (
+	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/wardenidp/warden/internal/identity"
 )
@@ -108,11 +125,40 @@ type RoleRef struct {
 	// implies RequireMFA, whatever require_mfa says.
 	RequireMFA bool     `yaml:"require_mfa,omitempty" json:"require_mfa,omitempty"`
 	MFAMethods []string `yaml:"mfa_methods,omitempty" json:"mfa_methods,omitempty"`
+	// Access is "" or AccessStanding (the default: the role is granted
+	// whenever the rule matches) or AccessEligible (the role is only
+	// offered for time-boxed elevation: Result.Eligible, never
+	// Result.Grants). The other fields apply to eligible roles only:
+	//
+	// MaxDuration is the longest elevation, a Go duration ("1h", "90m") of
+	// whole seconds, 15m or more and at most the role's session length
+	// (MaxSessionSeconds, or 1h when 0: AWS sessions of the role end then);
+	// empty means the session length. Approvers names the group (a name or
+	// a DN, matched like GrantRule.Group) whose members decide requests;
+	// empty means self-service (after a fresh second factor).
+	// RequireReason: a request needs a reason; ReasonPattern, when not
+	// empty, is an RE2 expression (not anchored implicitly) that the
+	// reason must match, and implies RequireReason.
+	Access        string `yaml:"access,omitempty" json:"access,omitempty"`
+	MaxDuration   string `yaml:"max_duration,omitempty" json:"max_duration,omitempty"`
+	Approvers     string `yaml:"approvers,omitempty" json:"approvers,omitempty"`
+	RequireReason bool   `yaml:"require_reason,omitempty" json:"require_reason,omitempty"`
+	ReasonPattern string `yaml:"reason_pattern,omitempty" json:"reason_pattern,omitempty"`
 }
+
+// Values of RoleRef.Access and PatternRule.Access ("" means standing).
+const (
+	AccessStanding = "standing"
+	AccessEligible = "eligible"
+)
 
 // MFA returns whether the role requires a second factor (MFAMethods
 // implies it) and the methods that count (nil: any).
 func (r RoleRef) MFA() (bool, []string) { return r.RequireMFA || len(r.MFAMethods) > 0, r.MFAMethods }
+
+// IsEligible reports whether the role is eligible (Access is
+// AccessEligible) rather than standing.
+func (r RoleRef) IsEligible() bool { return r.Access == AccessEligible }
 
 // PatternRule derives roles from group names.
 type PatternRule struct {
@@ -132,9 +178,17 @@ type PatternRule struct {
 	MaxSessionSeconds int    `yaml:"max_session_seconds,omitempty" json:"max_session_seconds,omitempty"`
 	// RequireMFA and MFAMethods apply to every role the rule gives, as in
 	// RoleRef.
-	RequireMFA  bool     `yaml:"require_mfa,omitempty" json:"require_mfa,omitempty"`
-	MFAMethods  []string `yaml:"mfa_methods,omitempty" json:"mfa_methods,omitempty"`
-	Description string   `yaml:"description,omitempty" json:"description,omitempty"`
+	RequireMFA bool     `yaml:"require_mfa,omitempty" json:"require_mfa,omitempty"`
+	MFAMethods []string `yaml:"mfa_methods,omitempty" json:"mfa_methods,omitempty"`
+	// Access, MaxDuration, Approvers, RequireReason and ReasonPattern
+	// apply to every role the rule gives, as in RoleRef; MaxDuration is at
+	// most the rule's session length (MaxSessionSeconds, or 1h when 0).
+	Access        string `yaml:"access,omitempty" json:"access,omitempty"`
+	MaxDuration   string `yaml:"max_duration,omitempty" json:"max_duration,omitempty"`
+	Approvers     string `yaml:"approvers,omitempty" json:"approvers,omitempty"`
+	RequireReason bool   `yaml:"require_reason,omitempty" json:"require_reason,omitempty"`
+	ReasonPattern string `yaml:"reason_pattern,omitempty" json:"reason_pattern,omitempty"`
+	Description   string `yaml:"description,omitempty" json:"description,omitempty"`
 }
 
 // MFA returns whether the rule's roles require a second factor
@@ -142,6 +196,10 @@ type PatternRule struct {
 func (p PatternRule) MFA() (bool, []string) {
 	return p.RequireMFA || len(p.MFAMethods) > 0, p.MFAMethods
 }
+
+// IsEligible reports whether the rule's roles are eligible (Access is
+// AccessEligible) rather than standing.
+func (p PatternRule) IsEligible() bool { return p.Access == AccessEligible }
 
 // TagRules say which user attributes become session tags and which one
 // becomes the SourceIdentity.
@@ -251,6 +309,67 @@ type Grant struct {
 	// Result.Dropped ("grants[<id>].mfa_methods"); MFA stays required.
 	RequireMFA bool     `json:"require_mfa,omitempty"`
 	MFAMethods []string `json:"mfa_methods,omitempty"`
+	// Eligible is set on the grants of Result.Eligible only: the terms of
+	// an elevation to the role, from the first eligible rule (in rule ID
+	// order) that gave it.
+	Eligible *Eligibility `json:"eligible,omitempty"`
+	// Elevation is set by internal/elevation on a grant that an active
+	// elevation gives; the engine never sets it.
+	Elevation *Elevated `json:"elevation,omitempty"`
+}
+
+// Eligibility holds the terms on which a user may request an eligible role.
+type Eligibility struct {
+	// MaxSeconds is the longest elevation: max_duration, or the role's
+	// session length when that is empty.
+	MaxSeconds int `json:"max_seconds"`
+	// Approvers is the group (name or DN) whose members decide requests;
+	// empty means self-service. Match it with
+	// identity.NewGroupMatcher([]string{Approvers}).
+	Approvers string `json:"approvers,omitempty"`
+	// RequireReason: a request needs a reason (true whenever
+	// ReasonPattern is set). ReasonPattern is the RE2 expression the reason
+	// must match, empty for any.
+	RequireReason bool   `json:"require_reason,omitempty"`
+	ReasonPattern string `json:"reason_pattern,omitempty"`
+
+	re *regexp.Regexp // compiled ReasonPattern; nil when empty or not compiled
+}
+
+// CheckReason returns nil when reason is acceptable for a request of the
+// role, else an error whose message can be shown to the requester. A nil
+// Eligibility accepts any reason.
+func (e *Eligibility) CheckReason(reason string) error {
+	if e == nil {
+		return nil
+	}
+	if (e.RequireReason || e.ReasonPattern != "") && strings.TrimSpace(reason) == "" {
+		if e.ReasonPattern != "" {
+			return fmt.Errorf("this role needs a reason matching %s", e.ReasonPattern)
+		}
+		return errors.New("this role needs a reason")
+	}
+	if e.ReasonPattern == "" {
+		return nil
+	}
+	re := e.re
+	if re == nil {
+		var err error
+		if re, err = regexp.Compile(e.ReasonPattern); err != nil {
+			return fmt.Errorf("the reason pattern of this role is not valid (%v); ask an administrator to fix the rule", err)
+		}
+	}
+	if !re.MatchString(reason) {
+		return fmt.Errorf("the reason must match %s", e.ReasonPattern)
+	}
+	return nil
+}
+
+// Elevated describes the active elevation that gives a grant.
+type Elevated struct {
+	ID     string    `json:"id"`
+	EndsAt time.Time `json:"ends_at"`
+	Reason string    `json:"reason,omitempty"`
 }
 
 // Rule kinds in Grant.RuleKind.
@@ -270,6 +389,10 @@ type Tag struct {
 type Result struct {
 	// Grants are sorted by AccountID, then RoleARN, one per RoleARN.
 	Grants []Grant `json:"grants"`
+	// Eligible are the roles the user may request an elevation to, sorted
+	// and merged like Grants, each with Grant.Eligible set. A role that any
+	// rule gives as standing is in Grants only.
+	Eligible []Grant `json:"eligible,omitempty"`
 	// Tags are sorted by Key; at most 50.
 	Tags []Tag `json:"tags,omitempty"`
 	// SourceIdentity is empty when not configured or when the value was

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -186,6 +187,151 @@ func (b *builder) mfa(path string, require bool, methods []string) (bool, []stri
 	return require || len(methods) > 0, out
 }
 
+// Limits of the eligibility fields.
+const (
+	MinElevationSeconds = 900  // max_duration lower bound (15m)
+	maxReasonPattern    = 1024 // bytes of reason_pattern
+	defaultSessionSecs  = 3600 // AWS's SessionDuration when none is sent
+)
+
+// elig holds the eligibility fields of a role or pattern rule.
+type elig struct {
+	access, maxDuration, approvers string
+	requireReason                  bool
+	reasonPattern                  string
+	sessionSeconds                 int // max_session_seconds of the role (0: none)
+}
+
+func roleElig(r RoleRef) elig {
+	return elig{r.Access, r.MaxDuration, r.Approvers, r.RequireReason, r.ReasonPattern, r.MaxSessionSeconds}
+}
+
+func patternElig(p PatternRule) elig {
+	return elig{p.Access, p.MaxDuration, p.Approvers, p.RequireReason, p.ReasonPattern, p.MaxSessionSeconds}
+}
+
+// eligibility checks the access, max_duration, approvers, require_reason
+// and reason_pattern of the role or pattern rule at path. It returns the
+// compiled Eligibility of an eligible role, nil for a standing one (or
+// when access is invalid).
+func (b *builder) eligibility(path string, f elig) *Eligibility {
+	eligible, known := false, true
+	switch f.access {
+	case "", AccessStanding:
+	case AccessEligible:
+		eligible = true
+	default:
+		known = false
+		if l := strings.ToLower(strings.TrimSpace(f.access)); l == AccessStanding || l == AccessEligible {
+			b.add(path+".access", "write %s as %q (lower case, no spaces)", awsfed.Quote(f.access), l)
+		} else {
+			b.add(path+".access", "unknown access %s; want %q or %q (empty means %s)", awsfed.Quote(f.access), AccessStanding, AccessEligible, AccessStanding)
+		}
+	}
+	if !eligible && known {
+		// A standing role takes none of the elevation fields.
+		only := func(key string) {
+			b.add(path+"."+key, "only applies to eligible roles (access: %s); this role is standing", AccessEligible)
+		}
+		if f.maxDuration != "" {
+			only("max_duration")
+		}
+		if f.approvers != "" {
+			only("approvers")
+		}
+		if f.requireReason {
+			only("require_reason")
+		}
+		if f.reasonPattern != "" {
+			only("reason_pattern")
+		}
+		return nil
+	}
+	e := &Eligibility{Approvers: f.approvers, RequireReason: f.requireReason || f.reasonPattern != "", ReasonPattern: f.reasonPattern}
+	ok := true
+	session := f.sessionSeconds
+	if session == 0 {
+		session = defaultSessionSecs
+	}
+	if f.maxDuration == "" {
+		e.MaxSeconds = session
+	} else if secs, msg := checkMaxDuration(f.maxDuration, f.sessionSeconds); msg != "" {
+		b.add(path+".max_duration", "%s", msg)
+		ok = false
+	} else {
+		e.MaxSeconds = secs
+	}
+	if f.approvers != "" {
+		if key, _ := b.groupKey(path+".approvers", f.approvers); key == "" {
+			ok = false
+		}
+	}
+	if f.reasonPattern != "" {
+		if len(f.reasonPattern) > maxReasonPattern {
+			b.add(path+".reason_pattern", "is %d bytes long; at most %d allowed", len(f.reasonPattern), maxReasonPattern)
+			ok = false
+		} else if re, err := regexp.Compile(f.reasonPattern); err != nil {
+			b.add(path+".reason_pattern", "not a valid regular expression: %s", strings.TrimPrefix(err.Error(), "error parsing regexp: "))
+			ok = false
+		} else {
+			e.re = re
+		}
+	}
+	if !ok || !eligible {
+		return nil
+	}
+	return e
+}
+
+// checkMaxDuration parses a max_duration against the role's
+// max_session_seconds (0: AWS's default of 1h) and returns its seconds,
+// or a message saying what is wrong.
+func checkMaxDuration(s string, sessionSeconds int) (int, string) {
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Sprintf("not a duration: write it like \"1h\", \"90m\" or \"1h30m\", got %s", awsfed.Quote(s))
+	}
+	if d%time.Second != 0 {
+		return 0, fmt.Sprintf("must be whole seconds, got %s", awsfed.Quote(s))
+	}
+	if d < MinElevationSeconds*time.Second {
+		return 0, fmt.Sprintf("must be at least %s, got %s", ShortDuration(MinElevationSeconds), awsfed.Quote(s))
+	}
+	secs := int(d / time.Second)
+	if checkSeconds(sessionSeconds) != "" {
+		return secs, "" // max_session_seconds is reported on its own
+	}
+	switch {
+	case sessionSeconds == 0 && secs > defaultSessionSecs:
+		return 0, fmt.Sprintf("is %s, longer than the role's session length of %s (max_session_seconds is not set, so AWS's default of 1h applies): "+
+			"AWS sessions of the role end then; set max_session_seconds to allow longer", ShortDuration(secs), ShortDuration(defaultSessionSecs))
+	case sessionSeconds > 0 && secs > sessionSeconds:
+		return 0, fmt.Sprintf("is %s, longer than the role's session length of %s (max_session_seconds %d): AWS sessions of the role end then",
+			ShortDuration(secs), ShortDuration(sessionSeconds), sessionSeconds)
+	}
+	return secs, ""
+}
+
+// ShortDuration writes seconds the way max_duration takes them, without
+// zero units: 3600 is "1h", 5400 "1h30m", 45 "45s".
+func ShortDuration(secs int) string {
+	if secs <= 0 {
+		return "0s"
+	}
+	h, m, s := secs/3600, secs/60%60, secs%60
+	var b strings.Builder
+	if h > 0 {
+		b.WriteString(strconv.Itoa(h) + "h")
+	}
+	if m > 0 {
+		b.WriteString(strconv.Itoa(m) + "m")
+	}
+	if s > 0 {
+		b.WriteString(strconv.Itoa(s) + "s")
+	}
+	return b.String()
+}
+
 // grantSeen remembers, per group key and role ARN, the first rule that
 // granted it, to find conflicting session lengths.
 type grantSeen struct {
@@ -222,6 +368,7 @@ func (b *builder) grants(list []GrantRule) {
 				b.add(rpath+".max_session_seconds", "%s", msg)
 			}
 			requireMFA, methods := b.mfa(rpath, r.RequireMFA, r.MFAMethods)
+			el := b.eligibility(rpath, roleElig(r))
 			a, err := awsfed.ParseRoleARN(r.ARN)
 			if err != nil {
 				b.add(rpath+".arn", "%v", err)
@@ -247,7 +394,10 @@ func (b *builder) grants(list []GrantRule) {
 			}
 			acc := b.e.accounts[a.Account]
 			cg.roles = append(cg.roles, crole{arn: r.ARN, name: a.Name, accountID: a.Account, accountName: acc.name,
-				partition: a.Partition, provider: acc.provider, seconds: r.MaxSessionSeconds, requireMFA: requireMFA, methods: methods})
+				partition: a.Partition, provider: acc.provider, seconds: r.MaxSessionSeconds, requireMFA: requireMFA, methods: methods, elig: el})
+			if el != nil {
+				b.e.hasEligible = true
+			}
 		}
 		if key == "" {
 			continue
@@ -299,10 +449,14 @@ func (b *builder) patterns(list []PatternRule) {
 			b.add(path+".max_session_seconds", "%s", msg)
 		}
 		requireMFA, methods := b.mfa(path, p.RequireMFA, p.MFAMethods)
+		el := b.eligibility(path, patternElig(p))
 		cp, ok := b.compilePattern(path, p)
-		cp.requireMFA, cp.methods = requireMFA, methods
+		cp.requireMFA, cp.methods, cp.elig = requireMFA, methods, el
 		if ok {
 			b.e.patterns = append(b.e.patterns, cp)
+			if el != nil {
+				b.e.hasEligible = true
+			}
 		}
 	}
 	b.e.indexPatterns()

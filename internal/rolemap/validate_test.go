@@ -156,6 +156,81 @@ func TestValidateProblems(t *testing.T) {
 			rs.Patterns[0].MFAMethods = []string{"webauthn"}
 			rs.Patterns[1].RequireMFA = true
 		}, nil},
+		{"eligible fine", func(rs *RuleSet) {
+			rs.Grants[0].Roles[0] = RoleRef{ARN: arn(prod, "Admin"), MaxSessionSeconds: 3600, Access: AccessEligible, MaxDuration: "1h",
+				Approvers: "cn=approvers,ou=groups,dc=example,dc=org", RequireReason: true, ReasonPattern: `^INC-\d+`}
+			rs.Grants[0].Roles[1].Access = AccessStanding
+			rs.Grants[1].Roles[1].Access = AccessEligible // no max_duration: the session length
+			rs.Patterns[0].Access, rs.Patterns[0].MaxDuration = AccessEligible, "15m"
+			rs.Patterns[1].Access, rs.Patterns[1].Approvers, rs.Patterns[1].ReasonPattern = AccessEligible, "ops-leads", "[A-Z]+-[0-9]+"
+		}, nil},
+		{"access", func(rs *RuleSet) {
+			rs.Grants[0].Roles[0].Access = "Eligible "
+			rs.Grants[0].Roles[1].Access = "temporary"
+			rs.Patterns[0].Access = "STANDING"
+		}, []string{
+			`grants[0].roles[0].access: write "Eligible " as "eligible" (lower case, no spaces)`,
+			`grants[0].roles[1].access: unknown access "temporary"; want "standing" or "eligible" (empty means standing)`,
+			`patterns[0].access: write "STANDING" as "standing"`,
+		}},
+		{"invalid access still checks the fields", func(rs *RuleSet) {
+			rs.Grants[0].Roles[0].Access, rs.Grants[0].Roles[0].MaxDuration = "elig", "5m"
+		}, []string{`grants[0].roles[0].access: unknown access "elig"`, `grants[0].roles[0].max_duration: must be at least 15m, got "5m"`}},
+		{"elevation fields on standing roles", func(rs *RuleSet) {
+			r := &rs.Grants[0].Roles[0]
+			r.MaxDuration, r.Approvers, r.RequireReason, r.ReasonPattern = "1h", "ops", true, "x"
+			rs.Patterns[1].Access, rs.Patterns[1].MaxDuration = AccessStanding, "30m"
+		}, []string{
+			"grants[0].roles[0].max_duration: only applies to eligible roles (access: eligible); this role is standing",
+			"grants[0].roles[0].approvers: only applies to eligible roles",
+			"grants[0].roles[0].require_reason: only applies to eligible roles",
+			"grants[0].roles[0].reason_pattern: only applies to eligible roles",
+			"patterns[1].max_duration: only applies to eligible roles",
+		}},
+		{"max_duration", func(rs *RuleSet) {
+			set := func(r *RoleRef, d string) { r.Access, r.MaxDuration = AccessEligible, d }
+			set(&rs.Grants[0].Roles[0], "soon")
+			set(&rs.Grants[0].Roles[1], "1h0m0.5s")
+			set(&rs.Grants[1].Roles[0], "10m")
+			set(&rs.Grants[1].Roles[1], "2h")
+			set(&rs.Grants[3].Roles[0], "3h")
+			rs.Patterns[0].Access, rs.Patterns[0].MaxDuration = AccessEligible, "20m"
+			rs.Patterns[1].Access, rs.Patterns[1].MaxDuration = AccessEligible, "-1h"
+		}, []string{
+			`grants[0].roles[0].max_duration: not a duration: write it like "1h", "90m" or "1h30m", got "soon"`,
+			`grants[0].roles[1].max_duration: must be whole seconds, got "1h0m0.5s"`,
+			`grants[1].roles[0].max_duration: must be at least 15m, got "10m"`,
+			"grants[1].roles[1].max_duration: is 2h, longer than the role's session length of 1h (max_session_seconds is not set, so AWS's default of 1h applies): AWS sessions of the role end then",
+			"grants[3].roles[0].max_duration: is 3h, longer than the role's session length of 2h (max_session_seconds 7200): AWS sessions of the role end then",
+			"patterns[0].max_duration: is 20m, longer than the role's session length of 15m (max_session_seconds 900)",
+			`patterns[1].max_duration: must be at least 15m, got "-1h"`,
+		}},
+		{"max_duration at the bounds", func(rs *RuleSet) {
+			set := func(r *RoleRef, d string) { r.Access, r.MaxDuration = AccessEligible, d }
+			set(&rs.Grants[0].Roles[0], "900s")
+			set(&rs.Grants[1].Roles[1], "1h")
+			set(&rs.Grants[3].Roles[0], "1h59m60s")
+			rs.Patterns[0].Access, rs.Patterns[0].MaxDuration = AccessEligible, "15m"
+		}, nil},
+		{"max_duration with a bad session length", func(rs *RuleSet) {
+			r := &rs.Grants[0].Roles[0]
+			r.MaxSessionSeconds, r.Access, r.MaxDuration = 60, AccessEligible, "4h"
+		}, []string{"grants[0].roles[0].max_session_seconds: must be 0 (none) or 900–43200 seconds, got 60"}},
+		{"approvers and reason_pattern", func(rs *RuleSet) {
+			rs.Grants[0].Roles[0].Access, rs.Grants[0].Roles[0].Approvers = AccessEligible, " ops"
+			rs.Grants[0].Roles[1].Access, rs.Grants[0].Roles[1].Approvers = AccessEligible, "cn=a,,dc=x"
+			rs.Grants[1].Roles[0].Access, rs.Grants[1].Roles[0].Approvers = AccessEligible, strings.Repeat("a", 4097)
+			rs.Patterns[0].Access, rs.Patterns[0].ReasonPattern = AccessEligible, "(INC"
+			rs.Patterns[1].Access, rs.Patterns[1].ReasonPattern = AccessEligible, strings.Repeat("a", 1025)
+			rs.Patterns[2].Access, rs.Patterns[2].ReasonPattern, rs.Patterns[2].RequireReason = AccessEligible, `^(?=INC)`, true
+		}, []string{
+			"grants[0].roles[0].approvers: has leading or trailing spaces",
+			`grants[0].roles[1].approvers: contains "=" but is not a valid DN`,
+			"grants[1].roles[0].approvers: is 4097 characters long; at most 4096 allowed",
+			"patterns[0].reason_pattern: not a valid regular expression: missing closing )",
+			"patterns[1].reason_pattern: is 1025 bytes long; at most 1024 allowed",
+			"patterns[2].reason_pattern: not a valid regular expression",
+		}},
 		{"description", func(rs *RuleSet) {
 			rs.Grants[0].Description = strings.Repeat("d", 1025)
 			rs.Patterns[0].Description = "bell\a"

@@ -120,26 +120,33 @@ func (i *IdP) authnTag(authn identity.Authn) (rolemap.Tag, bool) {
 	return rolemap.Tag{Key: i.authnTagKey, Value: authn.Method}, true
 }
 
-// sessionTags are the tags of an AWS assertion: the authentication tag
-// first (never transitive: it describes this federated sign-in, and a role
-// chained from this session is not signed in by Warden), then the rules'
-// tags. A rule tag whose key equals the authentication tag's, regardless of
-// case (AWS compares keys so, item 14), is left out and logged: the
-// authentication tag wins, so that a mapping rule can never claim a second
-// factor that was not given. Past AWS's 50 tags, the rules' last tags are
-// left out and logged.
-func (i *IdP) sessionTags(ctx context.Context, user identity.User, authn identity.Authn, ruleTags []rolemap.Tag) []rolemap.Tag {
-	own, ok := i.authnTag(authn)
-	if !ok {
+// sessionTags are the tags of an AWS assertion for grants: Warden's own
+// first — the authentication tag (never transitive: it describes this
+// federated sign-in, and a role chained from this session is not signed
+// in by Warden) and the elevation tags of elevated grants — then the
+// rules' tags. A rule tag whose key equals one of Warden's own,
+// regardless of case (AWS compares keys so, item 14), is left out and
+// logged: Warden's tag wins, so that a mapping rule can never claim a
+// second factor that was not given, or an elevation. Past AWS's 50 tags,
+// the rules' last tags are left out and logged.
+func (i *IdP) sessionTags(ctx context.Context, user identity.User, authn identity.Authn, grants []rolemap.Grant, ruleTags []rolemap.Tag) []rolemap.Tag {
+	var own []rolemap.Tag
+	if t, ok := i.authnTag(authn); ok {
+		own = append(own, t)
+	}
+	if i.elevations != nil {
+		own = append(own, i.elevations.Tags(grants)...)
+	}
+	if len(own) == 0 {
 		return ruleTags
 	}
-	out := make([]rolemap.Tag, 0, len(ruleTags)+1)
-	out = append(out, own)
+	out := make([]rolemap.Tag, 0, len(ruleTags)+len(own))
+	out = append(out, own...)
 	for _, t := range ruleTags {
 		reason := ""
 		switch {
-		case strings.EqualFold(t.Key, own.Key):
-			reason = "the key is the authentication tag's"
+		case slices.ContainsFunc(own, func(o rolemap.Tag) bool { return strings.EqualFold(t.Key, o.Key) }):
+			reason = "the key is one of Warden's own (authentication or elevation)"
 		case len(out) >= maxSessionTags:
 			reason = "AWS accepts at most 50 session tags"
 		}

@@ -111,8 +111,12 @@ func (i *IdP) AWSConsoleAuthn(ctx context.Context, user identity.User, authn ide
 	if len(resp.Base64) > MaxResponseBase64 {
 		return Post{}, &TooLargeError{Roles: 1, Length: len(resp.Base64)}
 	}
+	detail := map[string]string{"sp": "aws", "flow": "idp-initiated", "assertion_id": a.ID, "method": authn.Method}
+	if grant.Elevation != nil {
+		detail["elevation"], detail["session_seconds"] = grant.Elevation.ID, strconv.Itoa(secs)
+	}
 	i.audit.Record(ctx, audit.Event{Time: now, Actor: user.Username, Action: "saml.response", Object: grant.RoleARN,
-		Result: "success", Detail: map[string]string{"sp": "aws", "flow": "idp-initiated", "assertion_id": a.ID, "method": authn.Method}})
+		Result: "success", Detail: detail})
 	return Post{URL: i.aws.acs, SAMLResponse: resp.Base64, RelayState: relayState}, nil
 }
 
@@ -138,7 +142,7 @@ func (i *IdP) awsAssertion(ctx context.Context, user identity.User, authn identi
 	for k, g := range grants {
 		roles[k] = val(g.RoleARN + "," + g.ProviderARN)
 	}
-	tags := i.sessionTags(ctx, user, authn, res.Tags)
+	tags := i.sessionTags(ctx, user, authn, grants, res.Tags)
 	attrs := make([]saml.Attribute, 0, 5+len(tags))
 	attrs = append(attrs,
 		saml.Attribute{Name: AttrRole, NameFormat: attrFormatURI, Values: roles},

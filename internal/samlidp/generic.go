@@ -1,6 +1,7 @@
 package samlidp
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -43,7 +44,7 @@ func (m assertionMaker) MakeAssertion(req *saml.IdpAuthnRequest, _ *saml.Session
 	var a *saml.Assertion
 	var err error
 	if e.aws != nil {
-		res := i.awsGrants(sess.User, e.aws.partition)
+		res := i.awsGrants(req.HTTPRequest.Context(), sess.User, e.aws.partition)
 		if len(res.Grants) == 0 {
 			return &pageError{status: http.StatusForbidden, public: "You hold no AWS role, so there is nothing to sign in to. Ask an administrator for access.", err: errNoRoles}
 		}
@@ -73,6 +74,13 @@ func (m assertionMaker) MakeAssertion(req *saml.IdpAuthnRequest, _ *saml.Session
 		if len(res.Grants) == 1 && res.Grants[0].SessionSeconds > 0 {
 			secs = res.Grants[0].SessionSeconds
 		}
+		// One SessionDuration serves every role of the response: with an
+		// elevated role among them it ends with the elevation's window.
+		for _, g := range res.Grants {
+			if g.Elevation != nil && g.SessionSeconds > 0 {
+				secs = min(secs, g.SessionSeconds)
+			}
+		}
 		a, err = i.awsAssertion(req.HTTPRequest.Context(), sess.User, authn, res.Grants, res, secs, req.Request.ID, now)
 		if err == nil {
 			req.Assertion = a
@@ -91,9 +99,17 @@ func (m assertionMaker) MakeAssertion(req *saml.IdpAuthnRequest, _ *saml.Session
 }
 
 // awsGrants is the user's Evaluate result under the current rules, with
-// only the grants of partition (the only ones its sign-in accepts).
-func (i *IdP) awsGrants(user identity.User, partition string) rolemap.Result {
+// the roles of active elevations, and only the grants of partition (the
+// only ones its sign-in accepts). When the elevations cannot be read, the
+// standing roles are given alone.
+func (i *IdP) awsGrants(ctx context.Context, user identity.User, partition string) rolemap.Result {
 	res := i.evaluate(user)
+	if i.elevations != nil {
+		if err := i.elevations.Apply(ctx, user, &res); err != nil {
+			i.log.LogAttrs(ctx, slog.LevelWarn, "saml: elevations could not be read; standing roles only",
+				slog.String("user", user.Username), slog.String("err", err.Error()))
+		}
+	}
 	grants := res.Grants[:0:0]
 	for _, g := range res.Grants {
 		if g.Partition == partition {

@@ -115,6 +115,19 @@ type Deps struct {
 	// nil: every second factor. A role whose RequireMFA / MFAMethods the
 	// sign-in does not satisfy with them is never signed.
 	MFAMethods []string
+	// Elevations grants the roles of active elevations (elevation.Service);
+	// nil: none are granted.
+	Elevations Elevations
+}
+
+// Elevations turns a user's active elevations into grants and names them
+// in session tags (elevation.Service).
+type Elevations interface {
+	// Apply adds the eligible roles of res that an active elevation grants
+	// now to res.Grants, SessionSeconds capped at the time left.
+	Apply(ctx context.Context, user identity.User, res *rolemap.Result) error
+	// Tags are the session tags naming the elevations behind grants.
+	Tags(grants []rolemap.Grant) []rolemap.Tag
 }
 
 // IdP is the SAML identity provider. It is a web.Mount.
@@ -134,6 +147,7 @@ type IdP struct {
 
 	authnTagKey string   // Deps.AuthnTag
 	mfaMethods  []string // Deps.MFAMethods
+	elevations  Elevations
 
 	saml  *saml.IdentityProvider // validates AuthnRequests
 	sps   *registry
@@ -204,6 +218,7 @@ func New(cfg Config, deps Deps) (*IdP, error) {
 
 		authnTagKey: deps.AuthnTag,
 		mfaMethods:  slices.Clone(deps.MFAMethods),
+		elevations:  deps.Elevations,
 	}
 	if i.entityID == "" {
 		i.entityID = pub.String() + "/saml/metadata"

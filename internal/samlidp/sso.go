@@ -328,7 +328,7 @@ func (i *IdP) requireFactor(c *gin.Context, e *spEntry, p pendingRequest) bool {
 	if !ok {
 		return true // MakeAssertion refuses
 	}
-	need, ok := i.factorNeed(sess.SignIn(), i.awsGrants(sess.User, e.aws.partition).Grants)
+	need, ok := i.factorNeed(sess.SignIn(), i.awsGrants(c.Request.Context(), sess.User, e.aws.partition).Grants)
 	if !ok {
 		return true
 	}

@@ -3,6 +3,7 @@ package samlidp
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/wardenidp/warden/internal/audit"
@@ -71,7 +72,11 @@ func (i *IdP) STSResponse(ctx context.Context, user identity.User, authn identit
 	if len(resp.Base64) > MaxResponseBase64 {
 		return STSAssertion{}, &TooLargeError{Roles: 1, Length: len(resp.Base64)}
 	}
+	detail := map[string]string{"sp": "aws", "flow": "token-exchange", "assertion_id": a.ID, "method": authn.Method}
+	if grant.Elevation != nil {
+		detail["elevation"], detail["session_seconds"] = grant.Elevation.ID, strconv.Itoa(secs)
+	}
 	i.audit.Record(ctx, audit.Event{Time: now, Actor: user.Username, Action: "saml.response", Object: grant.RoleARN,
-		Result: "success", Detail: map[string]string{"sp": "aws", "flow": "token-exchange", "assertion_id": a.ID, "method": authn.Method}})
+		Result: "success", Detail: detail})
 	return STSAssertion{Response: resp.Base64, ID: a.ID, Expires: a.Conditions.NotOnOrAfter, ACS: i.aws.acs}, nil
 }

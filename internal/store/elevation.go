@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -26,6 +27,10 @@ import (
 //	                    times in Unix milliseconds); TTL ElevationRetention
 //	                    after the request's decision deadline or end
 //	user:{UID}:elev     sorted set of the user's request IDs by creation
+//	user:{UID}:elev:on  hash of the user's approved, unfinished elevations:
+//	                    ID -> JSON of what a hand-off needs (roles, window,
+//	                    reason), so that Active is one small read; written
+//	                    after the approval, removed before an early end
 //	elev:pending        sorted set of undecided request IDs by deadline
 //
 // A decision is one Lua script on the request's key: of two approvers
@@ -69,19 +74,24 @@ type ElevationRequest struct {
 	StartAt time.Time `json:"start_at,omitzero"`
 	// Deadline is when an undecided request expires.
 	Deadline time.Time `json:"deadline"`
+	// Approvers are the groups (names or DNs) whose members may decide;
+	// a decider must be in every one. Empty: self-service.
+	Approvers []string `json:"approvers,omitempty"`
+	// MaxSeconds is the longest window the rules allowed at request time.
+	MaxSeconds int `json:"max_seconds,omitempty"`
 }
 
 // Elevation is a request with its decision.
 type Elevation struct {
 	ElevationRequest
-	State     string
-	Decider   string
-	Comment   string
-	DecidedAt time.Time
-	StartsAt  time.Time // approved: the window
-	EndsAt    time.Time
-	EndedBy   string
-	EndedAt   time.Time
+	State     string    `json:"state"`
+	Decider   string    `json:"decider,omitempty"`
+	Comment   string    `json:"comment,omitempty"`
+	DecidedAt time.Time `json:"decided_at,omitzero"`
+	StartsAt  time.Time `json:"starts_at,omitzero"` // approved: the window
+	EndsAt    time.Time `json:"ends_at,omitzero"`
+	EndedBy   string    `json:"ended_by,omitempty"`
+	EndedAt   time.Time `json:"ended_at,omitzero"`
 }
 
 // ActiveAt reports whether the elevation grants its roles at t.
@@ -107,6 +117,44 @@ func NewElevations(st *Store, now func() time.Time) *Elevations {
 func (s *Elevations) key(id string) string         { return s.store.Key("elev:{" + id + "}") }
 func (s *Elevations) userKey(userID string) string { return s.store.Key("user:{" + userID + "}:elev") }
 func (s *Elevations) pendingKey() string           { return s.store.Key("elev:pending") }
+func (s *Elevations) userActiveKey(userID string) string {
+	return s.store.Key("user:{" + userID + "}:elev:on")
+}
+
+// activeEntry is one field of the active index.
+type activeEntry struct {
+	Roles  []string `json:"r"`
+	Starts int64    `json:"s"` // Unix ms
+	Ends   int64    `json:"e"`
+	Reason string   `json:"why,omitempty"`
+	User   string   `json:"u,omitempty"`
+}
+
+// indexActive adds an approved elevation to its user's active index, the
+// key living until an hour past the latest window. Retried: an approval
+// whose index write fails grants nothing (the safe side) until it lands.
+var indexActiveScript = redis.NewScript(`
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+local ttl = redis.call('PTTL', KEYS[1])
+local want = tonumber(ARGV[3])
+if ttl < want then redis.call('PEXPIRE', KEYS[1], want) end
+return 1`)
+
+func (s *Elevations) indexActive(ctx context.Context, e Elevation) error {
+	raw, err := json.Marshal(activeEntry{Roles: e.Roles, Starts: e.StartsAt.UnixMilli(), Ends: e.EndsAt.UnixMilli(),
+		Reason: e.Reason, User: e.Username})
+	if err != nil {
+		return err
+	}
+	keep := e.EndsAt.Sub(s.now()) + time.Hour
+	for attempt := 0; ; attempt++ {
+		err = indexActiveScript.Run(ctx, s.store.client, []string{s.userActiveKey(e.UserID)}, e.ID, raw, keep.Milliseconds()).Err()
+		if err == nil || attempt == 2 || ctx.Err() != nil {
+			return err
+		}
+		time.Sleep(time.Duration(attempt+1) * 20 * time.Millisecond)
+	}
+}
 
 // Create stores r as a pending request with a new ID, which it returns.
 func (s *Elevations) Create(ctx context.Context, r ElevationRequest) (Elevation, error) {
@@ -202,7 +250,7 @@ func (s *Elevations) parse(v []any) (Elevation, error) {
 
 // decideScript decides a pending request once.
 // KEYS: the request; ARGV: now (ms), decider's user ID, new state,
-// decider's name, comment.
+// decider's name, comment, retention (ms) after the window's end.
 var decideScript = redis.NewScript(`
 local req = redis.call('HGET', KEYS[1], 'req')
 if not req then return 'notfound' end
@@ -221,7 +269,9 @@ if ARGV[3] == 'approved' then
   local start = now
   local sa = tonumber(redis.call('HGET', KEYS[1], 'start_ms') or '0')
   if sa > start then start = sa end
-  redis.call('HSET', KEYS[1], 'starts_at', tostring(start), 'ends_at', tostring(start + 1000 * tonumber(r['seconds'])))
+  local ends = start + 1000 * tonumber(r['seconds'])
+  redis.call('HSET', KEYS[1], 'starts_at', tostring(start), 'ends_at', tostring(ends))
+  redis.call('PEXPIREAT', KEYS[1], ends + tonumber(ARGV[6]))
 end
 return 'ok'`)
 
@@ -237,7 +287,7 @@ func (s *Elevations) Decide(ctx context.Context, id, deciderID, decider string, 
 		state = ElevationApproved
 	}
 	res, err := decideScript.Run(ctx, s.store.client, []string{s.key(id)},
-		s.now().UnixMilli(), deciderID, state, decider, comment).Text()
+		s.now().UnixMilli(), deciderID, state, decider, comment, ElevationRetention.Milliseconds()).Text()
 	if err != nil {
 		return Elevation{}, Unavailable("store: decide elevation", err)
 	}
@@ -253,24 +303,50 @@ func (s *Elevations) Decide(ctx context.Context, id, deciderID, decider string, 
 		return Elevation{}, fmt.Errorf("store: decide elevation: %w", ErrPastDeadline)
 	}
 	s.store.client.ZRem(ctx, s.pendingKey(), id) // best effort: readers skip decided ones
-	return s.Get(ctx, id)
+	e, err := s.Get(ctx, id)
+	if err != nil {
+		return Elevation{}, err
+	}
+	if e.State == ElevationApproved {
+		if err := s.indexActive(ctx, e); err != nil {
+			return e, Unavailable("store: decide elevation: approved, but not yet active", err)
+		}
+	}
+	return e, nil
 }
 
-// endScript ends an approved elevation early. KEYS: the request; ARGV:
-// now (ms), who.
+// endScript ends an approved elevation early, or cancels a pending
+// request. KEYS: the request; ARGV: now (ms), who.
 var endScript = redis.NewScript(`
-if redis.call('HGET', KEYS[1], 'state') ~= 'approved' then return 0 end
-local ends = tonumber(redis.call('HGET', KEYS[1], 'ends_at') or '0')
-if tonumber(ARGV[1]) >= ends then return 0 end
+local state = redis.call('HGET', KEYS[1], 'state')
+local now = tonumber(ARGV[1])
+if state == 'pending' then
+  local deadline = tonumber(redis.call('HGET', KEYS[1], 'deadline_ms') or '0')
+  if deadline > 0 and now >= deadline then return 0 end
+elseif state == 'approved' then
+  local ends = tonumber(redis.call('HGET', KEYS[1], 'ends_at') or '0')
+  if now >= ends then return 0 end
+else
+  return 0
+end
 redis.call('HSET', KEYS[1], 'state', 'ended', 'ended_by', ARGV[2], 'ended_at', ARGV[1])
 return 1`)
 
-// End ends the approved elevation id now (by names who: the user, an
-// admin, or "directory"); ErrNotActive when it is not approved or already
-// over.
+// End ends the approved elevation id now, or cancels it while pending (by
+// names who: the user, an admin, or "directory"); ErrNotActive when it is
+// neither pending nor approved and unfinished.
 func (s *Elevations) End(ctx context.Context, id, by string) (Elevation, error) {
 	if !validElevationID(id) {
 		return Elevation{}, fmt.Errorf("store: end elevation: %w", ErrNotFound)
+	}
+	e, err := s.Get(ctx, id)
+	if err != nil {
+		return Elevation{}, err
+	}
+	// Out of the active index first: from here on no hand-off grants it,
+	// whatever happens next.
+	if err := s.store.client.HDel(ctx, s.userActiveKey(e.UserID), id).Err(); err != nil {
+		return Elevation{}, Unavailable("store: end elevation", err)
 	}
 	n, err := endScript.Run(ctx, s.store.client, []string{s.key(id)}, s.now().UnixMilli(), by).Int()
 	if err != nil {
@@ -282,6 +358,7 @@ func (s *Elevations) End(ctx context.Context, id, by string) (Elevation, error) 
 		}
 		return Elevation{}, fmt.Errorf("store: end elevation: %w", ErrNotActive)
 	}
+	s.store.client.ZRem(ctx, s.pendingKey(), id) // best effort: readers skip ended ones
 	return s.Get(ctx, id)
 }
 
@@ -294,19 +371,36 @@ func (s *Elevations) ListUser(ctx context.Context, userID string, limit int64) (
 	return s.load(ctx, ids, s.userKey(userID))
 }
 
-// Active returns the user's elevations that grant their roles now.
+// Active returns the user's elevations that grant their roles now, in
+// one read of the user's active index (ID, Username, Roles, Reason,
+// StartsAt, EndsAt and State are set). Finished entries are pruned.
 func (s *Elevations) Active(ctx context.Context, userID string) ([]Elevation, error) {
-	all, err := s.ListUser(ctx, userID, 200)
+	m, err := s.store.client.HGetAll(ctx, s.userActiveKey(userID)).Result()
 	if err != nil {
-		return nil, err
+		return nil, Unavailable("store: active elevations", err)
 	}
 	now := s.now()
 	var out []Elevation
-	for _, e := range all {
-		if e.ActiveAt(now) {
+	var stale []string
+	for id, raw := range m {
+		var a activeEntry
+		if json.Unmarshal([]byte(raw), &a) != nil {
+			stale = append(stale, id)
+			continue
+		}
+		e := Elevation{ElevationRequest: ElevationRequest{ID: id, UserID: userID, Username: a.User, Roles: a.Roles, Reason: a.Reason},
+			State: ElevationApproved, StartsAt: time.UnixMilli(a.Starts).UTC(), EndsAt: time.UnixMilli(a.Ends).UTC()}
+		switch {
+		case !now.Before(e.EndsAt):
+			stale = append(stale, id)
+		case e.ActiveAt(now):
 			out = append(out, e)
 		}
 	}
+	if len(stale) > 0 {
+		s.store.client.HDel(ctx, s.userActiveKey(userID), stale...)
+	}
+	slices.SortFunc(out, func(a, b Elevation) int { return a.EndsAt.Compare(b.EndsAt) })
 	return out, nil
 }
 
@@ -356,6 +450,41 @@ func (s *Elevations) load(ctx context.Context, ids []string, index string) ([]El
 	}
 	if len(gone) > 0 {
 		s.store.client.ZRem(ctx, index, gone...)
+	}
+	return out, nil
+}
+
+// expireScript marks a pending request past its deadline expired, once.
+// KEYS: the request; ARGV: now (ms). 1 when this call expired it.
+var expireScript = redis.NewScript(`
+if redis.call('HGET', KEYS[1], 'state') ~= 'pending' then return 0 end
+local deadline = tonumber(redis.call('HGET', KEYS[1], 'deadline_ms') or '0')
+if deadline == 0 or tonumber(ARGV[1]) < deadline then return 0 end
+redis.call('HSET', KEYS[1], 'state', 'expired', 'decided_at', ARGV[1])
+return 1`)
+
+// ExpireDue marks the pending requests whose deadline has passed expired
+// and returns those this call expired (each exactly once among replicas
+// running it at the same time), at most limit.
+func (s *Elevations) ExpireDue(ctx context.Context, limit int64) ([]Elevation, error) {
+	now := s.now().UnixMilli()
+	ids, err := s.store.client.ZRangeByScore(ctx, s.pendingKey(), &redis.ZRangeBy{
+		Min: "-inf", Max: "(" + strconv.FormatInt(now, 10), Count: limit}).Result()
+	if err != nil {
+		return nil, Unavailable("store: expire elevations", err)
+	}
+	var out []Elevation
+	for _, id := range ids {
+		n, err := expireScript.Run(ctx, s.store.client, []string{s.key(id)}, now).Int()
+		if err != nil {
+			return out, Unavailable("store: expire elevations", err)
+		}
+		s.store.client.ZRem(ctx, s.pendingKey(), id)
+		if n == 1 {
+			if e, err := s.Get(ctx, id); err == nil {
+				out = append(out, e)
+			}
+		}
 	}
 	return out, nil
 }

@@ -141,3 +141,63 @@ func TestElevationDeadlineAndPlannedStart(t *testing.T) {
 		}
 	}
 }
+
+func TestElevationExpireDueAndCancel(t *testing.T) {
+	st := openReal(t)
+	ctx := t.Context()
+	now := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+	var mu sync.Mutex
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	s := store.NewElevations(st, clock)
+	role := []string{"arn:aws:iam::111122223333:role/Admin"}
+	mk := func(deadline time.Duration) store.Elevation {
+		t.Helper()
+		e, err := s.Create(ctx, store.ElevationRequest{UserID: "u-erin", Roles: role, Seconds: 900, Deadline: clock().Add(deadline)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	soon, later, cancel := mk(time.Minute), mk(time.Hour), mk(time.Hour)
+	if got, err := s.End(ctx, cancel.ID, "erin"); err != nil || got.State != store.ElevationEnded || got.EndedBy != "erin" {
+		t.Fatalf("cancel a pending request: %+v %v", got, err)
+	}
+	if _, err := s.Decide(ctx, cancel.ID, "u-alice", "alice", true, ""); !errors.Is(err, store.ErrAlreadyDecided) {
+		t.Errorf("approval of a cancelled request: %v", err)
+	}
+	if es, err := s.ExpireDue(ctx, 10); err != nil || len(es) != 0 {
+		t.Fatalf("nothing due yet: %v %v", es, err)
+	}
+	mu.Lock()
+	now = now.Add(2 * time.Minute)
+	mu.Unlock()
+	// Replicas sweeping at once: each expiry is reported exactly once.
+	var wg sync.WaitGroup
+	got := make([][]store.Elevation, 4)
+	for i := range got {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			got[i], _ = s.ExpireDue(ctx, 10)
+		}()
+	}
+	wg.Wait()
+	n := 0
+	for _, es := range got {
+		for _, e := range es {
+			n++
+			if e.ID != soon.ID || e.State != store.ElevationExpired {
+				t.Errorf("expired %+v", e)
+			}
+		}
+	}
+	if n != 1 {
+		t.Fatalf("the due request was reported %d times, want once", n)
+	}
+	if e, _ := s.Get(ctx, later.ID); e.State != store.ElevationPending {
+		t.Errorf("the later request: %s", e.State)
+	}
+	if pend, _ := s.Pending(ctx, 10); len(pend) != 1 || pend[0].ID != later.ID {
+		t.Errorf("pending after the sweep: %v", pend)
+	}
+}

@@ -213,20 +213,33 @@ type OIDCGrant struct {
 	Scopes   []string
 	AMR      []string
 	AuthTime time.Time
+	// FactorTime is when the sign-in gave its second factor (zero: none).
+	FactorTime time.Time
 	// Expires is the family's absolute end: no refresh token outlives it.
 	Expires time.Time
 }
 
 func grantFields(g OIDCGrant) []any {
 	return []any{"c", g.ClientID, "sub", g.Subject, "u", g.User, "s", strings.Join(g.Scopes, " "),
-		"amr", strings.Join(g.AMR, " "), "at", g.AuthTime.Unix(), "exp", g.Expires.Unix()}
+		"amr", strings.Join(g.AMR, " "), "at", g.AuthTime.Unix(), "exp", g.Expires.Unix(), "ft", unixOrZero(g.FactorTime)}
 }
 
-var grantFieldNames = []any{"c", "sub", "u", "s", "amr", "at", "exp"}
+var grantFieldNames = []any{"c", "sub", "u", "s", "amr", "at", "exp", "ft"}
+
+// unixOrZero is t in Unix seconds, 0 for the zero time.
+func unixOrZero(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.Unix()
+}
 
 func parseGrant(id string, v []any) (OIDCGrant, bool) {
 	if len(v) < 7 || v[0] == nil {
 		return OIDCGrant{}, false
+	}
+	for len(v) < 8 { // "ft" came later
+		v = append(v, nil)
 	}
 	str := func(i int) string { s, _ := v[i].(string); return s }
 	num := func(i int) int64 { n, _ := strconv.ParseInt(str(i), 10, 64); return n }
@@ -234,7 +247,15 @@ func parseGrant(id string, v []any) (OIDCGrant, bool) {
 		ID: id, ClientID: str(0), Subject: str(1), User: []byte(str(2)),
 		Scopes: strings.Fields(str(3)), AMR: strings.Fields(str(4)),
 		AuthTime: time.Unix(num(5), 0).UTC(), Expires: time.Unix(num(6), 0).UTC(),
+		FactorTime: factorTime(num(7)),
 	}, true
+}
+
+func factorTime(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(n, 0).UTC()
 }
 
 // ttlFor is the grant key's TTL: the idle timeout, but never past the
@@ -290,9 +311,9 @@ func (o *OIDC) CreateGrant(ctx context.Context, g OIDCGrant, refreshHash, access
 }
 
 var grantByRefresh = redis.NewScript(`
-local f = redis.call('HMGET', KEYS[1], 'cur', 'c', 'sub', 'u', 's', 'amr', 'at', 'exp')
+local f = redis.call('HMGET', KEYS[1], 'cur', 'c', 'sub', 'u', 's', 'amr', 'at', 'exp', 'ft')
 if not f[2] then return {0} end
-if f[1] and f[1] == ARGV[1] then return {1, f[2], f[3], f[4], f[5], f[6], f[7], f[8]} end
+if f[1] and f[1] == ARGV[1] then return {1, f[2], f[3], f[4], f[5], f[6], f[7], f[8], f[9]} end
 if redis.call('HEXISTS', KEYS[1], 'o:' .. ARGV[1]) == 1 then
   redis.call('DEL', KEYS[1])
   return {2, f[2], f[3]}
@@ -371,9 +392,9 @@ func (o *OIDC) Rotate(ctx context.Context, g OIDCGrant, oldHash, newHash string,
 var accessToken = redis.NewScript(`
 local exp = redis.call('GET', KEYS[2])
 if not exp then return {0} end
-local f = redis.call('HMGET', KEYS[1], 'c', 'sub', 'u', 's', 'amr', 'at', 'exp')
+local f = redis.call('HMGET', KEYS[1], 'c', 'sub', 'u', 's', 'amr', 'at', 'exp', 'ft')
 if not f[1] then return {0} end
-return {1, exp, f[1], f[2], f[3], f[4], f[5], f[6], f[7]}`)
+return {1, exp, f[1], f[2], f[3], f[4], f[5], f[6], f[7], f[8]}`)
 
 // AccessToken returns the grant of a live access token and the token's
 // expiry (one round trip). ErrNotFound when the token or its grant is gone.
@@ -406,7 +427,7 @@ func (o *OIDC) Grant(ctx context.Context, grantID string) (OIDCGrant, error) {
 	}
 	ctx, cancel := o.store.op(ctx)
 	defer cancel()
-	v, err := o.store.client.HMGet(ctx, o.grantKey(grantID), "c", "sub", "u", "s", "amr", "at", "exp").Result()
+	v, err := o.store.client.HMGet(ctx, o.grantKey(grantID), "c", "sub", "u", "s", "amr", "at", "exp", "ft").Result()
 	if err != nil {
 		return OIDCGrant{}, Unavailable("store: oidc grant", err)
 	}
@@ -544,6 +565,9 @@ type OIDCDevice struct {
 	User     []byte
 	AuthTime time.Time
 	AMR      []string
+	// FactorTime is when the approving session gave its second factor
+	// (zero: none).
+	FactorTime time.Time
 }
 
 // PutDevice stores a device authorization under the hash of its device
@@ -576,7 +600,7 @@ func (o *OIDC) PutDevice(ctx context.Context, deviceHash string, d OIDCDevice, t
 	return Unavailable("store: oidc device", err)
 }
 
-var devFields = []string{"c", "s", "ip", "uc", "cr", "exp", "iv", "st", "sub", "u", "at", "amr"}
+var devFields = []string{"c", "s", "ip", "uc", "cr", "exp", "iv", "st", "sub", "u", "at", "amr", "ft"}
 
 func parseDevice(v []any) (OIDCDevice, bool) {
 	if len(v) < len(devFields) || v[0] == nil {
@@ -596,6 +620,9 @@ func parseDevice(v []any) (OIDCDevice, bool) {
 		d.AuthTime = time.Unix(at, 0).UTC()
 	}
 	d.AMR = strings.Fields(str(11))
+	if ft := num(12); ft != 0 {
+		d.FactorTime = time.Unix(ft, 0).UTC()
+	}
 	return d, true
 }
 
@@ -633,17 +660,18 @@ if not f[1] then return 0 end
 if f[1] ~= 'pending' then return 2 end
 if tonumber(ARGV[1]) >= tonumber(f[2]) then return 3 end
 if ARGV[2] == 'approved' then
-  redis.call('HSET', KEYS[1], 'st', 'approved', 'sub', ARGV[3], 'u', ARGV[4], 'at', ARGV[5], 'amr', ARGV[6])
+  redis.call('HSET', KEYS[1], 'st', 'approved', 'sub', ARGV[3], 'u', ARGV[4], 'at', ARGV[5], 'amr', ARGV[6], 'ft', ARGV[7])
 else
   redis.call('HSET', KEYS[1], 'st', 'denied')
 end
 return 1`)
 
-// DecideDevice approves (with the user's subject, snapshot, sign-in time
-// and amr: how the approving session authenticated) or denies a pending
+// DecideDevice approves (with the user's subject, snapshot, sign-in time,
+// second-factor time (zero: none) and amr: how the approving session
+// authenticated) or denies a pending
 // device authorization. ErrNotFound, ErrDecided (already approved or
 // denied), ErrExpired.
-func (o *OIDC) DecideDevice(ctx context.Context, deviceHash string, approve bool, subject string, user []byte, authTime time.Time, amr []string, now time.Time) error {
+func (o *OIDC) DecideDevice(ctx context.Context, deviceHash string, approve bool, subject string, user []byte, authTime, factorTime time.Time, amr []string, now time.Time) error {
 	if err := checkID("device", deviceHash); err != nil {
 		return err
 	}
@@ -654,7 +682,7 @@ func (o *OIDC) DecideDevice(ctx context.Context, deviceHash string, approve bool
 	ctx, cancel := o.store.op(ctx)
 	defer cancel()
 	n, err := decide.Run(ctx, o.store.client, []string{o.devKey(deviceHash)}, now.UnixMilli(), state, subject, user, authTime.Unix(),
-		strings.Join(amr, " ")).Int()
+		strings.Join(amr, " "), unixOrZero(factorTime)).Int()
 	if err != nil {
 		return Unavailable("store: oidc device", err)
 	}
@@ -721,7 +749,7 @@ if f[5] ~= 'approved' then
   return {'authorization_pending', iv}
 end
 redis.call('HSET', KEYS[1], 'lp', ARGV[2], 'st', 'redeemed')
-local d = redis.call('HMGET', KEYS[1], 'c', 's', 'ip', 'uc', 'cr', 'exp', 'iv', 'st', 'sub', 'u', 'at', 'amr')
+local d = redis.call('HMGET', KEYS[1], 'c', 's', 'ip', 'uc', 'cr', 'exp', 'iv', 'st', 'sub', 'u', 'at', 'amr', 'ft')
 table.insert(d, 1, iv)
 table.insert(d, 1, 'approved')
 return d`)

@@ -120,8 +120,8 @@ func TestOIDCStore(t *testing.T) {
 	if r := poll(now.Add(12*time.Second), "cli"); r.Status != store.PollPending {
 		t.Errorf("poll after the grown interval: %+v", r)
 	}
-	mustf(t, o.DecideDevice(ctx, "dh1", true, "sub1", []byte(`{"username":"bob"}`), now.Add(-time.Minute), []string{"pwd", "otp", "mfa"}, now), "approve")
-	if err := o.DecideDevice(ctx, "dh1", false, "", nil, now, nil, now); !errors.Is(err, store.ErrDecided) {
+	mustf(t, o.DecideDevice(ctx, "dh1", true, "sub1", []byte(`{"username":"bob"}`), now.Add(-time.Minute), time.Time{}, []string{"pwd", "otp", "mfa"}, now), "approve")
+	if err := o.DecideDevice(ctx, "dh1", false, "", nil, now, time.Time{}, nil, now); !errors.Is(err, store.ErrDecided) {
 		t.Errorf("second decision: %v", err)
 	}
 	r := poll(now.Add(30*time.Second), "cli")
@@ -137,7 +137,7 @@ func TestOIDCStore(t *testing.T) {
 	}
 	dev.UserCode = "ZZZZZZZZ"
 	mustf(t, o.PutDevice(ctx, "dh3", dev, 20*time.Minute), "put device 3")
-	if err := o.DecideDevice(ctx, "dh3", true, "s", []byte(`{}`), now, nil, now.Add(11*time.Minute)); !errors.Is(err, store.ErrExpired) {
+	if err := o.DecideDevice(ctx, "dh3", true, "s", []byte(`{}`), now, time.Time{}, nil, now.Add(11*time.Minute)); !errors.Is(err, store.ErrExpired) {
 		t.Errorf("approve expired: %v", err)
 	}
 	r, _ = o.PollDevice(ctx, "dh3", "cli", now.Add(11*time.Minute))

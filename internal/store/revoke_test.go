@@ -33,9 +33,9 @@ func TestRevokeSubject(t *testing.T) {
 	device("dpending", "BBBBBBBB")
 	device("dother", "CCCCCCCC")
 	device("dredeemed", "DDDDDDDD")
-	mustf(t, o.DecideDevice(ctx, "dapproved", true, "subA", []byte(`{}`), now, nil, now), "approve")
-	mustf(t, o.DecideDevice(ctx, "dother", true, "subB", []byte(`{}`), now, nil, now), "approve other")
-	mustf(t, o.DecideDevice(ctx, "dredeemed", true, "subA", []byte(`{}`), now, nil, now), "approve redeemed")
+	mustf(t, o.DecideDevice(ctx, "dapproved", true, "subA", []byte(`{}`), now, time.Time{}, nil, now), "approve")
+	mustf(t, o.DecideDevice(ctx, "dother", true, "subB", []byte(`{}`), now, time.Time{}, nil, now), "approve other")
+	mustf(t, o.DecideDevice(ctx, "dredeemed", true, "subA", []byte(`{}`), now, time.Time{}, nil, now), "approve redeemed")
 	if r, err := o.PollDevice(ctx, "dredeemed", "c", now); err != nil || r.Status != store.PollApproved {
 		t.Fatalf("redeem: %+v %v", r, err)
 	}

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -90,6 +91,29 @@ type portalView struct {
 	Accounts []accountView
 	Roles    int
 	Error    bool // the roles could not be listed (Grants failed)
+	// Eligible are the roles the user may request for a time
+	// (rolemap.Result.Eligible), grouped like Accounts.
+	Eligible []eligibleAccountView
+}
+
+// ElevationPath is the page that requests an elevation (served by the
+// elevation Mount): ?role=<ARN> ticks a role.
+const ElevationPath = "/elevations/new"
+
+type eligibleAccountView struct {
+	Name, ID, Partition string
+	Roles               []eligibleRoleView
+}
+
+// eligibleRoleView is one role the user may request.
+type eligibleRoleView struct {
+	Name, Path, ARN string
+	Max             string // the longest elevation: "1 h", "90 min"
+	Approvers       string // "" for self-service
+	Reason          bool   // a reason is required
+	Request         string // the request form with this role ticked
+	ActiveUntil     string // "14:05 UTC" while an elevation grants it
+	ActiveEnds      string // the end, in full
 }
 
 type accountView struct {
@@ -108,6 +132,9 @@ type roleView struct {
 	Elsewhere bool // in another partition than the console sign-in's: no Console button
 	MFA       bool // the role asks for a second factor
 	Passkey   bool // ... and only a passkey or security key counts
+	// Elevated is "14:05 UTC" when an active elevation grants the role
+	// (it is eligible, not standing); ElevatedEnds is the end in full.
+	Elevated, ElevatedEnds string
 }
 
 // buildPortal groups grants by account, accounts sorted by name (then ID),
@@ -140,6 +167,10 @@ func buildPortal(grants []rolemap.Grant, publicURL, consolePartition string) *po
 			// the ARN holds the account ID, the path and the role name
 			Search: strings.ToLower(g.AccountName + " " + g.RoleARN),
 		})
+		if g.Elevation != nil {
+			r := &p.Accounts[i].Roles[len(p.Accounts[i].Roles)-1]
+			r.Elevated, r.ElevatedEnds = clockText(g.Elevation.EndsAt), g.Elevation.EndsAt.UTC().Format("2006-01-02 15:04 UTC")
+		}
 	}
 	slices.SortFunc(p.Accounts, func(a, b accountView) int {
 		return cmp.Or(cmp.Compare(strings.ToLower(a.Name), strings.ToLower(b.Name)), cmp.Compare(a.ID, b.ID))
@@ -150,6 +181,47 @@ func buildPortal(grants []rolemap.Grant, publicURL, consolePartition string) *po
 		})
 	}
 	return p
+}
+
+// clockText is the time of day of t, in UTC: "14:05 UTC".
+func clockText(t time.Time) string { return t.UTC().Format("15:04") + " UTC" }
+
+// addEligible adds the roles the user may request (Result.Eligible) to p,
+// grouped by account like the standing roles; grants tells which of them
+// an active elevation grants now.
+func (p *portalView) addEligible(eligible, grants []rolemap.Grant) {
+	byID := map[string]int{}
+	for _, g := range eligible {
+		i, ok := byID[g.AccountID]
+		if !ok {
+			i = len(p.Eligible)
+			byID[g.AccountID] = i
+			p.Eligible = append(p.Eligible, eligibleAccountView{Name: g.AccountName, ID: g.AccountID, Partition: g.Partition})
+		}
+		path := ""
+		if a, err := awsfed.ParseRoleARN(g.RoleARN); err == nil && a.Path != "/" {
+			path = a.Path
+		}
+		r := eligibleRoleView{Name: g.RoleName, Path: path, ARN: g.RoleARN,
+			Request: ElevationPath + "?role=" + url.QueryEscape(g.RoleARN)}
+		if el := g.Eligible; el != nil {
+			r.Max, r.Approvers, r.Reason = sessionText(el.MaxSeconds), el.Approvers, el.RequireReason || el.ReasonPattern != ""
+		}
+		for _, s := range grants {
+			if s.RoleARN == g.RoleARN && s.Elevation != nil {
+				r.ActiveUntil, r.ActiveEnds = clockText(s.Elevation.EndsAt), s.Elevation.EndsAt.UTC().Format("2006-01-02 15:04 UTC")
+			}
+		}
+		p.Eligible[i].Roles = append(p.Eligible[i].Roles, r)
+	}
+	slices.SortFunc(p.Eligible, func(a, b eligibleAccountView) int {
+		return cmp.Or(cmp.Compare(strings.ToLower(a.Name), strings.ToLower(b.Name)), cmp.Compare(a.ID, b.ID))
+	})
+	for _, a := range p.Eligible {
+		slices.SortFunc(a.Roles, func(x, y eligibleRoleView) int {
+			return cmp.Or(cmp.Compare(strings.ToLower(x.Name), strings.ToLower(y.Name)), cmp.Compare(x.ARN, y.ARN))
+		})
+	}
 }
 
 // otherPartition reports whether g cannot be signed in to from here.

@@ -122,6 +122,7 @@ func (s *Server) handleHome(c *gin.Context) {
 			v.Portal = &portalView{Error: true}
 		} else {
 			v.Portal = buildPortal(res.Grants, s.origin, s.consolePartition())
+			v.Portal.addEligible(res.Eligible, res.Grants)
 		}
 	}
 	s.render(c, http.StatusOK, "home.html", v)
