@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -143,4 +145,76 @@ func benchSignIn(b *testing.B, client *http.Client, base, user string) benchClie
 	resp.Body.Close()
 	c.token = csrfRE.FindStringSubmatch(string(page))[1]
 	return c
+}
+
+// BenchmarkElevationPages measures a request and a decision as wardend
+// serves them, through the pages on the real OpenLDAP and Redis: bob's
+// POST /elevations (a fresh directory look-up, the rules, the checks, the
+// request stored and indexed, audit) and alice's POST
+// /elevations/:id/approve (a fresh look-up, her approver group, the
+// one-decision script, the active index, audit), one after the other,
+// each timed from the client on loopback.
+//
+//	go test -run '^$' -bench ElevationPages -benchtime 1000x ./internal/app/
+func BenchmarkElevationPages(b *testing.B) {
+	o, secrets := elevationOptions(b, "bob", "alice")
+	o.Logger = nil
+	o.Elevation.Limits.MaxFailuresPerUser = 1 << 30 // every request counts
+	o.Elevation.Limits.MaxFailuresPerIP = 1 << 30
+	base := startApp(b, o)
+	pw := os.Getenv("LDAP_USER_PW")
+	bob, alice := newBrowser(b, base), newBrowser(b, base)
+	bob.signIn("bob", pw)
+	alice.signIn("alice", pw)
+	var bobToken, aliceToken string
+	stepUpTOTP(b, bob, secrets["bob"], func() (int, string, http.Header) {
+		code, page, hdr := bob.get("/elevations/new?role=" + url.QueryEscape(elevAdminARN))
+		if m := csrfRE.FindStringSubmatch(page); m != nil {
+			bobToken = m[1]
+		}
+		return code, page, hdr
+	})
+	var reqT, decT []time.Duration
+	for i := range b.N {
+		t0 := time.Now()
+		code, _, hdr := bob.post("/elevations", url.Values{"csrf_token": {bobToken}, "role": {elevAdminARN},
+			"duration": {"15m"}, "reason": {"INC-" + strconv.Itoa(i)}})
+		t1 := time.Now()
+		id := strings.TrimPrefix(strings.SplitN(hdr.Get("Location"), "?", 2)[0], "/elevations/")
+		if code != http.StatusSeeOther || len(id) != 32 {
+			b.Fatalf("request: %d to %q", code, hdr.Get("Location"))
+		}
+		var t2 time.Time
+		stepUpTOTP(b, alice, secrets["alice"], func() (int, string, http.Header) {
+			if aliceToken == "" {
+				_, page, _ := alice.get("/")
+				aliceToken = csrfRE.FindStringSubmatch(page)[1]
+			}
+			t1 = time.Now()
+			code, body, hdr := alice.post("/elevations/"+id+"/approve", url.Values{"csrf_token": {aliceToken}})
+			t2 = time.Now()
+			if code == http.StatusSeeOther && strings.HasPrefix(hdr.Get("Location"), "/mfa") {
+				aliceToken = "" // the factor replaces the session, and its token
+			} else if code != http.StatusSeeOther {
+				b.Fatalf("approve: %d\n%s", code, body)
+			}
+			return code, body, hdr
+		})
+		reqT, decT = append(reqT, t1.Sub(t0)), append(decT, t2.Sub(t1))
+		if i == 0 { // the first round paid for alice's step-up
+			reqT, decT = reqT[:0], decT[:0]
+		}
+	}
+	b.StopTimer()
+	if len(reqT) > 0 {
+		benchQuantiles(b, "request", reqT)
+		benchQuantiles(b, "decide", decT)
+	}
+}
+
+func benchQuantiles(b *testing.B, name string, ds []time.Duration) {
+	slices.Sort(ds)
+	q := func(p float64) float64 { return float64(ds[int(p*float64(len(ds)-1))]) / 1e6 }
+	b.ReportMetric(q(0.50), name+"-p50-ms")
+	b.ReportMetric(q(0.99), name+"-p99-ms")
 }

@@ -92,7 +92,7 @@ func startMFAServer(t *testing.T, cfg mfa.Config, rules []byte) *mfaServer {
 
 // cleanRedis deletes the keys under cfg's prefix when the test ends (after
 // the server stopped: cleanups run last in, first out).
-func cleanRedis(t *testing.T, cfg store.RedisConfig) {
+func cleanRedis(t testing.TB, cfg store.RedisConfig) {
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()

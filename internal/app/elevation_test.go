@@ -1,6 +1,7 @@
 package app
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/base32"
 	"encoding/base64"
@@ -110,17 +111,7 @@ func (h *hook) waitTypes(want ...string) {
 // that stores nothing.
 func TestElevationConsole(t *testing.T) {
 	env := testenv.Require(t, "LDAP_USER_PW")
-	o := openLDAPOptions(t)
-	o.Redis.KeyPrefix = "warden-apptest-elev-" + strconv.FormatInt(time.Now().UnixNano(), 36) + ":"
-	cleanRedis(t, o.Redis)
-	dir := t.TempDir()
-	rules := filepath.Join(dir, "mappings.yaml")
-	must(t, os.WriteFile(rules, []byte(elevationRules), 0o600))
-	o.Admin.RulesFile, o.Admin.RulesReadOnly = rules, true
-	key := make([]byte, mfa.KeySize)
-	_, _ = rand.Read(key)
-	o.MFA.EncryptionKeyFile = filepath.Join(dir, "mfa.key")
-	must(t, os.WriteFile(o.MFA.EncryptionKeyFile, []byte(hex.EncodeToString(key)), 0o600))
+	o, secrets := elevationOptions(t, "bob", "alice", "carol")
 
 	secret := []byte("elevation-webhook-test-secret")
 	good := &hook{t: t, secret: secret}
@@ -140,29 +131,6 @@ func TestElevationConsole(t *testing.T) {
 		{URL: goodSrv.URL + "/warden", Secret: string(secret)},
 		{URL: hung.URL + "/hang", Secret: string(secret), Timeout: time.Minute, Retries: -1},
 	}
-
-	// bob's and alice's TOTP factors, under their directory IDs
-	secrets := map[string]string{}
-	{
-		ctx := t.Context()
-		d, err := ldap.New(o.Directory)
-		must(t, err)
-		st, err := store.Open(ctx, o.Redis, slog.New(slog.DiscardHandler))
-		must(t, err)
-		f, err := mfa.New(st, key, nil, nil)
-		must(t, err)
-		for _, name := range []string{"bob", "alice", "carol"} {
-			u, err := d.Lookup(ctx, name)
-			must(t, err)
-			raw := make([]byte, 20)
-			_, _ = rand.Read(raw)
-			secrets[name] = base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(raw)
-			_, err = f.ImportTOTP(ctx, u.ID, "test", secrets[name])
-			must(t, err)
-		}
-		d.Close()
-		st.Close()
-	}
 	base := startApp(t, o)
 
 	signIn := func(name string) *browser {
@@ -172,24 +140,9 @@ func TestElevationConsole(t *testing.T) {
 		}
 		return b
 	}
-	// factor answers the step-up do ran into (a redirect to /mfa) with
-	// name's TOTP code, and runs do again.
 	factor := func(b *browser, name string, do func() (int, string, http.Header)) (int, string, http.Header) {
 		t.Helper()
-		code, body, hdr := do()
-		if code != http.StatusSeeOther || !strings.HasPrefix(hdr.Get("Location"), "/mfa") {
-			return code, body, hdr
-		}
-		_, page, _ := b.get(hdr.Get("Location"))
-		action := totpFormRE.FindStringSubmatch(page)
-		if action == nil {
-			t.Fatalf("%s: no code form at %s:\n%s", name, hdr.Get("Location"), page)
-		}
-		if code, _, h := b.post(html.UnescapeString(action[1]), url.Values{"csrf_token": {csrfRE.FindStringSubmatch(page)[1]},
-			"code": {oathTOTP(t, secrets[name], time.Now())}}); code != http.StatusSeeOther {
-			t.Fatalf("%s: TOTP code: %d to %q", name, code, h.Get("Location"))
-		}
-		return do()
+		return stepUpTOTP(t, b, secrets[name], do)
 	}
 	bob := signIn("bob")
 	home := bob.waitRoles()
@@ -324,7 +277,7 @@ func TestElevationConsole(t *testing.T) {
 }
 
 // oathTOTP is the TOTP code of secret at at, computed by oathtool.
-func oathTOTP(t *testing.T, secret string, at time.Time) string {
+func oathTOTP(t testing.TB, secret string, at time.Time) string {
 	t.Helper()
 	out, err := exec.Command(testenv.Binary(t, "oathtool"), "--totp=SHA1", "--digits=6", "--time-step-size=30s", "-b",
 		"--now", "@"+strconv.FormatInt(at.Unix(), 10), secret).Output()
@@ -339,4 +292,64 @@ func must(t testing.TB, err error) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// elevationOptions is openLDAPOptions with a key space of the run's own
+// (deleted at the end), elevationRules, and a TOTP factor of a random
+// secret for each of users, which it returns by name.
+func elevationOptions(t testing.TB, users ...string) (Options, map[string]string) {
+	t.Helper()
+	o := openLDAPOptions(t)
+	o.Redis.KeyPrefix = "warden-apptest-elev-" + strconv.FormatInt(time.Now().UnixNano(), 36) + ":"
+	cleanRedis(t, o.Redis)
+	dir := t.TempDir()
+	rules := filepath.Join(dir, "mappings.yaml")
+	must(t, os.WriteFile(rules, []byte(elevationRules), 0o600))
+	o.Admin.RulesFile, o.Admin.RulesReadOnly = rules, true
+	key := make([]byte, mfa.KeySize)
+	_, _ = rand.Read(key)
+	o.MFA.EncryptionKeyFile = filepath.Join(dir, "mfa.key")
+	must(t, os.WriteFile(o.MFA.EncryptionKeyFile, []byte(hex.EncodeToString(key)), 0o600))
+
+	secrets := map[string]string{}
+	ctx := context.Background()
+	d, err := ldap.New(o.Directory)
+	must(t, err)
+	defer d.Close()
+	st, err := store.Open(ctx, o.Redis, slog.New(slog.DiscardHandler))
+	must(t, err)
+	defer st.Close()
+	f, err := mfa.New(st, key, nil, nil)
+	must(t, err)
+	for _, name := range users {
+		u, err := d.Lookup(ctx, name)
+		must(t, err)
+		raw := make([]byte, 20)
+		_, _ = rand.Read(raw)
+		secrets[name] = base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(raw)
+		_, err = f.ImportTOTP(ctx, u.ID, "test", secrets[name])
+		must(t, err)
+	}
+	return o, secrets
+}
+
+// stepUpTOTP answers the step-up do ran into (a redirect to /mfa) with
+// the TOTP code of secret, and runs do again (do reads a CSRF token
+// afresh: the factor replaces the session).
+func stepUpTOTP(t testing.TB, b *browser, secret string, do func() (int, string, http.Header)) (int, string, http.Header) {
+	t.Helper()
+	code, body, hdr := do()
+	if code != http.StatusSeeOther || !strings.HasPrefix(hdr.Get("Location"), "/mfa") {
+		return code, body, hdr
+	}
+	_, page, _ := b.get(hdr.Get("Location"))
+	action := totpFormRE.FindStringSubmatch(page)
+	if action == nil {
+		t.Fatalf("no code form at %s:\n%s", hdr.Get("Location"), page)
+	}
+	if code, _, h := b.post(html.UnescapeString(action[1]), url.Values{"csrf_token": {csrfRE.FindStringSubmatch(page)[1]},
+		"code": {oathTOTP(t, secret, time.Now())}}); code != http.StatusSeeOther {
+		t.Fatalf("TOTP code: %d to %q", code, h.Get("Location"))
+	}
+	return do()
 }
