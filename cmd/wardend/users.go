@@ -14,8 +14,10 @@ import (
 	"github.com/wardenidp/warden/internal/audit"
 	"github.com/wardenidp/warden/internal/config"
 	"github.com/wardenidp/warden/internal/directory/ldap"
+	"github.com/wardenidp/warden/internal/elevation"
 	"github.com/wardenidp/warden/internal/identity"
 	"github.com/wardenidp/warden/internal/oidcop"
+	"github.com/wardenidp/warden/internal/rolemap"
 	"github.com/wardenidp/warden/internal/store"
 )
 
@@ -83,8 +85,8 @@ func usersCmd(args []string, stdout, stderr io.Writer) int {
 	if name == "" {
 		name = u.ID
 	}
-	fmt.Fprintf(stdout, "revoked %s (id %s): %d browser session(s), %d CLI sign-in(s), %d device code(s)\n",
-		name, u.ID, res.Sessions, res.Grants, res.Devices)
+	fmt.Fprintf(stdout, "revoked %s (id %s): %d browser session(s), %d CLI sign-in(s), %d device code(s), %d elevation(s)\n",
+		name, u.ID, res.Sessions, res.Grants, res.Devices, res.Elevations)
 	return 0
 }
 
@@ -116,6 +118,14 @@ func revokeUser(ctx context.Context, c *config.Config, username, id string, stde
 	if err != nil {
 		return access.Result{}, identity.User{}, err
 	}
+	// Elevations end too (webhooks are not sent from here: the audit log
+	// records each end).
+	elev, err := elevation.New(elevation.Deps{Config: c.Elevation, Store: store.NewElevations(st, nil), Rules: &rolemap.Holder{},
+		Audit: auditTo, Logger: logger})
+	if err != nil {
+		return access.Result{}, identity.User{}, err
+	}
+	acc.SetElevations(elev)
 	actor := "operator"
 	if who := os.Getenv("SUDO_USER"); who != "" {
 		actor += ":" + who

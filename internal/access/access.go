@@ -87,12 +87,13 @@ type Observer interface {
 
 // Access is the one owner of a user's access.
 type Access struct {
-	dir      Directory
-	sessions SessionRevoker
-	grants   GrantRevoker
-	audit    audit.Logger
-	log      *slog.Logger
-	obs      Observer
+	dir        Directory
+	sessions   SessionRevoker
+	grants     GrantRevoker
+	elevations ElevationEnder
+	audit      audit.Logger
+	log        *slog.Logger
+	obs        Observer
 
 	// Requests of one gone user that arrive together share one revocation
 	// (and so one audit event): user ID -> the revocation in flight.
@@ -124,15 +125,26 @@ func New(d Deps) (*Access, error) {
 // SetGrants sets the OIDC side; call it before serving.
 func (a *Access) SetGrants(g GrantRevoker) { a.grants = g }
 
+// ElevationEnder ends a user's active elevations and withdraws their
+// pending requests (elevation.Service), returning how many.
+type ElevationEnder interface {
+	EndAll(ctx context.Context, u identity.User, by string) (int, error)
+}
+
+// SetElevations sets the elevations to end with the rest; call it before
+// serving.
+func (a *Access) SetElevations(e ElevationEnder) { a.elevations = e }
+
 // Result counts what a revocation ended.
 type Result struct {
-	Sessions int `json:"sessions"`
-	Grants   int `json:"grants"`
-	Devices  int `json:"device_codes"`
+	Sessions   int `json:"sessions"`
+	Grants     int `json:"grants"`
+	Devices    int `json:"device_codes"`
+	Elevations int `json:"elevations"`
 }
 
 // Total is the number of things ended.
-func (r Result) Total() int { return r.Sessions + r.Grants + r.Devices }
+func (r Result) Total() int { return r.Sessions + r.Grants + r.Devices + r.Elevations }
 
 // Request says who revokes and from where, for the audit event.
 type Request struct {
@@ -172,6 +184,17 @@ func (a *Access) Revoke(ctx context.Context, u identity.User, cause Cause, req R
 			errs = append(errs, fmt.Errorf("oidc grants: %w", err))
 		}
 	}
+	if a.elevations != nil {
+		by := req.Actor
+		if by == "" {
+			by = string(cause)
+		}
+		n, err := a.elevations.EndAll(ctx, u, by)
+		res.Elevations = n
+		if err != nil {
+			errs = append(errs, fmt.Errorf("elevations: %w", err))
+		}
+	}
 	err = errors.Join(errs...)
 	if err != nil {
 		err = fmt.Errorf("access: revoke: %w", err)
@@ -187,6 +210,9 @@ func (a *Access) Revoke(ctx context.Context, u identity.User, cause Cause, req R
 				"grants":   strconv.Itoa(res.Grants),
 				"devices":  strconv.Itoa(res.Devices),
 			}}
+		if res.Elevations > 0 {
+			ev.Detail["elevations"] = strconv.Itoa(res.Elevations)
+		}
 		if ev.Object == "" {
 			ev.Object = u.ID
 		}

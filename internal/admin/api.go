@@ -420,7 +420,7 @@ func (a *Admin) apiRevokeUser(c *gin.Context) {
 		a.apiFailed(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, gin.H{"revoked": res.Total(), "sessions": res.Sessions, "grants": res.Grants, "device_codes": res.Devices})
+	c.JSON(http.StatusOK, gin.H{"revoked": res.Total(), "sessions": res.Sessions, "grants": res.Grants, "device_codes": res.Devices, "elevations": res.Elevations})
 }
 
 func (a *Admin) apiAudit(c *gin.Context) {

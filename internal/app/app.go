@@ -293,6 +293,7 @@ func Run(ctx context.Context, o Options) error {
 	}
 	acc.SetGrants(oidcProvider)
 	oidcProvider.SetElevations(elev)
+	acc.SetElevations(elev)
 	deviceUI, err := oidcProvider.DeviceUI(st, o.OIDC.DeviceLimits)
 	if err != nil {
 		return fmt.Errorf("app: oidc device pages: %w", err)

@@ -355,6 +355,32 @@ func (s *Service) end(ctx context.Context, id, who, clientIP string) (store.Elev
 	return e, nil
 }
 
+// EndAll ends the user's active and planned elevations and withdraws
+// their pending requests (access.Access, when all of a user's access
+// ends: by names the cause, e.g. an admin or "directory.disabled"). It
+// returns how many it ended.
+func (s *Service) EndAll(ctx context.Context, user identity.User, by string) (int, error) {
+	all, err := s.st.ListUser(ctx, user.ID, 200)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	var errs []error
+	for _, e := range all {
+		if e.State != store.ElevationPending && !(e.State == store.ElevationApproved && s.now().Before(e.EndsAt)) {
+			continue
+		}
+		if _, err := s.end(ctx, e.ID, by, ""); err != nil {
+			if !errors.Is(err, store.ErrNotActive) {
+				errs = append(errs, err)
+			}
+			continue
+		}
+		n++
+	}
+	return n, errors.Join(errs...)
+}
+
 // Get returns elevation id.
 func (s *Service) Get(ctx context.Context, id string) (store.Elevation, error) {
 	return s.st.Get(ctx, id)

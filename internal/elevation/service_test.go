@@ -358,3 +358,36 @@ func arns(gs []rolemap.Grant) []string {
 	}
 	return out
 }
+
+// EndAll is what ending all of a user's access does to elevations: the
+// active one ends, the pending one is withdrawn, the past ones stay.
+func TestEndAll(t *testing.T) {
+	svc, clk, h, _ := newService(t, testRules)
+	ctx := t.Context()
+	bob := user("bob", "ops")
+	active, err := svc.Request(ctx, bob, clk.fresh(), elevation.Input{Roles: []string{breakGlass}, Seconds: 1800})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pending, err := svc.Request(ctx, bob, clk.fresh(), elevation.Input{Roles: []string{adminStage}, Seconds: 1800})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := svc.EndAll(ctx, bob, "directory.disabled")
+	if err != nil || n != 2 {
+		t.Fatalf("EndAll: %d %v", n, err)
+	}
+	for _, id := range []string{active.ID, pending.ID} {
+		if e, _ := svc.Get(ctx, id); e.State != store.ElevationEnded || e.EndedBy != "directory.disabled" {
+			t.Errorf("%s: %s by %q", id, e.State, e.EndedBy)
+		}
+	}
+	res := rolemap.Result{}
+	_ = applyTo(ctx, svc, h, bob, &res)
+	if has(res.Grants, breakGlass) {
+		t.Error("granted after EndAll")
+	}
+	if n, err := svc.EndAll(ctx, bob, "admin"); err != nil || n != 0 {
+		t.Errorf("second EndAll: %d %v", n, err)
+	}
+}

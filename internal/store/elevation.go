@@ -302,8 +302,15 @@ func (s *Elevations) Decide(ctx context.Context, id, deciderID, decider string, 
 		s.store.client.ZRem(ctx, s.pendingKey(), id)
 		return Elevation{}, fmt.Errorf("store: decide elevation: %w", ErrPastDeadline)
 	}
-	s.store.client.ZRem(ctx, s.pendingKey(), id) // best effort: readers skip decided ones
-	e, err := s.Get(ctx, id)
+	// One round trip: out of the pending index (best effort: readers skip
+	// decided ones) and the decided request read back.
+	pipe := s.store.client.Pipeline()
+	pipe.ZRem(ctx, s.pendingKey(), id)
+	get := pipe.HMGet(ctx, s.key(id), elevationFields...)
+	if _, err := pipe.Exec(ctx); err != nil && get.Err() != nil {
+		return Elevation{}, Unavailable("store: decide elevation", get.Err())
+	}
+	e, err := s.parse(get.Val())
 	if err != nil {
 		return Elevation{}, err
 	}
