@@ -152,6 +152,9 @@ func TestElevationConsole(t *testing.T) {
 	if strings.Contains(home, `value="`+elevAdminARN+`"`) {
 		t.Fatal("prod Admin has a Console button before any elevation")
 	}
+	if code, page, _ := bob.get("/aws/console?role=prod/Admin"); code != http.StatusForbidden || !strings.Contains(page, "request this role") {
+		t.Errorf("a bookmark of the eligible role before any elevation: %d, want 403 saying how to request it", code)
+	}
 
 	// Bad input: a 4xx, nothing stored.
 	// The form asks for a fresh second factor first.

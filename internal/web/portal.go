@@ -367,6 +367,18 @@ func (s *Server) handleConsole(c *gin.Context) {
 	grant, ok := resolveRole(res.Grants, roleRef)
 	if !ok {
 		ev.Object, ev.Result = audit.Clip(roleRef, 256), "denied"
+		if el, eligible := resolveRole(res.Eligible, roleRef); eligible {
+			// A bookmark of a role the user may request: say how.
+			ev.Object, ev.Result = el.RoleARN, "not_elevated"
+			s.audit.Record(ctx, ev)
+			msg := "You may request this role for a limited time, but you do not hold it now. Request it from the portal (Roles you may request)."
+			if el.Elevation != nil {
+				msg = "Your elevation of this role ends at " + el.Elevation.EndsAt.UTC().Format("15:04 UTC") +
+					", sooner than the shortest AWS session (15 minutes). Request it again from the portal."
+			}
+			s.renderErrorPage(c, http.StatusForbidden, "Not elevated", msg, "/")
+			return
+		}
 		s.audit.Record(ctx, ev)
 		s.renderErrorPage(c, http.StatusForbidden, "Not your role",
 			"You do not hold this role (or it does not exist). The portal lists the roles you hold now.", "/")
