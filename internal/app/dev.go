@@ -130,6 +130,8 @@ func printDevBanner(w io.Writer, url string, users []DemoUser, mfaCfg mfa.Config
 		fmt.Fprintf(&b, "\nSecond factor (required for: %s): alice has a TOTP authenticator with the secret\n  %s\nAdd it to any authenticator app, or get a code with: oathtool --totp -b %s\n",
 			mfaWho(mfaCfg), DevTOTPSecret, DevTOTPSecret)
 	}
+	fmt.Fprintf(&b, "\nTime-boxed elevation: developers (bob) may request prod/AdministratorAccess for up to 1h with a reason like INC-1\n"+
+		"(after setting up a second factor at /account/security); admins (alice) approve at /elevations.\n")
 	fmt.Fprintf(&b, "\nThe directory and Redis live in this process and vanish when it stops. Ctrl-C to stop.\n\n")
 	io.WriteString(w, b.String())
 }
