@@ -294,7 +294,7 @@ func offbEvents(d *offbDir) []offbEvent {
 		cause: "admin",
 		apply: func(t *testing.T, w *offbWardend, c *offbCell) {
 			got := w.adminRevokeAll(t, c.user)
-			want := map[string]int{"revoked": 4, "sessions": 2, "grants": 1, "device_codes": 1}
+			want := map[string]int{"revoked": 4, "sessions": 2, "grants": 1, "device_codes": 1, "elevations": 0}
 			if fmt.Sprint(got) != fmt.Sprint(want) {
 				t.Errorf("revoke-all answered %v, want %v", got, want)
 			}
