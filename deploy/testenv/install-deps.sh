@@ -23,6 +23,7 @@ PACKAGES=(
   awscli                                            # /usr/bin/aws (v2): STS plumbing against moto
   gcc libc6-dev                                     # go test -race needs cgo
   python3-venv python3-pip                          # moto_server via pip (below)
+  stress-ng                                         # make test-under-load
 )
 
 # one dpkg-query for all (as `dpkg -s` per package, but one process);

@@ -92,8 +92,11 @@ func TestSeedRules(t *testing.T) {
 	}
 }
 
-// TestWatchRules: a version saved by any replica reaches the holder within a
-// second; a version that does not compile leaves the previous engine.
+// TestWatchRules: a version saved by any replica reaches the holder; a
+// version that does not compile leaves the previous engine. How soon ("within
+// a second") is measured by BenchmarkRulesWatch (internal/store), not
+// asserted here: the 10 s below only bounds the wait, as a wall-clock
+// limit near the figure fails on a loaded machine.
 func TestWatchRules(t *testing.T) {
 	env := testenv.Require(t, "REDIS_ADDR")
 	ctx, cancel := context.WithCancel(context.Background())
@@ -124,7 +127,7 @@ func TestWatchRules(t *testing.T) {
 		t.Fatal(err)
 	}
 	accounts := func() int { return len(holder.Load().RuleSet().Accounts) }
-	waitFor(t, time.Second, func() bool { return accounts() > 0 })
+	waitFor(t, 10*time.Second, func() bool { return accounts() > 0 })
 
 	if _, err := rules.Save(ctx, 1, []byte("accounts: [{id: \"1\"}]\n"), store.ChangeMeta{Author: "test"}); err != nil {
 		t.Fatal(err)

@@ -216,7 +216,8 @@ func loadCAPool(file string) (*x509.CertPool, error) {
 	return pool, nil
 }
 
-// SessionConfig sets the lifetimes of sign-in sessions.
+// SessionConfig sets the lifetimes of sign-in sessions and how many one
+// user may hold.
 type SessionConfig struct {
 	// AbsoluteLifetime: a session ends this long after sign-in, whatever happens.
 	AbsoluteLifetime time.Duration `yaml:"absolute_lifetime"`
@@ -225,9 +226,23 @@ type SessionConfig struct {
 	// per refresh interval (see Sessions.Get), so a session may end up to
 	// that interval before IdleTimeout after its very last request.
 	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	// MaxPerUser is how many live sessions one user may hold (0: the
+	// default, DefaultMaxSessionsPerUser). A sign-in that would leave the
+	// user with more ends the user's oldest sessions (by creation) so that
+	// MaxPerUser remain, the new one among them (see Sessions.CreateAndEvict).
+	MaxPerUser int `yaml:"max_per_user"`
 }
 
-// SetDefaults sets an absolute lifetime of 12h and an idle timeout of 1h.
+const (
+	// DefaultMaxSessionsPerUser is SessionConfig.MaxPerUser when unset.
+	DefaultMaxSessionsPerUser = 50
+	// MaxSessionsPerUserLimit bounds SessionConfig.MaxPerUser: a sign-in
+	// past the limit reads up to that many of the user's sessions.
+	MaxSessionsPerUserLimit = 1000
+)
+
+// SetDefaults sets an absolute lifetime of 12h, an idle timeout of 1h and
+// at most 50 sessions per user.
 func (c *SessionConfig) SetDefaults() {
 	if c.AbsoluteLifetime == 0 {
 		c.AbsoluteLifetime = 12 * time.Hour
@@ -235,6 +250,17 @@ func (c *SessionConfig) SetDefaults() {
 	if c.IdleTimeout == 0 {
 		c.IdleTimeout = time.Hour
 	}
+	if c.MaxPerUser == 0 {
+		c.MaxPerUser = DefaultMaxSessionsPerUser
+	}
+}
+
+// maxPerUser is MaxPerUser with 0 meaning the default.
+func (c SessionConfig) maxPerUser() int {
+	if c.MaxPerUser == 0 {
+		return DefaultMaxSessionsPerUser
+	}
+	return c.MaxPerUser
 }
 
 // Validate reports every problem at once; keys are relative to the session
@@ -249,6 +275,10 @@ func (c SessionConfig) Validate() error {
 	}
 	if c.AbsoluteLifetime > 0 && c.IdleTimeout > c.AbsoluteLifetime {
 		errs = append(errs, fmt.Errorf("idle_timeout: must not exceed absolute_lifetime (%s)", c.AbsoluteLifetime))
+	}
+	if c.MaxPerUser < 0 || c.MaxPerUser > MaxSessionsPerUserLimit {
+		errs = append(errs, fmt.Errorf("max_per_user: must be 1-%d, or 0 for the default (%d); got %d",
+			MaxSessionsPerUserLimit, DefaultMaxSessionsPerUser, c.MaxPerUser))
 	}
 	return errors.Join(errs...)
 }

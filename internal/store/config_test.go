@@ -105,7 +105,7 @@ func TestRedisConfigValidate(t *testing.T) {
 func TestSessionAndLimitConfig(t *testing.T) {
 	var s store.SessionConfig
 	s.SetDefaults()
-	if s.AbsoluteLifetime != 12*time.Hour || s.IdleTimeout != time.Hour || s.Validate() != nil {
+	if s.AbsoluteLifetime != 12*time.Hour || s.IdleTimeout != time.Hour || s.MaxPerUser != 50 || s.Validate() != nil {
 		t.Fatalf("session defaults: %+v", s)
 	}
 	var l store.LimitConfig
@@ -120,6 +120,10 @@ func TestSessionAndLimitConfig(t *testing.T) {
 	}{
 		{"idle_over_absolute", store.SessionConfig{AbsoluteLifetime: time.Hour, IdleTimeout: 2 * time.Hour}.Validate(), "idle_timeout: must not exceed absolute_lifetime"},
 		{"session_zero", store.SessionConfig{}.Validate(), "absolute_lifetime: must be positive\nidle_timeout: must be positive"},
+		{"max_per_user_negative", store.SessionConfig{AbsoluteLifetime: time.Hour, IdleTimeout: time.Hour, MaxPerUser: -1}.Validate(),
+			"max_per_user: must be 1-1000, or 0 for the default (50); got -1"},
+		{"max_per_user_too_many", store.SessionConfig{AbsoluteLifetime: time.Hour, IdleTimeout: time.Hour, MaxPerUser: 1001}.Validate(),
+			"max_per_user: must be 1-1000, or 0 for the default (50); got 1001"},
 		{"limit_zero", store.LimitConfig{}.Validate(), "max_failures_per_user: must be at least 1\nmax_failures_per_ip: must be at least 1\nwindow: must be at least 1s"},
 	}
 	for _, c := range cases {
@@ -129,6 +133,11 @@ func TestSessionAndLimitConfig(t *testing.T) {
 	}
 	if _, err := store.NewSessions(nil, store.SessionConfig{}, nil, nil); err == nil {
 		t.Error("NewSessions accepted an invalid config")
+	}
+	for _, n := range []int{0, 1, 1000} { // 0: the default
+		if err := (store.SessionConfig{AbsoluteLifetime: time.Hour, IdleTimeout: time.Hour, MaxPerUser: n}).Validate(); err != nil {
+			t.Errorf("max_per_user %d: %v", n, err)
+		}
 	}
 	if _, err := store.NewLimiter(nil, store.LimitConfig{}, nil); err == nil {
 		t.Error("NewLimiter accepted an invalid config")

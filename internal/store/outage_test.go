@@ -8,15 +8,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wardenidp/warden/internal/audit"
 	"github.com/wardenidp/warden/internal/store"
 )
 
-const (
-	outageTimeout = 300 * time.Millisecond
-	// opBudget: an operation may dial, write and read once each within the
-	// timeouts; allow one second more for retries' backoff and -race.
-	opBudget = 3*outageTimeout + time.Second
-)
+// outageTimeout: the dial, read and write timeouts of outageConfig. How
+// long an operation takes to fail with them (about one to three of these,
+// with retries' backoff) is measured by BenchmarkOutage, not asserted by
+// the tests: a wall-clock budget fails on a loaded machine.
+const outageTimeout = 300 * time.Millisecond
 
 func outageConfig(addr string) store.RedisConfig {
 	return store.RedisConfig{
@@ -26,7 +26,8 @@ func outageConfig(addr string) store.RedisConfig {
 }
 
 // wantUnavailable runs op and checks that it fails with ErrUnavailable
-// (never ErrNotFound, which would read as "signed out") within opBudget.
+// (never ErrNotFound, which would read as "signed out"); the time it took
+// is logged, not asserted (BenchmarkOutage measures it).
 func wantUnavailable(t *testing.T, name string, op func() error) {
 	t.Helper()
 	start := time.Now()
@@ -38,14 +39,11 @@ func wantUnavailable(t *testing.T, name string, op func() error) {
 	if errors.Is(err, store.ErrNotFound) {
 		t.Errorf("%s: an outage must not read as ErrNotFound: %v", name, err)
 	}
-	if took > opBudget {
-		t.Errorf("%s took %v, want under %v", name, took, opBudget)
-	}
 	t.Logf("%s: %v after %v", name, err, took.Round(time.Millisecond))
 }
 
 // TestOutage starts its own redis-server, kills it, checks that every
-// operation fails promptly with ErrUnavailable, restarts it on the same
+// operation fails with ErrUnavailable (how fast: BenchmarkOutage), restarts it on the same
 // port and checks that the same Store works again without being rebuilt.
 func TestOutage(t *testing.T) {
 	ctx := context.Background()
@@ -89,9 +87,7 @@ func TestOutage(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	if took := time.Since(start); took > 2*opBudget {
-		t.Errorf("burst of 64 Gets took %v", took)
-	}
+	t.Logf("burst of 64 Gets failed in %v", time.Since(start).Round(time.Millisecond))
 
 	srv.start() // same port, empty (no persistence)
 
@@ -116,16 +112,13 @@ func TestOutage(t *testing.T) {
 	mustf(t, limiter.Fail(ctx, "alice", "192.0.2.1"), "fail after restart")
 }
 
-// TestOpenFailures: Open on a refused port and on a server that accepts
-// but never answers both fail promptly with ErrUnavailable.
-func TestOpenFailures(t *testing.T) {
-	ctx := context.Background()
-	refused := freePort(t, false)
+// silentServer listens on loopback, accepts connections, holds them open
+// and never says anything; all is closed at the end of the test.
+func silentServer(t testing.TB) string {
 	silent, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer silent.Close()
 	var conns []net.Conn
 	var mu sync.Mutex
 	go func() {
@@ -139,16 +132,26 @@ func TestOpenFailures(t *testing.T) {
 			mu.Unlock()
 		}
 	}()
-	defer func() {
+	t.Cleanup(func() {
+		_ = silent.Close()
 		mu.Lock()
 		defer mu.Unlock()
 		for _, c := range conns {
 			_ = c.Close()
 		}
-	}()
+	})
+	return silent.Addr().String()
+}
+
+// TestOpenFailures: Open on a refused port and on a server that accepts
+// but never answers both fail with ErrUnavailable (how fast:
+// BenchmarkOutage/Open_*).
+func TestOpenFailures(t *testing.T) {
+	ctx := context.Background()
+	refused := freePort(t, false)
 	for name, addr := range map[string]string{
 		"refused": net.JoinHostPort("127.0.0.1", itoa(refused)),
-		"silent":  silent.Addr().String(),
+		"silent":  silentServer(t),
 	} {
 		t.Run(name, func(t *testing.T) {
 			wantUnavailable(t, "Open", func() error {
@@ -166,4 +169,56 @@ func TestOpenFailures(t *testing.T) {
 			t.Fatalf("got %v, want a config error", err)
 		}
 	})
+}
+
+// BenchmarkOutage: how long an operation takes to fail with ErrUnavailable
+// when Redis is gone, with the 300 ms timeouts of outageConfig: a session
+// Get and an audit Record (which swallows the error) against a killed
+// redis-server, and Open against a refused port and against a server that
+// accepts but never answers. TestOutage, TestAuditOutage and
+// TestOpenFailures check that these fail, and how; the time is measured
+// here (docs/benchmarks.md, "Timing of failures").
+//
+//	go test -run '^$' -bench Outage -benchtime 5x ./internal/store/
+func BenchmarkOutage(b *testing.B) {
+	ctx := context.Background()
+	srv := startRedis(b, freePort(b, false))
+	// not openCfg: its clean-up would delete keys on the killed server
+	st, err := store.Open(ctx, outageConfig(srv.addr()), nil)
+	mustf(b, err, "open")
+	b.Cleanup(func() { _ = st.Close() })
+	sessions := newSessions(b, st, newClock())
+	token, _, err := sessions.Create(ctx, user("u-1", "alice"), store.SessionMeta{})
+	mustf(b, err, "create")
+	stream := store.NewAuditStream(st, 0)
+	srv.kill()
+
+	b.Run("Get", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := sessions.Get(ctx, token); !errors.Is(err, store.ErrUnavailable) {
+				b.Fatalf("Get: %v, want ErrUnavailable", err)
+			}
+		}
+	})
+	b.Run("AuditRecord", func(b *testing.B) {
+		for b.Loop() {
+			stream.Record(ctx, audit.Event{Actor: "alice", Action: "rule.update", Object: "grant-7", Result: "success"})
+		}
+	})
+	for name, addr := range map[string]string{
+		"Open_refused": net.JoinHostPort("127.0.0.1", itoa(freePort(b, false))),
+		"Open_silent":  silentServer(b),
+	} {
+		b.Run(name, func(b *testing.B) {
+			for b.Loop() {
+				st, err := store.Open(ctx, outageConfig(addr), nil)
+				if err == nil {
+					_ = st.Close()
+				}
+				if !errors.Is(err, store.ErrUnavailable) {
+					b.Fatalf("Open: %v, want ErrUnavailable", err)
+				}
+			}
+		})
+	}
 }

@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/wardenidp/warden/internal/testenv"
 )
@@ -124,12 +123,14 @@ func genRules(n int, tag string) []byte {
 	return []byte(b.String())
 }
 
-// TestUnifiedDiffLarge: a 10,000-rule document rewritten throughout (every
-// group renamed) must diff quickly and correctly; a generic O(n²) matcher
-// takes seconds here.
-func TestUnifiedDiffLarge(t *testing.T) {
-	a := genRules(10000, "")
-	for _, tc := range []struct {
+// largeDiffCases: a 10,000-rule document against one line changed, every
+// group renamed, every rule rewritten and every line in reverse order.
+func largeDiffCases() (a []byte, cases []struct {
+	name string
+	b    []byte
+}) {
+	a = genRules(10000, "")
+	return a, []struct {
 		name string
 		b    []byte
 	}{
@@ -137,15 +138,19 @@ func TestUnifiedDiffLarge(t *testing.T) {
 		{"every_group", genRules(10000, "z")},
 		{"all_new", genRules(10000, "-renamed\n    description: y")},
 		{"reversed", []byte(reverseLines(string(a)))},
-	} {
+	}
+}
+
+// TestUnifiedDiffLarge: a 10,000-rule document rewritten throughout (every
+// group renamed) diffs correctly. How fast is measured by
+// BenchmarkUnifiedDiff (docs/benchmarks.md), not asserted here: a
+// wall-clock limit fails on a loaded machine. A generic O(n²) matcher
+// would take seconds per case and show there.
+func TestUnifiedDiffLarge(t *testing.T) {
+	a, cases := largeDiffCases()
+	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			start := time.Now()
 			d := unifiedDiff("old", "new", a, tc.b)
-			took := time.Since(start)
-			t.Logf("%d-byte docs: diff %d bytes in %v", len(a), len(d), took)
-			if took > 2*time.Second {
-				t.Errorf("diff took %v", took)
-			}
 			if got := applyPatch(t, string(a), d); got != string(tc.b) {
 				t.Fatal("patch did not reproduce the new document")
 			}
@@ -161,18 +166,14 @@ func reverseLines(s string) string {
 	return strings.Join(l, "")
 }
 
+// BenchmarkUnifiedDiff: the cases of TestUnifiedDiffLarge, timed.
 func BenchmarkUnifiedDiff(b *testing.B) {
-	a := genRules(10000, "")
-	one := []byte(strings.Replace(string(a), "team-05000\n", "team-05000x\n", 1))
-	all := genRules(10000, "z")
-	for _, bc := range []struct {
-		name string
-		doc  []byte
-	}{{"one_change", one}, {"every_group", all}} {
+	a, cases := largeDiffCases()
+	for _, bc := range cases {
 		b.Run(bc.name, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				unifiedDiff("old", "new", a, bc.doc)
+				unifiedDiff("old", "new", a, bc.b)
 			}
 		})
 	}

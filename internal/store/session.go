@@ -98,10 +98,14 @@ var tokenEncoding = base64.RawURLEncoding.Strict()
 // Sessions stores sign-in sessions in Redis.
 //
 // Keys: prefix+"sess:"+hex(SHA-256(token)) holds the JSON Session, with a
-// TTL of min(idle timeout, time to the absolute end); prefix+"user:{ID}:sess"
-// is a set of the session keys of user ID (hash tag on the user ID), whose
-// TTL is the absolute lifetime, renewed at each sign-in, so it outlives every
-// session it lists; prefix+"sessions:{s:X}" for X in 0-f is the index of all
+// TTL of min(idle timeout, time to the absolute end);
+// prefix+"user:{ID}:sessions" is the index of the sessions of user ID (hash
+// tag on the user ID), a sorted set of their keys scored by creation (Unix
+// ms), whose TTL is the absolute lifetime, renewed at each sign-in, so it
+// outlives every session it lists (it orders the user's sessions for the
+// limit per user, see CreateAndEvict; Wardens before the limit kept a plain
+// set, prefix+"user:{ID}:sess", which is read and emptied into the sorted
+// set, see legacyUserKey); prefix+"sessions:{s:X}" for X in 0-f is the index of all
 // sessions (see ListAll) in 16 shards, each a sorted set of session keys
 // (hex) scored by their absolute end in Unix milliseconds; a session is in
 // the shard named by the first hex digit of its key. The shards have
@@ -117,6 +121,7 @@ type Sessions struct {
 	now     func() time.Time
 	random  io.Reader
 	refresh time.Duration
+	max     int // live sessions per user (cfg.MaxPerUser, 0 meaning the default)
 }
 
 // NewSessions returns the session store. now and random are the clock and
@@ -139,6 +144,7 @@ func NewSessions(st *Store, cfg SessionConfig, now func() time.Time, random io.R
 		now:     now,
 		random:  random,
 		refresh: min(maxRefreshInterval, cfg.IdleTimeout/4),
+		max:     cfg.maxPerUser(),
 	}, nil
 }
 
@@ -243,8 +249,30 @@ func (s *Sessions) Rechecked(ctx context.Context, token string, sess Session, us
 	return sess, nil
 }
 
+// userKey is the index of the sessions of userID: a sorted set of their
+// hex keys scored by creation (Unix ms).
 func (s *Sessions) userKey(userID string) string {
+	return s.store.Key("user:{" + userID + "}:sessions")
+}
+
+// legacyUserKey is the index of the sessions of userID that Wardens before
+// the limit per user kept: a plain set of hex keys, in the slot of userKey
+// (same hash tag). Nothing adds to it any more but such a Warden during a
+// rolling upgrade; each sign-in of the user moves its members into userKey
+// (see indexScript), and ListUser and RevokeUser read both, so a session
+// listed in either is found. It expires with the last session it lists.
+func (s *Sessions) legacyUserKey(userID string) string {
 	return s.store.Key("user:{" + userID + "}:sess")
+}
+
+// unindexUser queues the removal of hexKeys from both indexes of userID.
+func (s *Sessions) unindexUser(ctx context.Context, pipe redis.Pipeliner, userID string, hexKeys ...string) {
+	if userID == "" || len(hexKeys) == 0 {
+		return
+	}
+	members := toAny(hexKeys)
+	pipe.ZRem(ctx, s.userKey(userID), members...)
+	pipe.SRem(ctx, s.legacyUserKey(userID), members...)
 }
 
 // keyOf returns hex(SHA-256(token)), or false when token does not have the
@@ -276,8 +304,39 @@ func validHexKey(k string) bool {
 
 // Create starts a session for user and returns the cookie token (32
 // random bytes, unpadded base64url) and the session. The token is returned
-// only when every write succeeded.
+// only when every write succeeded. It keeps the user within the limit per
+// user as CreateAndEvict does, without saying how many sessions it ended:
+// a caller that audits uses CreateAndEvict.
 func (s *Sessions) Create(ctx context.Context, user identity.User, meta SessionMeta) (string, Session, error) {
+	token, sess, _, err := s.create(ctx, user, meta, nil)
+	return token, sess, err
+}
+
+// CreateAndEvict is Create that also returns how many of the user's other
+// sessions it ended to keep the user within the limit per user
+// (SessionConfig.MaxPerUser), for the caller's audit: when the new session
+// leaves the user with more live sessions than the limit, the oldest (by
+// creation) end so that exactly the limit remain, the new one among them.
+// Sessions that have ended (idle, absolute end, deleted) do not count.
+// Which sessions ended is not returned: their keys are not for logs.
+//
+// While the user's index holds at most the limit this costs no round trip
+// (the count comes back with the creation's own); past it, two more: the
+// user's newest sessions are read (as many as the limit, plus a few), then
+// the older ones are deleted. Failing to end them is logged, not an error:
+// the sign-in stands, and the user's next sign-in ends them.
+//
+// Concurrent sign-ins of one user: each one's index update is atomic (a
+// script on the user's index) and sees every sign-in before it, and each
+// keeps the newest of what it saw, so once all have finished at most the
+// limit remain (with an ordering by creation that no two sign-ins see
+// differently, none of the newest is ended); meanwhile the user may hold
+// the limit plus the number of sign-ins in progress. In Cluster, a session
+// key that newToken could not place with the user's index may be written
+// after the index entry: a sign-in that finds such an entry without its
+// key (created within createGrace) counts it as live and leaves it alone,
+// so the bound is the same.
+func (s *Sessions) CreateAndEvict(ctx context.Context, user identity.User, meta SessionMeta) (string, Session, int, error) {
 	return s.create(ctx, user, meta, nil)
 }
 
@@ -287,16 +346,25 @@ func (s *Sessions) Create(ctx context.Context, user identity.User, meta SessionM
 // to delete the old session is only logged (it has been replaced in the
 // browser, and ends by its own TTL).
 func (s *Sessions) Replace(ctx context.Context, old Session, user identity.User, meta SessionMeta) (string, Session, error) {
+	token, sess, _, err := s.create(ctx, user, meta, &old)
+	return token, sess, err
+}
+
+// ReplaceAndEvict is Replace that returns how many sessions it ended to
+// keep the user within the limit, as CreateAndEvict. The replaced session
+// does not count: it leaves the user's index in the same step as the new
+// one enters it.
+func (s *Sessions) ReplaceAndEvict(ctx context.Context, old Session, user identity.User, meta SessionMeta) (string, Session, int, error) {
 	return s.create(ctx, user, meta, &old)
 }
 
-func (s *Sessions) create(ctx context.Context, user identity.User, meta SessionMeta, old *Session) (string, Session, error) {
+func (s *Sessions) create(ctx context.Context, user identity.User, meta SessionMeta, old *Session) (string, Session, int, error) {
 	if user.ID == "" {
-		return "", Session{}, errors.New("store: create session: user has no ID")
+		return "", Session{}, 0, errors.New("store: create session: user has no ID")
 	}
 	token, hexKey, err := s.newToken(ctx, user.ID) // placed in Cluster: see newToken
 	if err != nil {
-		return "", Session{}, err
+		return "", Session{}, 0, err
 	}
 	now := s.now()
 	sess := Session{
@@ -316,8 +384,9 @@ func (s *Sessions) create(ctx context.Context, user identity.User, meta SessionM
 	}
 	val, err := json.Marshal(sess)
 	if err != nil {
-		return "", Session{}, fmt.Errorf("store: create session: encode: %w", err)
+		return "", Session{}, 0, fmt.Errorf("store: create session: encode: %w", err)
 	}
+	parent := ctx
 	ctx, cancel := s.store.op(ctx)
 	defer cancel()
 	// The session key and the user index cannot share a hash tag (Get finds
@@ -326,27 +395,35 @@ func (s *Sessions) create(ctx context.Context, user identity.User, meta SessionM
 	// on different nodes. A partial write is harmless: the token is handed
 	// out only if all succeeded, so an orphan session key is unreachable
 	// and expires, and a dangling index entry is pruned by ListUser or
-	// ListAll. The ZADD comes after the SET, so that (on one connection) a
-	// concurrent ListAll never sees the member before the key; in Cluster
-	// the parts run on different nodes in any order, which is why ListAll
-	// leaves a just-created member whose key it cannot see alone.
+	// ListAll. The index writes come after the SET, so that (on one
+	// connection) a concurrent ListAll, ListUser or eviction never sees the
+	// member before the key; in Cluster the parts may run on different
+	// nodes in any order (see newToken), which is why those leave a
+	// just-created member whose key they cannot see alone.
 	// SET NX: a collision of 256 random bits means a broken random source.
 	// The name index (UserIDByName, for operators) rides along but is not
 	// part of the sign-in: its own slot may be on a master that is down
 	// (Cluster) without failing the sign-in.
+	// The user's index is written by indexScript, atomically: it also drops
+	// the replaced session and counts the user's sessions (see
+	// CreateAndEvict).
 	pipe := s.store.client.Pipeline()
-	sadd := pipe.SAdd(ctx, s.userKey(user.ID), hexKey)
-	pexp := pipe.PExpire(ctx, s.userKey(user.ID), s.cfg.AbsoluteLifetime)
 	name := pipe.Set(ctx, s.nameKey(user.Username), user.ID, UserNameTTL)
 	set := pipe.SetArgs(ctx, s.sessionKey(hexKey), val, redis.SetArgs{Mode: "NX",
 		TTL: max(min(s.cfg.IdleTimeout, sess.ExpiresAt.Sub(now)), time.Second)})
+	replaced := ""
+	if old != nil && validHexKey(old.Key) && old.User.ID == user.ID {
+		replaced = old.Key
+	}
+	index := indexScript.Eval(ctx, pipe, []string{s.userKey(user.ID), s.legacyUserKey(user.ID)},
+		hexKey, now.UnixMilli(), s.cfg.AbsoluteLifetime.Milliseconds(), s.max, replaced)
 	zadd := pipe.ZAdd(ctx, s.indexKey(hexKey), redis.Z{Score: float64(sess.ExpiresAt.UnixMilli()), Member: hexKey})
 	var oldDel *redis.IntCmd
 	if old != nil && validHexKey(old.Key) {
 		oldDel = pipe.Del(ctx, s.sessionKey(old.Key))
 		pipe.ZRem(ctx, s.indexKey(old.Key), old.Key)
-		if old.User.ID != "" {
-			pipe.SRem(ctx, s.userKey(old.User.ID), old.Key)
+		if replaced == "" {
+			s.unindexUser(ctx, pipe, old.User.ID, old.Key)
 		}
 	}
 	_, _ = pipe.Exec(ctx)
@@ -357,7 +434,7 @@ func (s *Sessions) create(ctx context.Context, user identity.User, meta SessionM
 		s.store.logger.Warn("store: name index not written (wardend users revoke will need -id for this user)",
 			"user", user.Username, "err", nerr.Error())
 	}
-	err = errors.Join(sadd.Err(), pexp.Err(), zadd.Err())
+	err = errors.Join(index.Err(), zadd.Err())
 	if err == nil {
 		err = set.Err()
 	}
@@ -366,22 +443,26 @@ func (s *Sessions) create(ctx context.Context, user identity.User, meta SessionM
 		// the key may hold our own write; anything else is a collision.
 		got, gerr := s.store.client.Get(ctx, s.sessionKey(hexKey)).Bytes()
 		if gerr != nil && !errors.Is(gerr, redis.Nil) {
-			return "", Session{}, Unavailable("store: create session", gerr)
+			return "", Session{}, 0, Unavailable("store: create session", gerr)
 		}
 		if string(got) != string(val) {
-			return "", Session{}, errors.New("store: create session: key exists (random source broken?)")
+			return "", Session{}, 0, errors.New("store: create session: key exists (random source broken?)")
 		}
 		err = nil
 	}
 	if err != nil {
-		return "", Session{}, Unavailable("store: create session", err)
+		return "", Session{}, 0, Unavailable("store: create session", err)
 	}
 	// redis.wait_replicas: the session must survive a failover before the
 	// token is handed out (else the sign-in is a 503, see awaitReplicas).
 	if err := s.store.awaitReplicas(ctx, "store: create session", s.sessionKey(hexKey)); err != nil {
-		return "", Session{}, err
+		return "", Session{}, 0, err
 	}
-	return token, sess, nil
+	evicted := 0
+	if over, members := overLimit(index); over {
+		evicted = s.evict(parent, user.ID, hexKey, members)
+	}
+	return token, sess, evicted, nil
 }
 
 // Get returns the session of token. A token of the wrong shape, an unknown
@@ -486,9 +567,9 @@ func (s *Sessions) deleteFetched(ctx context.Context, hexKey string) error {
 	pipe := s.store.client.Pipeline()
 	pipe.ZRem(ctx, s.indexKey(hexKey), hexKey)
 	var sess Session
-	if json.Unmarshal(val, &sess) == nil && sess.User.ID != "" {
+	if json.Unmarshal(val, &sess) == nil {
 		// Else there is no user index to clean; a stale entry is pruned later.
-		pipe.SRem(ctx, s.userKey(sess.User.ID), hexKey)
+		s.unindexUser(ctx, pipe, sess.User.ID, hexKey)
 	}
 	_, err = pipe.Exec(ctx)
 	return Unavailable("store: delete session", err)
@@ -501,9 +582,7 @@ func (s *Sessions) delete(ctx context.Context, hexKey, userID string) error {
 	pipe := s.store.client.Pipeline()
 	pipe.Del(ctx, s.sessionKey(hexKey))
 	pipe.ZRem(ctx, s.indexKey(hexKey), hexKey)
-	if userID != "" {
-		pipe.SRem(ctx, s.userKey(userID), hexKey)
-	}
+	s.unindexUser(ctx, pipe, userID, hexKey)
 	_, err := pipe.Exec(ctx)
 	return Unavailable("store: delete session", err)
 }
@@ -514,9 +593,13 @@ func (s *Sessions) delete(ctx context.Context, hexKey, userID string) error {
 func (s *Sessions) ListUser(ctx context.Context, userID string) ([]Session, error) {
 	ctx, cancel := s.store.op(ctx)
 	defer cancel()
-	keys, err := s.store.client.SMembers(ctx, s.userKey(userID)).Result()
+	members, err := s.userMembers(ctx, userID, "store: list sessions")
 	if err != nil {
-		return nil, Unavailable("store: list sessions", err)
+		return nil, err
+	}
+	keys := make([]string, len(members))
+	for i, m := range members {
+		keys[i] = m.key
 	}
 	sessions, dead, err := s.load(ctx, keys)
 	if err != nil {
@@ -527,7 +610,7 @@ func (s *Sessions) ListUser(ctx context.Context, userID string) ([]Session, erro
 		for _, k := range dead {
 			pipe.Del(ctx, s.sessionKey(k))
 		}
-		pipe.SRem(ctx, s.userKey(userID), toAny(dead)...)
+		s.unindexUser(ctx, pipe, userID, dead...)
 		s.zremByShard(ctx, pipe, dead)
 		if _, err := pipe.Exec(ctx); err != nil {
 			return nil, Unavailable("store: prune sessions", err)
@@ -535,6 +618,40 @@ func (s *Sessions) ListUser(ctx context.Context, userID string) ([]Session, erro
 	}
 	slices.SortFunc(sessions, func(a, b Session) int { return a.CreatedAt.Compare(b.CreatedAt) })
 	return sessions, nil
+}
+
+// userMember is an entry of a user's index: a session key and its
+// creation in Unix ms (0 for an entry of the legacy index, which has none).
+type userMember struct {
+	key     string
+	created int64
+}
+
+// userMembers reads both indexes of userID (one slot: one round trip),
+// each key once.
+func (s *Sessions) userMembers(ctx context.Context, userID, op string) ([]userMember, error) {
+	pipe := s.store.client.Pipeline()
+	zs := pipe.ZRangeWithScores(ctx, s.userKey(userID), 0, -1)
+	legacy := pipe.SMembers(ctx, s.legacyUserKey(userID))
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, Unavailable(op, err)
+	}
+	if err := errors.Join(zs.Err(), legacy.Err()); err != nil {
+		return nil, Unavailable(op, err)
+	}
+	seen := make(map[string]bool, len(zs.Val()))
+	out := make([]userMember, 0, len(zs.Val())+len(legacy.Val()))
+	for _, z := range zs.Val() {
+		k, _ := z.Member.(string)
+		seen[k] = true
+		out = append(out, userMember{key: k, created: int64(z.Score)})
+	}
+	for _, k := range legacy.Val() {
+		if !seen[k] {
+			out = append(out, userMember{key: k})
+		}
+	}
+	return out, nil
 }
 
 // load fetches the sessions of hexKeys (see fetch). It returns the live
@@ -612,12 +729,16 @@ func (s *Sessions) fetch(ctx context.Context, hexKeys []string) ([][]byte, error
 func (s *Sessions) RevokeUser(ctx context.Context, userID string) (int, error) {
 	ctx, cancel := s.store.op(ctx)
 	defer cancel()
-	keys, err := s.store.client.SMembers(ctx, s.userKey(userID)).Result()
+	members, err := s.userMembers(ctx, userID, "store: revoke sessions")
 	if err != nil {
-		return 0, Unavailable("store: revoke sessions", err)
+		return 0, err
 	}
-	if len(keys) == 0 {
+	if len(members) == 0 {
 		return 0, nil
+	}
+	keys := make([]string, len(members))
+	for i, m := range members {
+		keys[i] = m.key
 	}
 	// Plain pipeline: the session keys and the index are in different slots.
 	pipe := s.store.client.Pipeline()
@@ -625,7 +746,7 @@ func (s *Sessions) RevokeUser(ctx context.Context, userID string) (int, error) {
 	for i, k := range keys {
 		dels[i] = pipe.Del(ctx, s.sessionKey(k))
 	}
-	pipe.SRem(ctx, s.userKey(userID), toAny(keys)...)
+	s.unindexUser(ctx, pipe, userID, keys...)
 	s.zremByShard(ctx, pipe, keys)
 	if _, err := pipe.Exec(ctx); err != nil {
 		return 0, Unavailable("store: revoke sessions", err)

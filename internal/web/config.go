@@ -36,8 +36,20 @@ type Config struct {
 	// LoginMinDuration pads every failed sign-in to at least this long, so
 	// an unknown user and a wrong password take alike long.
 	LoginMinDuration time.Duration `yaml:"login_min_duration"`
-	// Metrics says who may read /metrics (metrics_access.go).
+	// Metrics says who may read /metrics (metrics_access.go), and the
+	// profiler when Pprof is on.
 	Metrics MetricsConfig `yaml:"metrics"`
+	// Pprof serves Go's profiler under /debug/pprof/ (pprof.go).
+	Pprof PprofConfig `yaml:"pprof"`
+}
+
+// PprofConfig switches the profiler on. Who may use it is decided by
+// Metrics, exactly as for /metrics: the allow list or the bearer token;
+// anyone else gets the 404 of an unknown path.
+type PprofConfig struct {
+	// Enabled registers /debug/pprof/ and its profiles. Default false:
+	// the paths do not exist.
+	Enabled bool `yaml:"enabled"`
 }
 
 // MetricsConfig guards /metrics. A request is served when its client IP

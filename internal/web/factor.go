@@ -183,8 +183,11 @@ func UpgradeSession(c *gin.Context, authn identity.Authn) (store.Session, error)
 	}
 	var token string
 	var sess store.Session
+	var evicted int
 	var err error
-	if r, ok := s.sessions.(SessionReplacer); ok {
+	if e, ok := s.sessions.(SessionEvicter); ok {
+		token, sess, evicted, err = e.ReplaceAndEvict(ctx, old, old.User, meta) // one round trip
+	} else if r, ok := s.sessions.(SessionReplacer); ok {
 		token, sess, err = r.Replace(ctx, old, old.User, meta) // one round trip
 	} else {
 		token, sess, err = s.sessions.Create(ctx, old.User, meta)
@@ -197,6 +200,7 @@ func UpgradeSession(c *gin.Context, authn identity.Authn) (store.Session, error)
 	if err != nil {
 		return store.Session{}, fmt.Errorf("upgrade session: %w", err)
 	}
+	s.auditEvicted(ctx, sess.User, evicted, st.clientIP, st.id)
 	s.setSessionCookie(c, token, sess.ExpiresAt)
 	st.session, st.token = &sess, token
 	return sess, nil

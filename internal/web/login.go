@@ -134,7 +134,7 @@ func (s *Server) handleLogin(c *gin.Context) {
 // records the outcome (metrics, audit, log) and pads rejections to
 // cfg.LoginMinDuration from the start of the request.
 func (s *Server) signIn(ctx context.Context, in loginInput, requestID string) (string, store.Session, error) {
-	token, sess, err := s.decide(ctx, in)
+	token, sess, evicted, err := s.decide(ctx, in)
 	outcome := loginOutcome(err)
 	s.metrics.observeLogin(outcome, s.clock.Now().Sub(in.Start))
 
@@ -152,6 +152,9 @@ func (s *Server) signIn(ctx context.Context, in loginInput, requestID string) (s
 			slog.String("outcome", outcome), slog.String("err", err.Error()))
 	}
 	s.audit.Record(ctx, ev)
+	if err == nil {
+		s.auditEvicted(ctx, sess.User, evicted, in.ClientIP, requestID)
+	}
 
 	if identity.IsRejection(err) {
 		// Pad with a timer (no CPU) so that every rejection, whatever the
@@ -162,29 +165,31 @@ func (s *Server) signIn(ctx context.Context, in loginInput, requestID string) (s
 }
 
 // decide is the sign-in decision proper; signIn wraps it with bookkeeping.
-func (s *Server) decide(ctx context.Context, in loginInput) (string, store.Session, error) {
+// It also returns how many of the user's older sessions the new one ended
+// (session.max_per_user), for signIn's audit.
+func (s *Server) decide(ctx context.Context, in loginInput) (string, store.Session, int, error) {
 	if !acceptableInput(in.Username, in.Password) {
-		return "", store.Session{}, errBadInput
+		return "", store.Session{}, 0, errBadInput
 	}
 	// One counter per account, whatever form of its name was typed.
 	key := s.limitKey(ctx, in.Username)
 	d, err := s.limiter.Check(ctx, key, in.ClientIP)
 	if err != nil {
-		return "", store.Session{}, fmt.Errorf("login: limiter: %w: %w", errSessionStore, err)
+		return "", store.Session{}, 0, fmt.Errorf("login: limiter: %w: %w", errSessionStore, err)
 	}
 	if !d.Allowed {
-		return "", store.Session{}, &rateLimitedError{retryAfter: d.RetryAfter}
+		return "", store.Session{}, 0, &rateLimitedError{retryAfter: d.RetryAfter}
 	}
 	user, err := s.dir.Authenticate(ctx, in.Username, in.Password)
 	if err != nil {
 		if !identity.IsRejection(err) {
-			return "", store.Session{}, fmt.Errorf("login: directory: %w", err)
+			return "", store.Session{}, 0, fmt.Errorf("login: directory: %w", err)
 		}
 		if ferr := s.limiter.Fail(ctx, key, in.ClientIP); ferr != nil {
 			// The rejection stands; the next Check fails too if Redis is down.
 			s.log.LogAttrs(ctx, slog.LevelWarn, "limiter: count failure", slog.String("err", ferr.Error()))
 		}
-		return "", store.Session{}, fmt.Errorf("login: %w", err)
+		return "", store.Session{}, 0, fmt.Errorf("login: %w", err)
 	}
 	// A fresh session for every sign-in (no fixation): the browser's old
 	// session, if any, ends here.
@@ -197,20 +202,53 @@ func (s *Server) decide(ctx context.Context, in loginInput) (string, store.Sessi
 	if s.factor != nil {
 		pending, err := s.factor.AfterPassword(ctx, user)
 		if err != nil {
-			return "", store.Session{}, fmt.Errorf("login: second factor: %w: %w", errSessionStore, err)
+			return "", store.Session{}, 0, fmt.Errorf("login: second factor: %w: %w", errSessionStore, err)
 		}
 		if pending != "" {
 			meta.Pending, meta.NotAfter = pending, s.clock.Now().Add(pendingTTL)
 		}
 	}
-	token, sess, err := s.sessions.Create(ctx, user, meta)
+	token, sess, evicted, err := s.createSession(ctx, user, meta)
 	if err != nil {
-		return "", store.Session{}, fmt.Errorf("login: create session: %w: %w", errSessionStore, err)
+		return "", store.Session{}, 0, fmt.Errorf("login: create session: %w: %w", errSessionStore, err)
 	}
 	if err := s.limiter.Succeed(ctx, key); err != nil { // the counter Fail increments
 		s.log.LogAttrs(ctx, slog.LevelWarn, "limiter: reset after success", slog.String("err", err.Error()))
 	}
-	return token, sess, nil
+	return token, sess, evicted, nil
+}
+
+// SessionEvicter is an optional capability of Sessions (store.Sessions has
+// it): Create and Replace that also return how many of the user's other
+// sessions they ended to keep the user within session.max_per_user (the
+// oldest first), so that the web layer audits it. Without it the store may
+// still end sessions; nothing is audited.
+type SessionEvicter interface {
+	CreateAndEvict(ctx context.Context, user identity.User, meta store.SessionMeta) (string, store.Session, int, error)
+	ReplaceAndEvict(ctx context.Context, old store.Session, user identity.User, meta store.SessionMeta) (string, store.Session, int, error)
+}
+
+// createSession is Sessions.Create, with the number of sessions it ended
+// when the store says (SessionEvicter).
+func (s *Server) createSession(ctx context.Context, user identity.User, meta store.SessionMeta) (string, store.Session, int, error) {
+	if e, ok := s.sessions.(SessionEvicter); ok {
+		return e.CreateAndEvict(ctx, user, meta)
+	}
+	token, sess, err := s.sessions.Create(ctx, user, meta)
+	return token, sess, 0, err
+}
+
+// auditEvicted records one "session.evicted" event when a sign-in of user
+// ended n of the user's older sessions (session.max_per_user): the user is
+// the actor and the object, the detail says how many and why. No session
+// key: the keys of the ended sessions are not even known here.
+func (s *Server) auditEvicted(ctx context.Context, user identity.User, n int, clientIP, requestID string) {
+	if n <= 0 {
+		return
+	}
+	s.audit.Record(ctx, audit.Event{Actor: user.Username, Action: "session.evicted", Object: user.Username,
+		Result: "success", ClientIP: clientIP, RequestID: requestID,
+		Detail: map[string]string{"cause": "max_per_user", "sessions": strconv.Itoa(n), "user_id": user.ID}})
 }
 
 func acceptableInput(username, password string) bool {

@@ -79,20 +79,26 @@ func (g *metricsGate) addressAllowed(clientIP string) bool {
 // peer address says nothing about the client, so allow does not apply.
 var forwardingHeaders = [...]string{"X-Forwarded-For", "Forwarded", "X-Real-Ip"}
 
-// handleMetrics serves the Prometheus exposition when the token matches or
-// the client IP is allowed, and answers 404 otherwise.
-func (s *Server) handleMetrics(c *gin.Context) {
-	if reason := s.metricsRefusal(c.Request); reason != "" {
-		s.log.LogAttrs(c.Request.Context(), slog.LevelInfo, "metrics request refused",
-			slog.String("client_ip", state(c).clientIP), slog.String("reason", reason))
-		s.renderError(c, http.StatusNotFound)
-		return
+// guarded serves h to the callers server.metrics lets in (an address in
+// metrics.allow, or the bearer token) and answers anyone else exactly like
+// an unknown path, logging "<what> request refused" with the client IP and
+// the reason. /metrics and, when server.pprof.enabled, /debug/pprof/ are
+// served through it.
+func (s *Server) guarded(what string, h http.Handler) gin.HandlerFunc {
+	msg := what + " request refused"
+	return func(c *gin.Context) {
+		if reason := s.metricsRefusal(c.Request); reason != "" {
+			s.log.LogAttrs(c.Request.Context(), slog.LevelInfo, msg,
+				slog.String("client_ip", state(c).clientIP), slog.String("reason", reason))
+			s.renderError(c, http.StatusNotFound)
+			return
+		}
+		h.ServeHTTP(c.Writer, c.Request)
 	}
-	s.promHandler.ServeHTTP(c.Writer, c.Request)
 }
 
-// metricsRefusal returns "" when r may read /metrics, else why not (for the
-// log; it never contains a header value).
+// metricsRefusal returns "" when r may read /metrics (or use the profiler),
+// else why not (for the log; it never contains a header value).
 func (s *Server) metricsRefusal(r *http.Request) string {
 	auth := r.Header.Get("Authorization")
 	if s.metricsGate.bearerMatches(auth) {
@@ -135,14 +141,21 @@ func (s *Server) requestClientIP(r *http.Request) requestIP {
 	return out
 }
 
-// noMethod answers a method a route does not take. On /metrics it first
-// applies the access rule, so that a refused caller cannot tell the route
-// exists from a 405 (or from the Allow header gin has already set).
+// noMethod answers a method a route does not take. On a guarded path it
+// first applies the access rule, so that a refused caller cannot tell the
+// route exists from a 405 (or from the Allow header gin has already set).
 func (s *Server) noMethod(c *gin.Context) {
-	if c.Request.URL.Path == "/metrics" && s.metricsRefusal(c.Request) != "" {
+	if s.guardedPath(c.Request.URL.Path) && s.metricsRefusal(c.Request) != "" {
 		c.Writer.Header().Del("Allow")
 		s.renderError(c, http.StatusNotFound)
 		return
 	}
 	s.renderError(c, http.StatusMethodNotAllowed)
+}
+
+// guardedPath reports whether path is served through guarded: /metrics,
+// and /debug/pprof/... when the profiler is on (when it is off those
+// paths have no route, so gin never calls noMethod for them).
+func (s *Server) guardedPath(path string) bool {
+	return path == "/metrics" || s.cfg.Pprof.Enabled && strings.HasPrefix(path, pprofPrefix)
 }

@@ -1,7 +1,8 @@
 // Package web is Warden's HTTP front: the gin engine and its middleware
 // (request ID, access log, metrics, security headers, client IP, body limit,
 // CSRF), the sign-in, sign-out and "who am I" pages, health and readiness
-// probes, Prometheus metrics and the embedded static files.
+// probes, Prometheus metrics, the opt-in profiler and the embedded static
+// files.
 //
 // Handlers are thin: they parse the request, call one function that returns
 // an error, and render. Every route is registered in routes() below.
@@ -294,7 +295,7 @@ func (s *Server) routes() []route {
 		{http.MethodPost, "/logout", s.handleLogout},
 		{http.MethodGet, "/healthz", s.handleHealthz},
 		{http.MethodGet, "/readyz", s.handleReadyz},
-		{http.MethodGet, "/metrics", s.handleMetrics}, // server.metrics decides who (metrics_access.go)
+		{http.MethodGet, "/metrics", s.guarded("metrics", s.promHandler)}, // server.metrics decides who (metrics_access.go)
 		{http.MethodGet, "/static/:name", s.handleStatic},
 		{http.MethodHead, "/static/:name", s.handleStatic},
 	}
@@ -302,6 +303,8 @@ func (s *Server) routes() []route {
 		// the change form of an expired or must-change password (password.go)
 		rs = append(rs, route{http.MethodPost, passwordPath, s.handlePasswordChange})
 	}
+	// server.pprof.enabled: the profiler, behind the same rule as /metrics (pprof.go)
+	rs = append(rs, s.pprofRoutes()...)
 	if s.portal != nil {
 		// GET for bookmarks and deep links, POST from the portal's buttons
 		// (handleConsole says why the GET is safe).
@@ -342,7 +345,7 @@ func (s *Server) newEngine() (*gin.Engine, error) {
 		}
 	}
 	e.NoRoute(func(c *gin.Context) { s.renderError(c, http.StatusNotFound) })
-	e.NoMethod(s.noMethod) // 404, not 405, on /metrics for a refused caller
+	e.NoMethod(s.noMethod) // 404, not 405, on /metrics and /debug/pprof/ for a refused caller
 	return e, nil
 }
 
@@ -406,7 +409,11 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		IdleTimeout:       s.cfg.IdleTimeout,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
-		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+		// Requests in flight outlive ctx (graceful shutdown); serveCtxKey
+		// still lets a long profile stop early when ctx ends (pprof.go).
+		BaseContext: func(net.Listener) context.Context {
+			return context.WithValue(context.WithoutCancel(ctx), serveCtxKey{}, ctx)
+		},
 	}
 	tlsOn := s.cfg.TLS.CertFile != ""
 	if tlsOn {

@@ -60,6 +60,10 @@ func WrongCA(t testing.TB) string {
 	return p
 }
 
+// probeEvery is the shortest wait between two background probes of a down
+// server (ldap's backoffMin).
+const probeEvery = 2 * time.Second
+
 func testFailover(t *testing.T, f Fixture) {
 	if f.Failover == nil {
 		t.Skip("fixture has no Failover")
@@ -68,22 +72,24 @@ func testFailover(t *testing.T, f Fixture) {
 	dead := DeadURL(t)
 	d := f.Failover(t, rec, dead)
 	defer d.Close()
-	start := time.Now()
+	// How long the failover takes is measured by
+	// BenchmarkSignInFirstServerDead (internal/directory/ldap), not
+	// asserted here: a wall-clock limit fails on a loaded machine.
 	u, err := d.Authenticate(ctxT(t), "bob", f.Password)
 	if err != nil {
 		t.Fatalf("with a dead first URL: %v", err)
-	}
-	if el := time.Since(start); el > 3*time.Second {
-		t.Errorf("failover took %v", el)
 	}
 	checkUser(t, f, "bob", u)
 	if n := rec.CountServer("dial", dead); n < 1 {
 		t.Errorf("the dead URL was not tried first (dials: %d)", n)
 	}
 	// The dead server backs off: later requests go straight to the live one
-	// and do not dial the dead one each time (a slow server may let the
-	// backoff expire once or twice during the loop, hence not zero).
+	// and do not dial the dead one each time. The background prober may
+	// dial it once per backoff period (at least probeEvery apart), so the
+	// allowance grows with the time the loop took, not with the requests:
+	// on a loaded machine the loop is slow, and that is no failure.
 	before := rec.CountServer("dial", dead)
+	start := time.Now()
 	const n = 10
 	for range n {
 		if _, err := d.Authenticate(ctxT(t), "carol", f.Password); err != nil {
@@ -93,8 +99,10 @@ func testFailover(t *testing.T, f Fixture) {
 			t.Fatalf("Ping: %v", err)
 		}
 	}
-	if redials := rec.CountServer("dial", dead) - before; redials > n/4 {
-		t.Errorf("dead URL dialled %d times in %d requests: no backoff", redials, 2*n)
+	took := time.Since(start)
+	if redials, allowed := rec.CountServer("dial", dead)-before, n/4+int(took/probeEvery); redials > allowed {
+		t.Errorf("dead URL dialled %d times in %d requests over %v (allowed %d): no backoff",
+			redials, 2*n, took.Round(time.Millisecond), allowed)
 	}
 }
 

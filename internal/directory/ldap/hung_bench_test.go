@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wardenidp/warden/internal/directory/directorytest"
 	"github.com/wardenidp/warden/internal/directory/ldap"
 )
 
@@ -79,4 +80,38 @@ func BenchmarkSignInFirstServerHung(b *testing.B) {
 	b.ReportMetric(float64(lat[len(lat)-1].Microseconds())/1000, "max-ms")
 	b.ReportMetric(float64(slow), "slow>1s")
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "auth/s")
+}
+
+// BenchmarkSignInFirstServerDead: the first sign-in of a fresh Directory
+// whose first URL refuses connections (a closed port on loopback) and whose
+// second is the shared OpenLDAP, against a fresh Directory with the live URL
+// only: the difference is the cost of the failover. The directory suite's
+// failover case (directorytest) checks that it happens and how; the time
+// is measured here (docs/benchmarks.md, "Timing of failures").
+//
+//	go test -run '^$' -bench SignInFirstServerDead -benchtime 200x ./internal/directory/ldap/
+func BenchmarkSignInFirstServerDead(b *testing.B) {
+	cfg, env := openLDAPConfig(b)
+	for _, bc := range []struct {
+		name string
+		urls []string
+	}{
+		{"live_only", []string{env["LDAP_URL"]}},
+		{"dead_first", []string{directorytest.DeadURL(b), env["LDAP_URL"]}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			c := cfg
+			c.URLs = bc.urls
+			for b.Loop() {
+				d, err := ldap.New(c)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := d.Authenticate(context.Background(), "bob", env["LDAP_USER_PW"]); err != nil {
+					b.Fatalf("sign-in: %v", err)
+				}
+				_ = d.Close()
+			}
+		})
+	}
 }
