@@ -203,37 +203,9 @@ var benchUsers = []string{"bob", "carol"}
 func BenchmarkConsole(b *testing.B) {
 	base, client, done := benchPortal(b)
 	defer done()
-	pw := os.Getenv("LDAP_USER_PW")
 	var n atomic.Int64
 	// each client signs in once, as a browser would, and takes the token
-	// of its portal page
-	signIn := func(user string) benchClient {
-		resp, err := client.Get(base + "/login")
-		if err != nil {
-			b.Fatal(err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		c := benchClient{cookie: cookieHeader("", resp), token: csrfRE.FindStringSubmatch(string(body))[1]}
-		form := url.Values{"username": {user}, "password": {pw}, "csrf_token": {c.token}}.Encode()
-		req, _ := http.NewRequest(http.MethodPost, base+"/login", strings.NewReader(form))
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		req.Header.Set("Cookie", c.cookie)
-		if resp, err = client.Do(req); err != nil || resp.StatusCode != http.StatusSeeOther {
-			b.Fatalf("sign-in: %v", err)
-		}
-		resp.Body.Close()
-		c.cookie = cookieHeader(c.cookie, resp)
-		req, _ = http.NewRequest(http.MethodGet, base+"/", nil)
-		req.Header.Set("Cookie", c.cookie)
-		if resp, err = client.Do(req); err != nil {
-			b.Fatal(err)
-		}
-		body, _ = io.ReadAll(resp.Body)
-		resp.Body.Close()
-		c.token = csrfRE.FindStringSubmatch(string(body))[1]
-		return c
-	}
+	// of its portal page (benchSignIn)
 	const clients = 32
 	b.SetParallelism((clients + 1) / 2)
 	var lat latencies
@@ -241,7 +213,7 @@ func BenchmarkConsole(b *testing.B) {
 	b.ResetTimer()
 	start := time.Now()
 	b.RunParallel(func(pb *testing.PB) {
-		c := signIn(benchUsers[int(n.Add(1))%len(benchUsers)])
+		c := benchSignIn(b, client, base, benchUsers[int(n.Add(1))%len(benchUsers)])
 		local := make([]time.Duration, 0, 1024)
 		body := form + url.QueryEscape(c.token)
 		for pb.Next() {
