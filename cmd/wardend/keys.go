@@ -1,19 +1,22 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/wardenidp/warden/internal/app"
 	"github.com/wardenidp/warden/internal/config"
 	"github.com/wardenidp/warden/internal/keys"
+	"github.com/wardenidp/warden/internal/store"
 )
 
 const keysUsage = `usage:
@@ -21,12 +24,16 @@ const keysUsage = `usage:
   wardend keys rotate  -data-dir DIR | -config FILE   make a next key: published, not signing yet
   wardend keys promote -data-dir DIR | -config FILE   make the next key sign; the current one becomes previous
 
-The keys live in DIR/keys (data_dir in the configuration). Procedure:
-rotate, upload the new metadata to IAM and the other SAML service
-providers, then promote. See docs/deployment.md, "Signing keys".
+The keys live where the configuration's keys block says: keys.dir
+(default DIR/keys, data_dir in the configuration), or Redis with
+keys.store: redis (then -config is needed: the redis block and
+keys.encryption_key_file come from it).
+
+Procedure: rotate, upload the new metadata to IAM and the other SAML
+service providers, then promote. See docs/deployment.md, "Signing keys".
 `
 
-// keysCmd runs `wardend keys SUBCOMMAND`. It works on the key directory
+// keysCmd runs `wardend keys SUBCOMMAND`. It works on the key store
 // directly (no server needed); running replicas follow within
 // keys.reload_interval.
 func keysCmd(args []string, stdout, stderr io.Writer) int {
@@ -49,12 +56,16 @@ func keysCmd(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "wardend keys %s: unexpected argument %q\n", sub, fs.Arg(0))
 		return 2
 	}
-	var kc keys.Config
-	publicURL := ""
+	var (
+		kc        keys.Config
+		c         *config.Config
+		publicURL string
+		again     = "-data-dir " + *dataDir
+	)
 	switch {
 	case *cfgPath != "":
-		c, err := config.Load(*cfgPath, os.LookupEnv)
-		if err != nil {
+		var err error
+		if c, err = config.Load(*cfgPath, os.LookupEnv); err != nil {
 			fmt.Fprintf(stderr, "wardend keys: %s:\n%v\n", *cfgPath, err)
 			return 1
 		}
@@ -63,6 +74,7 @@ func keysCmd(args []string, stdout, stderr io.Writer) int {
 		if *dataDir == "" {
 			*dataDir = c.DataDir
 		}
+		again = "-config " + *cfgPath
 	case *dataDir == "":
 		fmt.Fprintf(stderr, "wardend keys %s: need -data-dir DIR or -config FILE\n", sub)
 		return 2
@@ -72,9 +84,25 @@ func keysCmd(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "wardend keys: keys.%v\n", strings.ReplaceAll(err.Error(), "\n", "\nkeys."))
 		return 1
 	}
-	dir := filepath.Join(*dataDir, "keys")
-	k := keysRun{dir: dir, dataDir: *dataDir, cfg: kc, publicURL: publicURL, now: time.Now, out: stdout}
-	var err error
+	if kc.Store == keys.StoreRedis && c == nil {
+		fmt.Fprintf(stderr, "wardend keys %s: keys.store redis needs -config FILE\n", sub)
+		return 2
+	}
+	var rs *store.Store
+	if kc.Store == keys.StoreRedis {
+		var err error
+		if rs, err = store.Open(context.Background(), c.Redis, slog.New(slog.DiscardHandler)); err != nil {
+			fmt.Fprintf(stderr, "wardend keys %s: %v\n", sub, err)
+			return 1
+		}
+		defer rs.Close()
+	}
+	ks, err := app.KeyStore(kc, *dataDir, rs)
+	if err != nil {
+		fmt.Fprintf(stderr, "wardend keys %s: %v\n", sub, err)
+		return 1
+	}
+	k := keysRun{st: ks, again: again, cfg: kc, publicURL: publicURL, now: time.Now, out: stdout}
 	switch sub {
 	case "list":
 		err = k.list()
@@ -84,7 +112,7 @@ func keysCmd(args []string, stdout, stderr io.Writer) int {
 		err = k.promote()
 	}
 	if errors.Is(err, keys.ErrNoRing) {
-		err = fmt.Errorf("%w\n(start wardend once with this data_dir: it creates the ring, or migrates step 1's signing-key.pem)", err)
+		err = fmt.Errorf("%w\n(start wardend once with this configuration: it creates the ring, or migrates step 1's signing-key.pem)", err)
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "wardend keys %s: %v\n", sub, err)
@@ -97,14 +125,15 @@ func keysCmd(args []string, stdout, stderr io.Writer) int {
 func keysConfig(c *config.Config) keys.Config { return c.Keys }
 
 type keysRun struct {
-	dir, dataDir, publicURL string
-	cfg                     keys.Config
-	now                     func() time.Time
-	out                     io.Writer
+	st               keys.Store
+	again, publicURL string // again: the flags that name this store
+	cfg              keys.Config
+	now              func() time.Time
+	out              io.Writer
 }
 
 func (k keysRun) list() error {
-	all, err := keys.List(k.dir)
+	all, err := keys.ListStore(context.Background(), k.st)
 	if err != nil {
 		return err
 	}
@@ -127,12 +156,12 @@ func (k keysRun) list() error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	fmt.Fprintf(k.out, "\n%s (running replicas re-read it every %s)\n", k.dir, k.cfg.ReloadInterval)
+	fmt.Fprintf(k.out, "\n%s (running replicas re-read it every %s)\n", k.st, k.cfg.ReloadInterval)
 	return nil
 }
 
 func (k keysRun) rotate() error {
-	s, err := keys.Rotate(k.dir, k.cfg, keys.Options{Now: k.now})
+	s, err := keys.RotateStore(context.Background(), k.st, k.cfg, keys.Options{Now: k.now})
 	if err != nil {
 		if errors.Is(err, keys.ErrNextExists) {
 			return fmt.Errorf("%w\n(run `wardend keys promote` once IAM and the service providers have the metadata with it)", err)
@@ -156,21 +185,22 @@ Next steps:
          --saml-provider-arn arn:aws:iam::<ACCOUNT-ID>:saml-provider/<NAME>
      and give it to every other SAML service provider.
   3. Then make the new key sign:
-       wardend keys promote -data-dir %s
-`, s.ID, s.Key.N.BitLen(), stamp(s.Cert.NotAfter), s.Fingerprint(), k.cfg.ReloadInterval, k.cfg.ReloadInterval, metadata, k.dataDir)
+       wardend keys promote %s
+`, s.ID, s.Key.N.BitLen(), stamp(s.Cert.NotAfter), s.Fingerprint(), k.cfg.ReloadInterval, k.cfg.ReloadInterval, metadata, k.again)
 	return nil
 }
 
 func (k keysRun) promote() error {
-	before, err := keys.List(k.dir)
+	ctx := context.Background()
+	before, err := keys.ListStore(ctx, k.st)
 	if err != nil {
 		return err
 	}
-	cur, err := keys.Promote(k.dir, k.cfg, keys.Options{Now: k.now})
+	cur, err := keys.PromoteStore(ctx, k.st, k.cfg, keys.Options{Now: k.now})
 	if err != nil {
 		return err
 	}
-	after, err := keys.List(k.dir)
+	after, err := keys.ListStore(ctx, k.st)
 	if err != nil {
 		return err
 	}
@@ -191,8 +221,8 @@ means an IAM SAML provider lacks the new certificate: upload the current
 metadata to it (step 2 of rotate). Once the previous key is no longer
 published, you may re-upload the metadata everywhere to drop its
 certificate (IAM allows at most 10 keys per SAML provider).
-Check with: wardend keys list -data-dir %s
-`, k.dataDir)
+Check with: wardend keys list %s
+`, k.again)
 	return nil
 }
 

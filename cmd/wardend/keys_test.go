@@ -2,13 +2,22 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"encoding/base64"
+	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/wardenidp/warden/internal/app"
+	"github.com/wardenidp/warden/internal/config"
 	"github.com/wardenidp/warden/internal/keys"
+	"github.com/wardenidp/warden/internal/store"
+	"github.com/wardenidp/warden/internal/testenv"
 )
 
 func runCmd(t *testing.T, args ...string) (int, string) {
@@ -57,7 +66,7 @@ func TestKeysCommands(t *testing.T) {
 		"curl -fsS -o metadata.xml https://sso.example.com/saml/metadata",
 		"aws iam update-saml-provider --saml-metadata-document file://metadata.xml",
 		"--saml-provider-arn arn:aws:iam::<ACCOUNT-ID>:saml-provider/<NAME>",
-		"wardend keys promote -data-dir " + data,
+		"wardend keys promote -config " + cfg,
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("rotate output lacks %q:\n%s", want, out)
@@ -118,5 +127,71 @@ func TestKeysArguments(t *testing.T) {
 				t.Fatalf("exit %d (want %d), output lacks %q?\n%s", code, tc.code, tc.out, out)
 			}
 		})
+	}
+}
+
+// TestKeysRedis: with keys.store redis the commands work on the sealed ring
+// in Redis, which a running wardend created (here: keys.OpenStore, as
+// app.Run does).
+func TestKeysRedis(t *testing.T) {
+	env := testenv.Require(t, "REDIS_ADDR")
+	dir := t.TempDir()
+	kek := filepath.Join(dir, "kek")
+	os.WriteFile(kek, []byte(base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{9}, 32))+"\n"), 0o600)
+	prefix := fmt.Sprintf("keyscmd:%d:", time.Now().UnixNano())
+	cfg := filepath.Join(dir, "wardend.yaml")
+	os.WriteFile(cfg, []byte("server: {public_url: https://sso.example.com}\ndata_dir: "+dir+"\n"+
+		"redis: {addrs: ["+env["REDIS_ADDR"]+"], key_prefix: \""+prefix+"\"}\n"+
+		"keys: {store: redis, encryption_key_file: "+kek+"}\n"), 0o600)
+
+	code, out := runCmd(t, "keys", "list", "-config", cfg)
+	if code != 1 || !strings.Contains(out, "no key ring") {
+		t.Fatalf("list before any start: %d %s", code, out)
+	}
+	code, out = runCmd(t, "keys", "list", "-data-dir", dir)
+	if code != 1 || !strings.Contains(out, "no key ring") {
+		t.Fatalf("-data-dir is the directory, not Redis: %d %s", code, out)
+	}
+
+	c, err := config.Load(cfg, os.LookupEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(context.Background(), c.Redis, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	defer st.Client().Del(context.Background(), st.Key("keys:ring"))
+	ks, err := app.KeyStore(c.Keys, c.DataDir, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := keys.OpenStore(context.Background(), ks, c.Keys, keys.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "keys")); !os.IsNotExist(err) {
+		t.Fatalf("a key directory was made: %v", err)
+	}
+
+	code, out = runCmd(t, "keys", "rotate", "-config", cfg)
+	if code != 0 || !strings.Contains(out, "within 1s") || !strings.Contains(out, "wardend keys promote -config "+cfg) {
+		t.Fatalf("rotate: %d %s", code, out)
+	}
+	code, out = runCmd(t, "keys", "promote", "-config", cfg)
+	if code != 0 || !strings.Contains(out, "The previous key "+r.Current().ID+" stays published") {
+		t.Fatalf("promote: %d %s", code, out)
+	}
+	code, out = runCmd(t, "keys", "list", "-config", cfg)
+	if code != 0 || !regexp.MustCompile(regexp.QuoteMeta(r.Current().ID)+`\s+previous\s`).MatchString(out) ||
+		!strings.Contains(out, "redis key "+prefix+"keys:ring (running replicas re-read it every 1s)") {
+		t.Fatalf("list: %d %s", code, out)
+	}
+
+	os.WriteFile(kek, []byte(base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{8}, 32))), 0o600)
+	code, out = runCmd(t, "keys", "list", "-config", cfg)
+	if code != 1 || !strings.Contains(out, "does not decrypt with keys.encryption_key_file") {
+		t.Fatalf("list with another encryption key: %d %s", code, out)
 	}
 }

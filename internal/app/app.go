@@ -151,16 +151,18 @@ func Run(ctx context.Context, o Options) error {
 		st = s
 	}
 
-	// The key ring: created on first start (step 1's two files are
-	// migrated), followed on every replica that shares the directory.
+	// The key ring: created on first start, followed on every replica.
 	o.Keys.SetDefaults()
-	keyDir := filepath.Join(o.DataDir, "keys")
-	ring, err := keys.Open(keyDir, o.Keys, keys.Options{Now: o.Now})
+	keyStore, err := KeyStore(o.Keys, o.DataDir, st)
+	if err != nil {
+		return fmt.Errorf("app: %w", err)
+	}
+	ring, err := keys.OpenStore(ctx, keyStore, o.Keys, keys.Options{Now: o.Now})
 	if err != nil {
 		return fmt.Errorf("app: %w", err)
 	}
 	cur := ring.Current()
-	log.Info("signing key", "kid", cur.ID, "fingerprint_sha256", cur.Fingerprint(), "published", len(ring.Published()), "dir", keyDir)
+	log.Info("signing key", "kid", cur.ID, "fingerprint_sha256", cur.Fingerprint(), "published", len(ring.Published()), "store", ring.Where())
 	go ring.Watch(ctx, log)
 
 	reg := prometheus.NewRegistry()
@@ -449,3 +451,30 @@ func (c appClock) Now() time.Time {
 }
 
 func (appClock) Sleep(ctx context.Context, d time.Duration) { web.SystemClock{}.Sleep(ctx, d) }
+
+// KeyStore is where the signing keys are kept by cfg (defaulted): keys.dir
+// (default <dataDir>/keys), or Redis under the store's key prefix, sealed
+// with the key of keys.encryption_key_file; a ring already in the directory
+// is copied into Redis on first start. wardend keys uses it too.
+func KeyStore(cfg keys.Config, dataDir string, st *store.Store) (keys.Store, error) {
+	dir := cfg.Dir
+	if dir == "" {
+		dir = filepath.Join(dataDir, "keys")
+	}
+	if cfg.Store != keys.StoreRedis {
+		return keys.Dir(dir), nil
+	}
+	kek, err := keys.LoadAESKey(cfg.EncryptionKeyFile, false, nil)
+	if err != nil {
+		return nil, fmt.Errorf("keys.encryption_key_file: %w", err)
+	}
+	var prev [][]byte
+	for i, p := range cfg.PreviousEncryptionKeyFiles {
+		k, err := keys.LoadAESKey(p, false, nil)
+		if err != nil {
+			return nil, fmt.Errorf("keys.previous_encryption_key_files[%d]: %w", i, err)
+		}
+		prev = append(prev, k)
+	}
+	return keys.NewRedisStore(st.Client(), st.Key("keys:ring"), kek, prev, keys.Dir(dir))
+}

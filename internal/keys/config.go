@@ -8,6 +8,22 @@ import (
 
 // Config is the keys block of the configuration.
 type Config struct {
+	// Store is where the ring is kept: "file" (default; Dir, for one host
+	// or a shared volume, or a mounted Kubernetes secret read-only) or
+	// "redis" (sealed with EncryptionKeyFile's key; replicas need no
+	// shared disk, and a rotation reaches them all within ReloadInterval).
+	Store string `yaml:"store"`
+	// Dir is the key directory of the file store, and the ring a Redis
+	// store copies in when Redis holds none. Default: <data_dir>/keys.
+	Dir string `yaml:"dir"`
+	// EncryptionKeyFile holds the AES-256 key (32 bytes: raw, 64 hex
+	// digits or base64) that seals the ring in Redis. Every replica needs
+	// the same file. Required with store: redis.
+	EncryptionKeyFile string `yaml:"encryption_key_file"`
+	// PreviousEncryptionKeyFiles still open the ring (rotation of the
+	// encryption key): a ring sealed with one is sealed again with
+	// EncryptionKeyFile's key at the next start.
+	PreviousEncryptionKeyFiles []string `yaml:"previous_encryption_key_files"`
 	// Size of new RSA keys in bits: 2048 (default), 3072 or 4096. Existing
 	// keys keep their size; a change applies from the next rotation.
 	Size int `yaml:"size"`
@@ -18,8 +34,9 @@ type Config struct {
 	// CertValidity of new self-signed certificates (default 10 years; AWS
 	// ignores the expiry of the metadata certificate, other SPs may not).
 	CertValidity time.Duration `yaml:"cert_validity"`
-	// ReloadInterval is how often Watch re-reads the key directory
-	// (default 30s), so that replicas sharing it follow a rotation.
+	// ReloadInterval is how often Watch re-reads the stored ring (default
+	// 30s for a directory, 1s for Redis), so that replicas follow a
+	// rotation.
 	ReloadInterval time.Duration `yaml:"reload_interval"`
 }
 
@@ -29,6 +46,15 @@ const (
 	DefaultPublishPrevious = 720 * time.Hour
 	DefaultCertValidity    = 10 * 365 * 24 * time.Hour
 	DefaultReloadInterval  = 30 * time.Second
+	// DefaultRedisReloadInterval: with the ring in Redis a poll is one GET
+	// of a few kilobytes, so replicas switch keys within a second.
+	DefaultRedisReloadInterval = time.Second
+)
+
+// Store kinds of Config.Store.
+const (
+	StoreFile  = "file"
+	StoreRedis = "redis"
 )
 
 // SetDefaults fills every unset field with its default.
@@ -42,8 +68,14 @@ func (c *Config) SetDefaults() {
 	if c.CertValidity == 0 {
 		c.CertValidity = DefaultCertValidity
 	}
+	if c.Store == "" {
+		c.Store = StoreFile
+	}
 	if c.ReloadInterval == 0 {
 		c.ReloadInterval = DefaultReloadInterval
+		if c.Store == StoreRedis {
+			c.ReloadInterval = DefaultRedisReloadInterval
+		}
 	}
 }
 
@@ -65,6 +97,18 @@ func (c Config) Validate() error {
 	}
 	if c.CertValidity < 24*time.Hour || c.CertValidity > 100*365*24*time.Hour {
 		add("cert_validity", "must be between 24h and 100 years (got %s)", c.CertValidity)
+	}
+	switch c.Store {
+	case StoreFile:
+		if c.EncryptionKeyFile != "" || len(c.PreviousEncryptionKeyFiles) > 0 {
+			add("encryption_key_file", "only with store: redis (a key directory is not encrypted)")
+		}
+	case StoreRedis:
+		if c.EncryptionKeyFile == "" {
+			add("encryption_key_file", "required with store: redis (32 random bytes, e.g. `openssl rand -base64 32`)")
+		}
+	default:
+		add("store", "must be file or redis (got %q)", c.Store)
 	}
 	if c.ReloadInterval < time.Second || c.ReloadInterval > time.Hour {
 		add("reload_interval", "must be between 1s and 1h (got %s)", c.ReloadInterval)

@@ -62,7 +62,7 @@ func TestJWKSVerifiesWithGoOIDC(t *testing.T) {
 	if _, err := Rotate(dir, Config{}, Options{Now: clk.Now}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := r.reload(); err != nil {
+	if _, err := r.reload(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	next, _ := r.Next()
@@ -115,7 +115,7 @@ func TestJWKSVerifiesWithGoOIDC(t *testing.T) {
 	if _, err := Promote(dir, Config{}, Options{Now: clk.Now}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := r.reload(); err != nil {
+	if _, err := r.reload(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	if err := verify(oldTok); err != nil {
@@ -192,7 +192,7 @@ func BenchmarkJWKS(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	if _, err := r.reload(); err != nil || len(r.Published()) != 3 {
+	if _, err := r.reload(context.Background()); err != nil || len(r.Published()) != 3 {
 		b.Fatalf("%v %d", err, len(r.Published()))
 	}
 	b.ReportAllocs()

@@ -154,12 +154,15 @@ func validSize(bits int) bool { return bits == 2048 || bits == 3072 || bits == 4
 // loadPair reads a PKCS #8 RSA key and the certificate that must certify it.
 // The returned Signer has its ID set; Created, State and RetiredAt are the
 // caller's.
-func loadPair(kp, cp string) (Signer, error) {
-	kb, err := os.ReadFile(kp)
+func loadPair(kp, cp string) (Signer, error) { return loadPairFrom(os.ReadFile, kp, cp) }
+
+// loadPairFrom is loadPair with the two files read through read.
+func loadPairFrom(read func(string) ([]byte, error), kp, cp string) (Signer, error) {
+	kb, err := read(kp)
 	if err != nil {
 		return Signer{}, fmt.Errorf("keys: %w", err)
 	}
-	cb, err := os.ReadFile(cp)
+	cb, err := read(cp)
 	if err != nil {
 		return Signer{}, fmt.Errorf("keys: %w", err)
 	}

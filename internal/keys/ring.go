@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -56,82 +55,53 @@ type manifestKey struct {
 // ring is one immutable snapshot: the manifest bytes and its loaded keys,
 // current first, then next, then previous ones (most recently retired first).
 type ring struct {
-	raw     []byte
+	raw     []byte // the manifest
+	src     []byte // what the store holds (the manifest, or Redis's sealed bundle): a reload that finds the same bytes changes nothing
 	signers []Signer
 	jwk     map[string][]byte // public JWK JSON by key ID, built at load
 }
 
-// Ring is the key ring of one directory. Its methods are safe for concurrent
-// use; Watch swaps in a new snapshot when the manifest changes.
+// Ring is the key ring of one Store (a directory or Redis). Its methods are
+// safe for concurrent use; Watch swaps in a new snapshot when the stored
+// ring changes.
 type Ring struct {
-	dir   string
+	st    Store
 	cfg   Config
 	now   func() time.Time
 	state atomic.Pointer[ring]
 }
 
-// Open loads the ring in dir. On first start it creates dir (0700) and the
-// ring under a lock, so that replicas starting together on one shared
-// directory end with one key: the step-1 pair (signing-key.pem and
-// signing-cert.pem, kept as they are) becomes the current key when present,
-// else a new key of cfg.Size is generated. A manifest that names a missing
-// or damaged file is an error, never a reason to make a new key. cfg is
-// defaulted and validated here.
+// Open loads the ring in dir (Dir(dir)). On first start it creates dir
+// (0700) and the ring under a lock, so that replicas starting together on
+// one shared directory end with one key: the step-1 pair (signing-key.pem
+// and signing-cert.pem, kept as they are) becomes the current key when
+// present, else a new key of cfg.Size is generated. A manifest that names a
+// missing or damaged file is an error, never a reason to make a new key.
+// cfg is defaulted and validated here.
 func Open(dir string, cfg Config, opts Options) (*Ring, error) {
+	return OpenStore(context.Background(), Dir(dir), cfg, opts)
+}
+
+// OpenStore loads the ring kept in st, creating it on first start (once
+// among replicas starting together).
+func OpenStore(ctx context.Context, st Store, cfg Config, opts Options) (*Ring, error) {
 	cfg.SetDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("keys: config: %w", err)
 	}
 	opts = opts.withDefaults()
-	r := &Ring{dir: dir, cfg: cfg, now: opts.Now}
-	st, err := readRing(dir)
+	r := &Ring{st: st, cfg: cfg, now: opts.Now}
+	rg, err := st.load(ctx)
 	if errors.Is(err, ErrNoRing) {
 		// Read without the lock first: a read-only mount of an existing
 		// ring (a Kubernetes secret) needs no lock file.
-		st, err = create(dir, cfg, opts)
+		rg, err = st.create(ctx, func() (Signer, []byte, []byte, error) { return newSigner(opts, cfg.Size, cfg.CertValidity) })
 	}
 	if err != nil {
 		return nil, err
 	}
-	r.state.Store(st)
+	r.state.Store(rg)
 	return r, nil
-}
-
-func create(dir string, cfg Config, opts Options) (*ring, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("keys: %w", err)
-	}
-	unlock, err := lockDir(dir)
-	if err != nil {
-		return nil, err
-	}
-	defer unlock()
-	st, err := readRing(dir)
-	if !errors.Is(err, ErrNoRing) {
-		return st, err // another replica created it meanwhile, or a real error
-	}
-	var s Signer
-	kp, cp := filepath.Join(dir, keyFile), filepath.Join(dir, certFile)
-	found, err := pairExists(dir, kp, cp)
-	if err != nil {
-		return nil, err
-	}
-	m := manifest{Version: 1}
-	if found {
-		if s, err = loadPair(kp, cp); err != nil {
-			return nil, err
-		}
-		m.Keys = append(m.Keys, manifestKey{ID: s.ID, State: StateCurrent, Created: s.Cert.NotBefore.UTC(), KeyFile: keyFile, CertFile: certFile})
-	} else {
-		if s, err = writeNewKey(dir, cfg, opts); err != nil {
-			return nil, err
-		}
-		m.Keys = append(m.Keys, entryFor(s, StateCurrent))
-	}
-	if err := writeManifest(dir, m); err != nil {
-		return nil, err
-	}
-	return readRing(dir)
 }
 
 // Current is the key that signs now.
@@ -157,8 +127,8 @@ func (r *Ring) Published() []Signer {
 // published.
 func (r *Ring) All() []Signer { return slices.Clone(r.state.Load().signers) }
 
-// Dir is the key directory.
-func (r *Ring) Dir() string { return r.dir }
+// Where says where the ring is kept (the directory, or "redis key K").
+func (r *Ring) Where() string { return r.st.String() }
 
 func published(all []Signer, keep time.Duration, now time.Time) []Signer {
 	out := make([]Signer, 0, len(all))
@@ -190,10 +160,11 @@ func (r *Ring) JWKS() []byte {
 	return append(b, "]}"...)
 }
 
-// Watch re-reads the manifest every ReloadInterval until ctx ends, so that a
-// replica follows a rotation made by another process on a shared directory.
-// A manifest that does not load (half-written by hand, a missing key file)
-// keeps the last good ring and logs an error, once per distinct problem.
+// Watch re-reads the stored ring every ReloadInterval until ctx ends, so
+// that a replica follows a rotation made by another process (on a shared
+// directory, a mounted secret, or in Redis). A ring that does not load
+// (half-written by hand, a missing key file, a wrong encryption key) keeps
+// the last good ring and logs an error, once per distinct problem.
 func (r *Ring) Watch(ctx context.Context, log *slog.Logger) {
 	t := time.NewTicker(r.cfg.ReloadInterval)
 	defer t.Stop()
@@ -204,62 +175,43 @@ func (r *Ring) Watch(ctx context.Context, log *slog.Logger) {
 			return
 		case <-t.C:
 		}
-		changed, err := r.reload()
+		changed, err := r.reload(ctx)
 		switch {
 		case err == nil:
 			lastErr = ""
 			if changed {
-				log.Info("keys: reloaded", "dir", r.dir, "current", r.Current().ID, "published", len(r.Published()))
+				log.Info("keys: reloaded", "store", r.st.String(), "current", r.Current().ID, "published", len(r.Published()))
 			}
+		case ctx.Err() != nil:
 		case err.Error() != lastErr:
 			lastErr = err.Error()
-			log.Error("keys: reload failed; keeping the last good key ring", "dir", r.dir, "err", err)
+			log.Error("keys: reload failed; keeping the last good key ring", "store", r.st.String(), "err", err)
 		}
 	}
 }
 
-// reload swaps in the ring on disk when its manifest differs from the one
-// loaded.
-func (r *Ring) reload() (bool, error) {
-	raw, err := os.ReadFile(filepath.Join(r.dir, manifestFile))
-	if err != nil {
-		return false, fmt.Errorf("keys: %w", err)
-	}
-	if bytes.Equal(raw, r.state.Load().raw) {
-		return false, nil
-	}
-	st, err := parseRing(r.dir, raw)
-	if err != nil {
+// reload swaps in the stored ring when it differs from the one loaded.
+func (r *Ring) reload(ctx context.Context) (bool, error) {
+	rg, err := r.st.reload(ctx, r.state.Load())
+	if err != nil || rg == nil {
 		return false, err
 	}
-	r.state.Store(st)
+	r.state.Store(rg)
 	return true, nil
 }
 
-// readRing loads the ring in dir; ErrNoRing when it has no manifest.
-func readRing(dir string) (*ring, error) {
-	raw, err := os.ReadFile(filepath.Join(dir, manifestFile))
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("keys: %s: %w", dir, ErrNoRing)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("keys: %w", err)
-	}
-	return parseRing(dir, raw)
-}
-
-// parseRing checks a manifest and loads every key it names: one current key,
-// at most one next key, unique IDs, plain file names inside dir, and each
-// ID equal to the thumbprint of the key in its file (a swapped file is an
-// error, not a different key).
-func parseRing(dir string, raw []byte) (*ring, error) {
+// parseRing checks a manifest and loads every key it names, reading the
+// files through read: one current key, at most one next key, unique IDs,
+// plain file names, and each ID equal to the thumbprint of the key in its
+// file (a swapped file is an error, not a different key).
+func parseRing(raw []byte, read func(name string) ([]byte, error)) (*ring, error) {
 	m, err := decodeManifest(raw)
 	if err != nil {
 		return nil, err
 	}
-	st := &ring{raw: raw, jwk: map[string][]byte{}}
+	st := &ring{raw: raw, src: raw, jwk: map[string][]byte{}}
 	for _, e := range m.Keys {
-		s, err := loadPair(filepath.Join(dir, e.KeyFile), filepath.Join(dir, e.CertFile))
+		s, err := loadPairFrom(read, e.KeyFile, e.CertFile)
 		if err != nil {
 			return nil, fmt.Errorf("keys: %s names key %s: %w", manifestFile, e.ID, err)
 		}
@@ -340,81 +292,59 @@ func decodeManifest(raw []byte) (manifest, error) {
 	return m, nil
 }
 
-func writeManifest(dir string, m manifest) error {
+func encodeManifest(m manifest) ([]byte, error) {
 	b, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {
-		return fmt.Errorf("keys: %w", err)
+		return nil, fmt.Errorf("keys: %w", err)
 	}
-	return writeAtomic(dir, manifestFile, append(b, '\n'))
+	return append(b, '\n'), nil
 }
 
 func entryFor(s Signer, state string) manifestKey {
 	return manifestKey{ID: s.ID, State: state, Created: s.Created, KeyFile: "key-" + s.ID + ".pem", CertFile: "cert-" + s.ID + ".pem"}
 }
 
-// writeNewKey generates a key and writes its two files (not yet named by
-// the manifest, so a crash here leaves only unused files).
-func writeNewKey(dir string, cfg Config, opts Options) (Signer, error) {
-	s, kpem, cpem, err := newSigner(opts, cfg.Size, cfg.CertValidity)
-	if err != nil {
-		return Signer{}, err
+// named is the set of files a manifest names.
+func named(m manifest) map[string]bool {
+	out := map[string]bool{}
+	for _, e := range m.Keys {
+		out[e.KeyFile], out[e.CertFile] = true, true
 	}
-	e := entryFor(s, "")
-	if err := writeAtomic(dir, e.KeyFile, kpem); err != nil {
-		return Signer{}, err
-	}
-	if err := writeAtomic(dir, e.CertFile, cpem); err != nil {
-		return Signer{}, err
-	}
-	return s, nil
-}
-
-// change runs fn on the manifest of dir under the directory lock and writes
-// the result.
-func change(dir string, fn func(*manifest) error) error {
-	if _, err := os.Stat(filepath.Join(dir, manifestFile)); errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("keys: %s: %w", dir, ErrNoRing)
-	}
-	unlock, err := lockDir(dir)
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	st, err := readRing(dir)
-	if err != nil {
-		return err
-	}
-	m, err := decodeManifest(st.raw)
-	if err != nil {
-		return err
-	}
-	if err := fn(&m); err != nil {
-		return err
-	}
-	return writeManifest(dir, m)
+	return out
 }
 
 // Rotate makes a next key in dir: published from the next reload on, not
 // signing until Promote. ErrNextExists when one is waiting already.
 func Rotate(dir string, cfg Config, opts Options) (Signer, error) {
+	return RotateStore(context.Background(), Dir(dir), cfg, opts)
+}
+
+// RotateStore is Rotate on the ring kept in st.
+func RotateStore(ctx context.Context, st Store, cfg Config, opts Options) (Signer, error) {
 	cfg.SetDefaults()
 	if err := cfg.Validate(); err != nil {
 		return Signer{}, fmt.Errorf("keys: config: %w", err)
 	}
 	opts = opts.withDefaults()
 	var s Signer
-	err := change(dir, func(m *manifest) error {
+	_, err := st.change(ctx, func(m *manifest, put func(name string, data []byte)) error {
 		for _, e := range m.Keys {
 			if e.State == StateNext {
 				return fmt.Errorf("keys: %w (%s); promote it first", ErrNextExists, e.ID)
 			}
 		}
-		var err error
-		if s, err = writeNewKey(dir, cfg, opts); err != nil {
+		var (
+			kpem, cpem []byte
+			err        error
+		)
+		if s, kpem, cpem, err = newSigner(opts, cfg.Size, cfg.CertValidity); err != nil {
 			return err
 		}
 		s.State = StateNext
-		m.Keys = append(m.Keys, entryFor(s, StateNext))
+		e := entryFor(s, StateNext)
+		put(e.KeyFile, kpem)
+		put(e.CertFile, cpem)
+		m.Keys = append(m.Keys, e)
 		return nil
 	})
 	if err != nil {
@@ -428,14 +358,18 @@ func Rotate(dir string, cfg Config, opts Options) (Signer, error) {
 // PublishPrevious ago or more are dropped from the manifest and their files
 // deleted. ErrNoNext when there is no next key.
 func Promote(dir string, cfg Config, opts Options) (Signer, error) {
+	return PromoteStore(context.Background(), Dir(dir), cfg, opts)
+}
+
+// PromoteStore is Promote on the ring kept in st.
+func PromoteStore(ctx context.Context, st Store, cfg Config, opts Options) (Signer, error) {
 	cfg.SetDefaults()
 	if err := cfg.Validate(); err != nil {
 		return Signer{}, fmt.Errorf("keys: config: %w", err)
 	}
 	opts = opts.withDefaults()
-	var drop []manifestKey
 	now := opts.Now().UTC()
-	err := change(dir, func(m *manifest) error {
+	rg, err := st.change(ctx, func(m *manifest, _ func(string, []byte)) error {
 		if !slices.ContainsFunc(m.Keys, func(e manifestKey) bool { return e.State == StateNext }) {
 			return fmt.Errorf("keys: %w; run rotate first", ErrNoNext)
 		}
@@ -448,7 +382,6 @@ func Promote(dir string, cfg Config, opts Options) (Signer, error) {
 				e.State = StateCurrent
 			case StatePrevious:
 				if !now.Before(e.RetiredAt.Add(cfg.PublishPrevious)) {
-					drop = append(drop, e)
 					continue
 				}
 			}
@@ -460,25 +393,20 @@ func Promote(dir string, cfg Config, opts Options) (Signer, error) {
 	if err != nil {
 		return Signer{}, err
 	}
-	// The manifest no longer names them: removing the files is hygiene (no
-	// retired private key lying around); a failure leaves unused files.
-	for _, e := range drop {
-		os.Remove(filepath.Join(dir, e.KeyFile))
-		os.Remove(filepath.Join(dir, e.CertFile))
-	}
-	st, err := readRing(dir)
-	if err != nil {
-		return Signer{}, err
-	}
-	return st.signers[0], nil
+	return rg.signers[0], nil
 }
 
 // List is every key of the ring in dir (current, next, previous), without
 // creating anything. ErrNoRing when dir holds no manifest.
 func List(dir string) ([]Signer, error) {
-	st, err := readRing(dir)
+	return ListStore(context.Background(), Dir(dir))
+}
+
+// ListStore is List on the ring kept in st.
+func ListStore(ctx context.Context, st Store) ([]Signer, error) {
+	rg, err := st.load(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return st.signers, nil
+	return rg.signers, nil
 }

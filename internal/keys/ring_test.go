@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"strings"
 	"sync"
@@ -91,7 +92,7 @@ func TestRingLifecycle(t *testing.T) {
 	if _, err := Rotate(dir, Config{}, opts); !errors.Is(err, ErrNextExists) {
 		t.Fatalf("second rotate: %v", err)
 	}
-	if changed, err := r.reload(); err != nil || !changed {
+	if changed, err := r.reload(context.Background()); err != nil || !changed {
 		t.Fatalf("reload after rotate: %v %v", changed, err)
 	}
 	if r.Current().ID != first.ID {
@@ -117,7 +118,7 @@ func TestRingLifecycle(t *testing.T) {
 	if _, err := Promote(dir, Config{}, opts); !errors.Is(err, ErrNoNext) {
 		t.Fatalf("promote without next: %v", err)
 	}
-	if _, err := r.reload(); err != nil {
+	if _, err := r.reload(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	if r.Current().ID != next.ID {
@@ -515,7 +516,7 @@ func TestWatch(t *testing.T) {
 func TestConfig(t *testing.T) {
 	var c Config
 	c.SetDefaults()
-	if c != (Config{Size: 2048, PublishPrevious: 720 * time.Hour, CertValidity: 87600 * time.Hour, ReloadInterval: 30 * time.Second}) {
+	if !reflect.DeepEqual(c, Config{Store: "file", Size: 2048, PublishPrevious: 720 * time.Hour, CertValidity: 87600 * time.Hour, ReloadInterval: 30 * time.Second}) {
 		t.Fatalf("defaults %+v", c)
 	}
 	if err := c.Validate(); err != nil {
@@ -532,6 +533,9 @@ func TestConfig(t *testing.T) {
 		{"negative publish_previous", Config{PublishPrevious: -time.Hour}, []string{"publish_previous: must be at least 1h"}},
 		{"cert_validity", Config{CertValidity: time.Hour}, []string{"cert_validity: must be between 24h and 100 years (got 1h0m0s)"}},
 		{"reload_interval", Config{ReloadInterval: time.Millisecond}, []string{"reload_interval: must be between 1s and 1h"}},
+		{"store", Config{Store: "s3"}, []string{`store: must be file or redis (got "s3")`}},
+		{"redis without a key", Config{Store: "redis"}, []string{"encryption_key_file: required with store: redis"}},
+		{"a key for a directory", Config{EncryptionKeyFile: "/k"}, []string{"encryption_key_file: only with store: redis"}},
 		{"all at once", Config{Size: 1, PublishPrevious: 1, CertValidity: 1, ReloadInterval: 2 * time.Hour},
 			[]string{"size:", "publish_previous:", "cert_validity:", "reload_interval:"}},
 	} {

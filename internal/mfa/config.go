@@ -1,11 +1,8 @@
 package mfa
 
 import (
-	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"os"
 	"regexp"
 	"slices"
 	"strings"
@@ -14,6 +11,7 @@ import (
 	"github.com/go-ldap/ldap/v3"
 
 	"github.com/wardenidp/warden/internal/identity"
+	"github.com/wardenidp/warden/internal/keys"
 	"github.com/wardenidp/warden/internal/store"
 )
 
@@ -180,54 +178,21 @@ func (c Config) Tag() string {
 }
 
 // ParseKey reads an encryption key: 32 raw bytes, or 64 hex digits, or
-// base64 of 32 bytes (surrounding white space ignored for the text forms).
+// base64 of 32 bytes (keys.ParseAESKey).
 func ParseKey(b []byte) ([]byte, error) {
-	if len(b) == KeySize {
-		return b, nil
+	k, err := keys.ParseAESKey(b)
+	if err != nil {
+		return nil, fmt.Errorf("mfa: %w", err)
 	}
-	s := strings.TrimSpace(string(b))
-	if k, err := hex.DecodeString(s); err == nil && len(k) == KeySize {
-		return k, nil
-	}
-	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
-		if k, err := enc.DecodeString(s); err == nil && len(k) == KeySize {
-			return k, nil
-		}
-	}
-	return nil, fmt.Errorf("mfa: encryption key must be %d bytes: raw, 64 hex digits or base64", KeySize)
+	return k, nil
 }
 
 // LoadKey reads the key file at path. With create, a missing file is made
-// with a new random key (mode 0600).
+// with a new random key (mode 0600; keys.LoadAESKey).
 func LoadKey(path string, create bool, random func([]byte) error) ([]byte, error) {
-	b, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) && create {
-		k := make([]byte, KeySize)
-		if err := random(k); err != nil {
-			return nil, fmt.Errorf("mfa: new encryption key: %w", err)
-		}
-		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-		if errors.Is(err, os.ErrExist) { // another process made it first
-			return LoadKey(path, false, random)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("mfa: new encryption key: %w", err)
-		}
-		_, werr := f.WriteString(hex.EncodeToString(k) + "\n")
-		if cerr := f.Close(); werr == nil {
-			werr = cerr
-		}
-		if werr != nil {
-			return nil, fmt.Errorf("mfa: new encryption key: %w", werr)
-		}
-		return k, nil
-	}
+	k, err := keys.LoadAESKey(path, create, random)
 	if err != nil {
-		return nil, fmt.Errorf("mfa: encryption key: %w", err)
-	}
-	k, err := ParseKey(b)
-	if err != nil {
-		return nil, fmt.Errorf("mfa: encryption key %s: %w", path, err)
+		return nil, fmt.Errorf("mfa: %w", err)
 	}
 	return k, nil
 }

@@ -41,6 +41,14 @@ type Config struct {
 	Metrics MetricsConfig `yaml:"metrics"`
 	// Pprof serves Go's profiler under /debug/pprof/ (pprof.go).
 	Pprof PprofConfig `yaml:"pprof"`
+	// AccessLog samples the log lines of successful requests at high
+	// rates (logsample.go).
+	AccessLog AccessLogConfig `yaml:"access_log"`
+	// DrainDelay: after SIGTERM, /readyz answers 503 for this long while
+	// requests are still served, so that a load balancer stops sending new
+	// ones before the listener closes (default 0; a few seconds behind a
+	// load balancer or on Kubernetes).
+	DrainDelay time.Duration `yaml:"drain_delay"`
 }
 
 // PprofConfig switches the profiler on. Who may use it is decided by
@@ -93,6 +101,10 @@ const (
 	DefaultLoginMinDuration  = 300 * time.Millisecond
 )
 
+// maxDrainDelay: longer only delays every stop; Kubernetes' default grace
+// period is 30s.
+const maxDrainDelay = 2 * time.Minute
+
 // maxLoginMinDuration keeps a typo (300s for 300ms) from hanging every failed sign-in.
 const maxLoginMinDuration = 10 * time.Second
 
@@ -116,6 +128,7 @@ func (c *Config) SetDefaults() {
 	setDur(&c.IdleTimeout, DefaultIdleTimeout)
 	setDur(&c.ShutdownTimeout, DefaultShutdownTimeout)
 	setDur(&c.LoginMinDuration, DefaultLoginMinDuration)
+	c.AccessLog.setDefaults()
 	if c.Metrics.Allow == nil {
 		c.Metrics.Allow = DefaultMetricsAllow()
 	}
@@ -198,6 +211,10 @@ func (c *Config) Validate() error {
 	if c.LoginMinDuration < 0 || c.LoginMinDuration > maxLoginMinDuration {
 		add("login_min_duration", "must be between 0 and %s", maxLoginMinDuration)
 	}
+	if c.DrainDelay < 0 || c.DrainDelay > maxDrainDelay {
+		add("drain_delay", "must be between 0 and %s", maxDrainDelay)
+	}
+	c.AccessLog.validate(add)
 	c.Metrics.validate(add)
 	return errors.Join(errs...)
 }

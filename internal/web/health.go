@@ -21,6 +21,10 @@ func (s *Server) handleHealthz(c *gin.Context) {
 // handleReadyz asks every health check at once. 200 when all answer; 503
 // naming the failing dependencies, without their error text (logged).
 func (s *Server) handleReadyz(c *gin.Context) {
+	if s.draining.Load() {
+		c.JSON(http.StatusServiceUnavailable, gin.H{"status": "draining", "request_id": state(c).id})
+		return
+	}
 	ctx := c.Request.Context()
 	errs := make([]error, len(s.health))
 	var wg sync.WaitGroup

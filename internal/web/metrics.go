@@ -35,6 +35,7 @@ type metrics struct {
 	logins        *prometheus.CounterVec
 	loginDuration *prometheus.HistogramVec
 	csrf          *prometheus.CounterVec
+	logSkipped    prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -61,8 +62,12 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "warden_csrf_rejected_total",
 			Help: "POST requests refused by the CSRF checks, by route.",
 		}, []string{"route"}),
+		logSkipped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "warden_access_log_skipped_total",
+			Help: "Successful requests left out of the access log by server.access_log sampling.",
+		}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.duration, m.logins, m.loginDuration, m.csrf} {
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.logins, m.loginDuration, m.csrf, m.logSkipped} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("web: register metrics: %w", err)
 		}

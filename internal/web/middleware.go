@@ -172,11 +172,19 @@ func (s *Server) accessLog(c *gin.Context) {
 	if !s.log.Enabled(c.Request.Context(), level) {
 		return
 	}
+	var skipped int64
+	if level == slog.LevelInfo && status < 400 && d < s.cfg.AccessLog.Slow {
+		var keep bool
+		if keep, skipped = s.sample.keep(st.start); !keep {
+			s.metrics.logSkipped.Inc()
+			return
+		}
+	}
 	path := c.Request.URL.Path
 	if len(path) > 256 {
 		path = path[:256] + "..."
 	}
-	s.log.LogAttrs(c.Request.Context(), level, "http request",
+	attrs := []slog.Attr{
 		slog.String("method", methodLabel(c.Request.Method)),
 		slog.String("path", path),
 		slog.String("route", route),
@@ -184,7 +192,11 @@ func (s *Server) accessLog(c *gin.Context) {
 		slog.Float64("duration_ms", float64(d.Microseconds())/1000),
 		slog.Int("bytes", max(c.Writer.Size(), 0)),
 		slog.String("client_ip", st.clientIP),
-	)
+	}
+	if skipped > 0 {
+		attrs = append(attrs, slog.Int64("skipped", skipped))
+	}
+	s.log.LogAttrs(c.Request.Context(), level, "http request", attrs...)
 }
 
 // recovery turns a panic into a logged error and a 500 page with the

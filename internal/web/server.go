@@ -25,6 +25,7 @@ import (
 	"net/url"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -158,6 +159,8 @@ type Server struct {
 	factorPage   FactorPager // the Mount that asks for the factor, if any
 	recheckEvery time.Duration
 	limits       map[string]int64 // method+" "+route path -> body limit, where not maxBody
+	sample       *sampler         // which successful requests the access log shows
+	draining     atomic.Bool      // set at shutdown: /readyz answers 503
 }
 
 // maxBody bounds every request body (sign-in forms are a few hundred bytes).
@@ -252,6 +255,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		}
 		s.gatherer = g
 	}
+	s.sample = newSampler(s.cfg.AccessLog)
 	s.metricsGate = newMetricsGate(cfg.Metrics)
 	s.cfg.Metrics.BearerToken = "" // only its hash is kept (metricsGate)
 	s.promHandler = promhttp.HandlerFor(s.gatherer, promhttp.HandlerOpts{})
@@ -432,6 +436,20 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	case err := <-errc:
 		return fmt.Errorf("web: serve: %w", err)
 	case <-ctx.Done():
+	}
+	// Drain: /readyz fails while requests are still served, so that a load
+	// balancer (a Kubernetes Service) stops sending new ones; then the
+	// listener closes and the requests in flight finish.
+	s.draining.Store(true)
+	if s.cfg.DrainDelay > 0 {
+		s.log.Info("draining: /readyz answers 503", "for", s.cfg.DrainDelay.String())
+		t := time.NewTimer(s.cfg.DrainDelay)
+		select {
+		case <-t.C:
+		case err := <-errc:
+			t.Stop()
+			return fmt.Errorf("web: serve: %w", err)
+		}
 	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ShutdownTimeout)
 	defer cancel()
