@@ -37,10 +37,10 @@ type Config struct {
 	// an unknown user and a wrong password take alike long.
 	LoginMinDuration time.Duration `yaml:"login_min_duration"`
 	// Metrics says who may read /metrics (metrics_access.go), and the
-	// profiler when Pprof is on.
+	// profiler when Debug.Pprof is on.
 	Metrics MetricsConfig `yaml:"metrics"`
-	// Pprof serves Go's profiler under /debug/pprof/ (pprof.go).
-	Pprof PprofConfig `yaml:"pprof"`
+	// Debug serves Go's profiler under /debug/pprof/ (pprof.go).
+	Debug DebugConfig `yaml:"debug"`
 	// AccessLog samples the log lines of successful requests at high
 	// rates (logsample.go).
 	AccessLog AccessLogConfig `yaml:"access_log"`
@@ -51,13 +51,17 @@ type Config struct {
 	DrainDelay time.Duration `yaml:"drain_delay"`
 }
 
-// PprofConfig switches the profiler on. Who may use it is decided by
+// DebugConfig switches the profiler on. Who may use it is decided by
 // Metrics, exactly as for /metrics: the allow list or the bearer token;
 // anyone else gets the 404 of an unknown path.
-type PprofConfig struct {
-	// Enabled registers /debug/pprof/ and its profiles. Default false:
-	// the paths do not exist.
-	Enabled bool `yaml:"enabled"`
+type DebugConfig struct {
+	// Pprof registers /debug/pprof/ and its profiles. Default false: the
+	// paths do not exist.
+	Pprof bool `yaml:"pprof"`
+	// Listen, when set, serves the profiler on a listener of its own (and
+	// only there): a loopback address, or any address when
+	// metrics.bearer_token is set.
+	Listen string `yaml:"listen"`
 }
 
 // MetricsConfig guards /metrics. A request is served when its client IP
@@ -216,6 +220,7 @@ func (c *Config) Validate() error {
 	}
 	c.AccessLog.validate(add)
 	c.Metrics.validate(add)
+	c.validateDebug(add)
 	return errors.Join(errs...)
 }
 
@@ -293,4 +298,28 @@ func isCookieToken(s string) bool {
 		}
 	}
 	return s != ""
+}
+
+// validateDebug: the profiler's own listener is loopback-only unless a
+// bearer token protects it.
+func (c *Config) validateDebug(add func(key, format string, args ...any)) {
+	if c.Debug.Listen == "" {
+		return
+	}
+	if !c.Debug.Pprof {
+		add("debug.listen", "only with debug.pprof: true")
+		return
+	}
+	host, port, err := net.SplitHostPort(c.Debug.Listen)
+	if err != nil || port == "" {
+		add("debug.listen", "must be host:port (got %q)", c.Debug.Listen)
+		return
+	}
+	if c.Debug.Listen == c.Listen {
+		add("debug.listen", "must differ from listen")
+	}
+	ip := net.ParseIP(host)
+	if host != "localhost" && (ip == nil || !ip.IsLoopback()) && c.Metrics.BearerToken == "" {
+		add("debug.listen", "%q is not a loopback address: use 127.0.0.1:PORT, or set metrics.bearer_token to require it", c.Debug.Listen)
+	}
 }

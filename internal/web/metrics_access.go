@@ -82,7 +82,7 @@ var forwardingHeaders = [...]string{"X-Forwarded-For", "Forwarded", "X-Real-Ip"}
 // guarded serves h to the callers server.metrics lets in (an address in
 // metrics.allow, or the bearer token) and answers anyone else exactly like
 // an unknown path, logging "<what> request refused" with the client IP and
-// the reason. /metrics and, when server.pprof.enabled, /debug/pprof/ are
+// the reason. /metrics and, when server.debug.pprof, /debug/pprof/ are
 // served through it.
 func (s *Server) guarded(what string, h http.Handler) gin.HandlerFunc {
 	msg := what + " request refused"
@@ -157,5 +157,5 @@ func (s *Server) noMethod(c *gin.Context) {
 // and /debug/pprof/... when the profiler is on (when it is off those
 // paths have no route, so gin never calls noMethod for them).
 func (s *Server) guardedPath(path string) bool {
-	return path == "/metrics" || s.cfg.Pprof.Enabled && strings.HasPrefix(path, pprofPrefix)
+	return path == "/metrics" || s.cfg.Debug.Pprof && strings.HasPrefix(path, pprofPrefix)
 }

@@ -1,6 +1,6 @@
 package web
 
-// The profiler (server.pprof): Go's CPU profile, execution trace, named
+// The profiler (server.debug): Go's CPU profile, execution trace, named
 // runtime profiles, command line and symbol look-up under /debug/pprof/,
 // with the paths, query parameters and content types of net/http/pprof, so
 // that `go tool pprof` and `go tool trace` work against Warden as against
@@ -10,7 +10,7 @@ package web
 // on http.DefaultServeMux, unguarded, so that any server in the process
 // that serves the default mux (a library's, or one added later) would
 // expose the profiler to everyone. These handlers exist only on Warden's
-// engine, only when server.pprof.enabled is set, and only behind the
+// engine, only when server.debug.pprof is set, and only behind the
 // access rule of /metrics (guarded, metrics_access.go).
 //
 // Differences from net/http/pprof: only GET is served (HEAD and POST get
@@ -70,13 +70,29 @@ const maxPprofDuration = 10 * time.Minute
 // in flight stops waiting then, so that it does not hold the shutdown up.
 type serveCtxKey struct{}
 
-// pprofRoutes are the profiler's routes when server.pprof.enabled is set,
-// each behind guarded: the rule of /metrics.
+// debugConnKey marks the requests of the debug listener (server.debug.listen).
+type debugConnKey struct{}
+
+// pprofRoutes are the profiler's routes when server.debug.pprof is set,
+// each behind guarded: the rule of /metrics; with server.debug.listen, only
+// for requests that came through that listener.
 func (s *Server) pprofRoutes() []route {
-	if !s.cfg.Pprof.Enabled {
+	if !s.cfg.Debug.Pprof {
 		return nil
 	}
-	g := func(h http.HandlerFunc) gin.HandlerFunc { return s.guarded("pprof", h) }
+	g := func(h http.HandlerFunc) gin.HandlerFunc {
+		guarded := s.guarded("pprof", h)
+		if s.cfg.Debug.Listen == "" {
+			return guarded
+		}
+		return func(c *gin.Context) {
+			if c.Request.Context().Value(debugConnKey{}) == nil {
+				s.renderError(c, http.StatusNotFound)
+				return
+			}
+			guarded(c)
+		}
+	}
 	rs := []route{
 		{http.MethodGet, pprofPrefix, g(pprofIndex)},
 		{http.MethodGet, pprofPrefix + "cmdline", g(pprofCmdline)},

@@ -21,7 +21,7 @@ import (
 )
 
 func withPprof() envOption {
-	return func(c *Config, _ *Deps) { c.Pprof.Enabled = true }
+	return func(c *Config, _ *Deps) { c.Debug.Pprof = true }
 }
 
 // pprofGet sends method path from peer with the given headers (name,
@@ -124,12 +124,12 @@ func parseProfile(t *testing.T, body []byte) (stringTable []string, duration tim
 
 func TestPprofOffByDefault(t *testing.T) {
 	e := newEnv(t)
-	if e.srv.cfg.Pprof.Enabled {
+	if e.srv.cfg.Debug.Pprof {
 		t.Fatal("pprof is on by default")
 	}
 	for _, r := range e.srv.Routes() {
 		if strings.HasPrefix(r.Path, "/debug/") {
-			t.Errorf("route %s %s without server.pprof.enabled", r.Method, r.Path)
+			t.Errorf("route %s %s without server.debug.pprof", r.Method, r.Path)
 		}
 	}
 	unknown := pprofGet(t, e, http.MethodGet, "/no-such-page", "127.0.0.1:40000")
@@ -474,6 +474,77 @@ func TestPprofSeconds(t *testing.T) {
 		}
 		if !ok || d != want {
 			t.Errorf("%q: %v %v, want %v", q, d, ok, want)
+		}
+	}
+}
+
+// TestPprofDebugListener: with server.debug.listen the profiler is served on
+// its own listener only; the main listener answers 404 for it, and the
+// debug listener serves nothing else.
+func TestPprofDebugListener(t *testing.T) {
+	e := newEnv(t, func(c *Config, _ *Deps) { c.Debug = DebugConfig{Pprof: true, Listen: "127.0.0.1:0"} })
+	base, cancel, done := servePprof(t, e)
+	var dbg string
+	for dbg == "" {
+		for _, l := range logLines(t, e.logs.String(), "debug listener (pprof)", "") {
+			dbg = "http://" + l["addr"].(string)
+		}
+		if dbg == "" {
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	get := func(u string) (int, string) {
+		resp, err := http.Get(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := get(dbg + "/debug/pprof/goroutine?debug=1"); code != 200 || !strings.Contains(body, "goroutine ") {
+		t.Fatalf("debug listener: %d %.200s", code, body)
+	}
+	if code, _ := get(base + "/debug/pprof/goroutine?debug=1"); code != http.StatusNotFound {
+		t.Fatalf("main listener serves the profiler: %d", code)
+	}
+	if code, _ := get(dbg + "/login"); code != http.StatusNotFound {
+		t.Fatalf("debug listener serves pages: %d", code)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if _, err := http.Get(dbg + "/debug/pprof/"); err == nil {
+		t.Fatal("debug listener open after shutdown")
+	}
+}
+
+func TestDebugConfig(t *testing.T) {
+	for _, tc := range []struct {
+		c    Config
+		want string
+	}{
+		{Config{Debug: DebugConfig{Listen: "127.0.0.1:6060"}}, "debug.listen: only with debug.pprof: true"},
+		{Config{Debug: DebugConfig{Pprof: true, Listen: "0.0.0.0:6060"}}, `debug.listen: "0.0.0.0:6060" is not a loopback address`},
+		{Config{Debug: DebugConfig{Pprof: true, Listen: "6060"}}, "debug.listen: must be host:port"},
+		{Config{Listen: "127.0.0.1:8080", Debug: DebugConfig{Pprof: true, Listen: "127.0.0.1:8080"}}, "debug.listen: must differ from listen"},
+	} {
+		tc.c.PublicURL = "https://sso.example.com"
+		tc.c.SetDefaults()
+		if err := tc.c.Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%+v: %v, want %q", tc.c.Debug, err, tc.want)
+		}
+	}
+	for _, ok := range []Config{
+		{Debug: DebugConfig{Pprof: true, Listen: "[::1]:6060"}},
+		{Debug: DebugConfig{Pprof: true, Listen: "localhost:6060"}},
+		{Debug: DebugConfig{Pprof: true, Listen: ":6060"}, Metrics: MetricsConfig{BearerToken: metricsToken}},
+	} {
+		ok.PublicURL = "https://sso.example.com"
+		ok.SetDefaults()
+		if err := ok.Validate(); err != nil {
+			t.Errorf("%+v refused: %v", ok.Debug, err)
 		}
 	}
 }

@@ -307,7 +307,7 @@ func (s *Server) routes() []route {
 		// the change form of an expired or must-change password (password.go)
 		rs = append(rs, route{http.MethodPost, passwordPath, s.handlePasswordChange})
 	}
-	// server.pprof.enabled: the profiler, behind the same rule as /metrics (pprof.go)
+	// server.debug.pprof: the profiler, behind the same rule as /metrics (pprof.go)
 	rs = append(rs, s.pprofRoutes()...)
 	if s.portal != nil {
 		// GET for bookmarks and deep links, POST from the portal's buttons
@@ -432,6 +432,12 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		}
 	}()
 	s.log.Info("http server listening", "addr", ln.Addr().String(), "tls", tlsOn, "public_url", s.cfg.PublicURL)
+	dbg, err := s.serveDebug(ctx)
+	if err != nil {
+		_ = srv.Close()
+		<-errc
+		return err
+	}
 	select {
 	case err := <-errc:
 		return fmt.Errorf("web: serve: %w", err)
@@ -453,7 +459,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ShutdownTimeout)
 	defer cancel()
-	err := srv.Shutdown(sctx)
+	err = srv.Shutdown(sctx)
+	if dbg != nil {
+		_ = dbg.Shutdown(sctx)
+	}
 	if serr := <-errc; serr != nil && !errors.Is(serr, http.ErrServerClosed) {
 		return fmt.Errorf("web: serve: %w", serr)
 	}
@@ -462,6 +471,39 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	s.log.Info("http server stopped")
 	return nil
+}
+
+// serveDebug starts the profiler's own listener (server.debug.listen), which
+// serves /debug/pprof/ and nothing else; nil when none is configured.
+func (s *Server) serveDebug(ctx context.Context) (*http.Server, error) {
+	if s.cfg.Debug.Listen == "" {
+		return nil, nil
+	}
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", s.cfg.Debug.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("web: debug listener: %w", err)
+	}
+	srv := &http.Server{
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if !strings.HasPrefix(r.URL.Path, pprofPrefix) {
+				http.Error(w, "404 not found: this listener serves "+pprofPrefix+" only", http.StatusNotFound)
+				return
+			}
+			s.handler.ServeHTTP(w, r)
+		}),
+		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
+		IdleTimeout:       s.cfg.IdleTimeout,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		BaseContext: func(net.Listener) context.Context {
+			c := context.WithValue(context.WithoutCancel(ctx), serveCtxKey{}, ctx)
+			return context.WithValue(c, debugConnKey{}, true)
+		},
+	}
+	go func() { _ = srv.Serve(ln) }()
+	s.log.Info("debug listener (pprof)", "addr", ln.Addr().String())
+	return srv, nil
 }
 
 // wantsJSON: API paths and clients that ask for JSON but not HTML get JSON errors.
