@@ -2,7 +2,9 @@ package app
 
 import (
 	"context"
+	"crypto/hkdf"
 	"crypto/rand"
+	"crypto/sha256"
 	"fmt"
 	"log/slog"
 	"net"
@@ -14,6 +16,7 @@ import (
 	"github.com/wardenidp/warden/internal/audit"
 	"github.com/wardenidp/warden/internal/directory/ldap"
 	"github.com/wardenidp/warden/internal/identity"
+	"github.com/wardenidp/warden/internal/keys"
 	"github.com/wardenidp/warden/internal/mfa"
 	"github.com/wardenidp/warden/internal/store"
 )
@@ -21,6 +24,46 @@ import (
 // DevTOTPSecret is the TOTP secret of alice's demo factor in dev mode
 // (printed at start: any authenticator app, or oathtool --totp -b).
 const DevTOTPSecret = "WARDENDEVTOTPSECRETFORALICE23456"
+
+// mfaKeys is the key that encrypts factor secrets, and earlier keys that
+// still decrypt: mfa.encryption_key_file; else, with the signing keys in
+// Redis (replicas without a shared disk), a key derived from
+// keys.encryption_key_file, which every replica has, with a data_dir/mfa.key
+// of an earlier single-host start kept as a previous key; else
+// data_dir/mfa.key, created at first start.
+func mfaKeys(cfg mfa.Config, o Options) ([]byte, [][]byte, error) {
+	random := func(b []byte) error { _, err := rand.Read(b); return err }
+	local := filepath.Join(o.DataDir, "mfa.key")
+	var (
+		key      []byte
+		previous [][]byte
+		err      error
+	)
+	switch {
+	case cfg.EncryptionKeyFile != "":
+		key, err = mfa.LoadKey(cfg.EncryptionKeyFile, false, nil)
+	case o.Keys.Store == keys.StoreRedis:
+		var kek []byte
+		if kek, err = keys.LoadAESKey(o.Keys.EncryptionKeyFile, false, nil); err != nil {
+			return nil, nil, fmt.Errorf("app: mfa: keys.encryption_key_file: %w", err)
+		}
+		if key, err = hkdf.Key(sha256.New, kek, nil, "warden mfa factor secrets v1", keys.AESKeySize); err != nil {
+			return nil, nil, fmt.Errorf("app: mfa: %w", err)
+		}
+		if old, lerr := mfa.LoadKey(local, false, nil); lerr == nil {
+			previous = append(previous, old)
+		}
+	default:
+		if err := os.MkdirAll(o.DataDir, 0o700); err != nil {
+			return nil, nil, fmt.Errorf("app: mfa: %w", err)
+		}
+		key, err = mfa.LoadKey(local, true, random)
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("app: %w", err)
+	}
+	return key, previous, nil
+}
 
 // buildMFA makes the factor store, the policy and the pages. The
 // encryption key comes from mfa.encryption_key_file, or DataDir/mfa.key
@@ -31,18 +74,10 @@ func buildMFA(ctx context.Context, o Options, st *store.Store, dir *ldap.Directo
 	if err := cfg.Validate(); err != nil {
 		return nil, nil, fmt.Errorf("app: mfa: %w", err)
 	}
-	path, create := cfg.EncryptionKeyFile, false
-	if path == "" {
-		if err := os.MkdirAll(o.DataDir, 0o700); err != nil {
-			return nil, nil, fmt.Errorf("app: mfa: %w", err)
-		}
-		path, create = filepath.Join(o.DataDir, "mfa.key"), true
-	}
-	key, err := mfa.LoadKey(path, create, func(b []byte) error { _, err := rand.Read(b); return err })
+	key, previous, err := mfaKeys(cfg, o)
 	if err != nil {
-		return nil, nil, fmt.Errorf("app: %w", err)
+		return nil, nil, err
 	}
-	var previous [][]byte
 	for _, p := range cfg.PreviousEncryptionKeyFiles {
 		k, err := mfa.LoadKey(p, false, nil)
 		if err != nil {
