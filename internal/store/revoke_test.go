@@ -77,7 +77,7 @@ func TestRevokeSubject(t *testing.T) {
 func TestSessionRecheckedAndNames(t *testing.T) {
 	st := openReal(t)
 	ctx := t.Context()
-	now := time.Now()
+	now := time.Now().Truncate(time.Millisecond) // what a stored time keeps
 	clock := func() time.Time { return now }
 	ss, err := store.NewSessions(st, store.SessionConfig{AbsoluteLifetime: time.Hour, IdleTimeout: 30 * time.Minute}, clock, nil)
 	if err != nil {
@@ -132,7 +132,7 @@ func TestSessionRecheckedAndNames(t *testing.T) {
 func TestSessionReplace(t *testing.T) {
 	st := openReal(t)
 	ctx := t.Context()
-	now := time.Now()
+	now := time.Now().Truncate(time.Millisecond) // what a stored time keeps
 	ss, err := store.NewSessions(st, store.SessionConfig{AbsoluteLifetime: time.Hour, IdleTimeout: 30 * time.Minute},
 		func() time.Time { return now }, nil)
 	if err != nil {

@@ -7,7 +7,6 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -22,11 +21,15 @@ import (
 	"github.com/wardenidp/warden/internal/identity"
 )
 
-// Session is a signed-in browser. It is stored in Redis under the SHA-256 of
-// the cookie token, so a Redis dump yields no usable cookie.
+// Session is a signed-in browser. It is stored in Redis under a hash of
+// the cookie token, so a Redis dump yields no usable cookie; the stored
+// form is in session_codec.go (the JSON names below are those of older
+// Wardens' sessions, still read).
 type Session struct {
-	// Key is the hex SHA-256 of the cookie token: an identifier safe to
-	// show to admins and to log. The token itself is never stored.
+	// Key is the first 16 bytes of the SHA-256 of the cookie token, in hex
+	// (all 32 bytes for a session made by a Warden before that): an
+	// identifier safe to show to admins and to log. The token itself is
+	// never stored.
 	Key       string        `json:"key"`
 	User      identity.User `json:"user"`
 	CreatedAt time.Time     `json:"created_at"`
@@ -97,8 +100,10 @@ var tokenEncoding = base64.RawURLEncoding.Strict()
 
 // Sessions stores sign-in sessions in Redis.
 //
-// Keys: prefix+"sess:"+hex(SHA-256(token)) holds the JSON Session, with a
-// TTL of min(idle timeout, time to the absolute end);
+// Keys: prefix+"sess:"+Key holds the Session (encodeSession), with a TTL
+// of min(idle timeout, time to the absolute end); a session made before
+// keys were shortened is at prefix+"sess:"+hex(SHA-256(token)), which Get
+// and Delete try when the short key is missing;
 // prefix+"user:{ID}:sessions" is the index of the sessions of user ID (hash
 // tag on the user ID), a sorted set of their keys scored by creation (Unix
 // ms), whose TTL is the absolute lifetime, renewed at each sign-in, so it
@@ -108,7 +113,10 @@ var tokenEncoding = base64.RawURLEncoding.Strict()
 // set, see legacyUserKey); prefix+"sessions:{s:X}" for X in 0-f is the index of all
 // sessions (see ListAll) in 16 shards, each a sorted set of session keys
 // (hex) scored by their absolute end in Unix milliseconds; a session is in
-// the shard named by the first hex digit of its key. The shards have
+// the shard named by the first hex digit of its key. Both indexes hold the
+// Key (32 hex digits; 64 for a session made before keys were shortened):
+// short members keep each entry at about 50 bytes while a sorted set is
+// compact (listpack, up to 128 members). The shards have
 // different hash tags, so in Redis Cluster they are spread over the masters
 // and no single key is written by every sign-in: losing one master fails
 // only the sign-ins whose keys live there. The index has no TTL: members
@@ -225,21 +233,17 @@ func (s *Sessions) UserIDByName(ctx context.Context, username string) (string, e
 // of token: user (same ID) and CheckedAt = now. The session keeps its TTL;
 // a session ended meanwhile stays ended (ErrNotFound).
 func (s *Sessions) Rechecked(ctx context.Context, token string, sess Session, user identity.User) (Session, error) {
-	hexKey, ok := keyOf(token)
-	if !ok || hexKey != sess.Key {
+	key, legacy, ok := keysOf(token)
+	if !ok || (sess.Key != key && sess.Key != legacy) {
 		return Session{}, fmt.Errorf("store: recheck session: %w", ErrNotFound)
 	}
 	if user.ID != sess.User.ID {
 		return Session{}, errors.New("store: recheck session: another user")
 	}
-	sess.User, sess.CheckedAt = user, s.now()
-	val, err := json.Marshal(sess)
-	if err != nil {
-		return Session{}, fmt.Errorf("store: recheck session: encode: %w", err)
-	}
+	sess.User, sess.CheckedAt = user, s.now().Truncate(time.Millisecond)
 	ctx, cancel := s.store.op(ctx)
 	defer cancel()
-	err = s.store.client.SetArgs(ctx, s.sessionKey(hexKey), val, redis.SetArgs{Mode: "XX", KeepTTL: true}).Err()
+	err := s.store.client.SetArgs(ctx, s.sessionKey(sess.Key), encodeSession(sess), redis.SetArgs{Mode: "XX", KeepTTL: true}).Err()
 	if errors.Is(err, redis.Nil) {
 		return Session{}, fmt.Errorf("store: recheck session: deleted meanwhile: %w", ErrNotFound)
 	}
@@ -275,23 +279,32 @@ func (s *Sessions) unindexUser(ctx context.Context, pipe redis.Pipeliner, userID
 	pipe.SRem(ctx, s.legacyUserKey(userID), members...)
 }
 
-// keyOf returns hex(SHA-256(token)), or false when token does not have the
-// shape of a token this package issues (43 characters of base64url that
-// decode, canonically, to 32 bytes).
-func keyOf(token string) (string, bool) {
+// keyLen is the length of a session's Key: 16 bytes in hex. 128 bits of
+// a hash of 256 random bits: no two sessions share one, and a Key does not
+// lead back to its token.
+const keyLen = 32
+
+// keysOf returns the Key of the session of token (the first 16 bytes of
+// its SHA-256, in hex) and its legacy Key (all 32), or false when token
+// does not have the shape of a token this package issues (43 characters of
+// base64url that decode, canonically, to 32 bytes).
+func keysOf(token string) (key, legacy string, ok bool) {
 	if len(token) != tokenLen {
-		return "", false
+		return "", "", false
 	}
 	raw, err := tokenEncoding.DecodeString(token)
 	if err != nil || len(raw) != tokenBytes {
-		return "", false
+		return "", "", false
 	}
 	sum := sha256.Sum256([]byte(token))
-	return hex.EncodeToString(sum[:]), true
+	legacy = hex.EncodeToString(sum[:])
+	return legacy[:keyLen], legacy, true
 }
 
+// validHexKey reports whether k has the shape of a Key: 32 lower-case hex
+// digits, or 64 for a legacy one.
 func validHexKey(k string) bool {
-	if len(k) != 2*sha256.Size {
+	if len(k) != keyLen && len(k) != 2*sha256.Size {
 		return false
 	}
 	for _, c := range []byte(k) {
@@ -366,7 +379,9 @@ func (s *Sessions) create(ctx context.Context, user identity.User, meta SessionM
 	if err != nil {
 		return "", Session{}, 0, err
 	}
-	now := s.now()
+	// Stored times have millisecond precision: the session returned is the
+	// one Get will read.
+	now := s.now().Truncate(time.Millisecond)
 	sess := Session{
 		Key:       hexKey,
 		User:      user,
@@ -380,12 +395,11 @@ func (s *Sessions) create(ctx context.Context, user identity.User, meta SessionM
 		Pending:   meta.Pending,
 	}
 	if !meta.NotAfter.IsZero() && meta.NotAfter.Before(sess.ExpiresAt) {
-		sess.ExpiresAt = meta.NotAfter
+		sess.ExpiresAt = meta.NotAfter.Truncate(time.Millisecond)
 	}
-	val, err := json.Marshal(sess)
-	if err != nil {
-		return "", Session{}, 0, fmt.Errorf("store: create session: encode: %w", err)
-	}
+	sess.Authn.Time = sess.Authn.Time.Truncate(time.Millisecond)
+	sess.Authn.FactorTime = sess.Authn.FactorTime.Truncate(time.Millisecond)
+	val := encodeSession(sess)
 	parent := ctx
 	ctx, cancel := s.store.op(ctx)
 	defer cancel()
@@ -467,7 +481,8 @@ func (s *Sessions) create(ctx context.Context, user identity.User, meta SessionM
 
 // Get returns the session of token. A token of the wrong shape, an unknown
 // or ended session gives ErrNotFound; a token of the wrong shape never
-// reaches Redis.
+// reaches Redis. A token without a session costs two reads: the key of a
+// session made before keys were shortened is tried too.
 //
 // The absolute end and the idle timeout are checked against the injected
 // clock. To avoid a write per request, LastSeen (and the key's TTL) is
@@ -477,24 +492,30 @@ func (s *Sessions) create(ctx context.Context, user identity.User, meta SessionM
 // can come up to one refresh interval early. The write-back uses SET XX, so
 // a session deleted meanwhile (sign-out, revoke) is never brought back.
 func (s *Sessions) Get(ctx context.Context, token string) (Session, error) {
-	hexKey, ok := keyOf(token)
+	short, legacy, ok := keysOf(token)
 	if !ok {
 		return Session{}, fmt.Errorf("store: get session: malformed token: %w", ErrNotFound)
 	}
 	ctx, cancel := s.store.op(ctx)
 	defer cancel()
-	key := s.sessionKey(hexKey)
-	val, err := s.store.client.Get(ctx, key).Bytes()
+	hexKey := short
+	val, err := s.store.client.Get(ctx, s.sessionKey(hexKey)).Bytes()
+	if errors.Is(err, redis.Nil) {
+		// A session made before keys were shortened, or none.
+		hexKey = legacy
+		val, err = s.store.client.Get(ctx, s.sessionKey(hexKey)).Bytes()
+	}
 	if errors.Is(err, redis.Nil) {
 		return Session{}, fmt.Errorf("store: get session: %w", ErrNotFound)
 	}
 	if err != nil {
 		return Session{}, Unavailable("store: get session", err)
 	}
-	var sess Session
-	if err := json.Unmarshal(val, &sess); err != nil || sess.Key != hexKey {
+	key := s.sessionKey(hexKey)
+	sess, err := decodeSession(val, hexKey)
+	if err != nil {
 		// Not ours or corrupt: end it rather than fail every request.
-		s.store.logger.Warn("store: dropping undecodable session", "session", hexKey)
+		s.store.logger.Warn("store: dropping undecodable session", "session", hexKey, "err", err.Error())
 		if err := s.delete(ctx, hexKey, ""); err != nil {
 			return Session{}, err
 		}
@@ -510,13 +531,9 @@ func (s *Sessions) Get(ctx context.Context, token string) (Session, error) {
 	if now.Sub(sess.LastSeen) < s.refresh {
 		return sess, nil
 	}
-	sess.LastSeen = now
-	val, err = json.Marshal(sess)
-	if err != nil {
-		return Session{}, fmt.Errorf("store: get session: encode: %w", err)
-	}
+	sess.LastSeen = now.Truncate(time.Millisecond)
 	ttl := min(s.cfg.IdleTimeout, sess.ExpiresAt.Sub(now))
-	err = s.store.client.SetArgs(ctx, key, val, redis.SetArgs{Mode: "XX", TTL: ttl}).Err()
+	err = s.store.client.SetArgs(ctx, key, encodeSession(sess), redis.SetArgs{Mode: "XX", TTL: ttl}).Err()
 	if errors.Is(err, redis.Nil) {
 		return Session{}, fmt.Errorf("store: get session: deleted meanwhile: %w", ErrNotFound)
 	}
@@ -529,13 +546,16 @@ func (s *Sessions) Get(ctx context.Context, token string) (Session, error) {
 // Delete ends the session of token (sign-out). Deleting a session that does
 // not exist, or a malformed token, is not an error.
 func (s *Sessions) Delete(ctx context.Context, token string) error {
-	hexKey, ok := keyOf(token)
+	short, legacy, ok := keysOf(token)
 	if !ok {
 		return nil
 	}
 	ctx, cancel := s.store.op(ctx)
 	defer cancel()
-	err := s.deleteFetched(ctx, hexKey)
+	err := s.deleteFetched(ctx, short)
+	if errors.Is(err, ErrNotFound) {
+		err = s.deleteFetched(ctx, legacy)
+	}
 	if errors.Is(err, ErrNotFound) {
 		return nil
 	}
@@ -566,8 +586,7 @@ func (s *Sessions) deleteFetched(ctx context.Context, hexKey string) error {
 	}
 	pipe := s.store.client.Pipeline()
 	pipe.ZRem(ctx, s.indexKey(hexKey), hexKey)
-	var sess Session
-	if json.Unmarshal(val, &sess) == nil {
+	if sess, err := decodeSession(val, hexKey); err == nil {
 		// Else there is no user index to clean; a stale entry is pruned later.
 		s.unindexUser(ctx, pipe, sess.User.ID, hexKey)
 	}
@@ -670,9 +689,8 @@ func (s *Sessions) load(ctx context.Context, hexKeys []string) (live []Session, 
 			dead = append(dead, hexKeys[i])
 			continue
 		}
-		var sess Session
-		if json.Unmarshal(val, &sess) != nil || !now.Before(sess.ExpiresAt) ||
-			now.Sub(sess.LastSeen) >= s.cfg.IdleTimeout {
+		sess, err := decodeSession(val, hexKeys[i])
+		if err != nil || !now.Before(sess.ExpiresAt) || now.Sub(sess.LastSeen) >= s.cfg.IdleTimeout {
 			dead = append(dead, hexKeys[i])
 			continue
 		}

@@ -214,7 +214,8 @@ var (
 	expiresAtField = []byte(`"expires_at":"`)
 )
 
-// storedTimes returns LastSeen and ExpiresAt of the stored session val.
+// storedTimesJSON is storedTimes for a session stored as JSON by an
+// older Warden.
 //
 // A sign-in past the limit reads up to the limit's worth of sessions, and
 // the JSON decoder takes about 7 µs for one (most of it on the user's
@@ -226,10 +227,7 @@ var (
 // time up to the next quote. When either name is not there exactly once (a
 // directory attribute of that name, a change of format) or its value does
 // not parse, the decoder decides.
-func storedTimes(val []byte) (lastSeen, expiresAt time.Time, ok bool) {
-	if val == nil {
-		return time.Time{}, time.Time{}, false
-	}
+func storedTimesJSON(val []byte) (lastSeen, expiresAt time.Time, ok bool) {
 	lastSeen, ok1 := timeField(val, lastSeenField)
 	expiresAt, ok2 := timeField(val, expiresAtField)
 	if ok1 && ok2 {
@@ -243,7 +241,7 @@ func storedTimes(val []byte) (lastSeen, expiresAt time.Time, ok bool) {
 }
 
 // timeField returns the time after the only occurrence of name (see
-// storedTimes), or false.
+// storedTimesJSON), or false.
 func timeField(val, name []byte) (time.Time, bool) {
 	i := bytes.Index(val, name)
 	if i < 0 {

@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -27,6 +26,7 @@ func runSuite(t *testing.T, open opener, realTTL bool) {
 	t.Run("sessions", func(t *testing.T) { sessionSuite(t, open) })
 	t.Run("session_index", func(t *testing.T) { sessionIndexSuite(t, open, realTTL) })
 	t.Run("session_cap", func(t *testing.T) { sessionCapSuite(t, open) })
+	t.Run("session_upgrade", func(t *testing.T) { sessionUpgradeSuite(t, open) })
 	t.Run("limiter", func(t *testing.T) { limiterSuite(t, open, realTTL) })
 	t.Run("shared_secret", func(t *testing.T) { secretSuite(t, open) })
 }
@@ -68,10 +68,11 @@ func sessionSuite(t *testing.T, open opener) {
 		if err != nil || len(raw) != 32 || len(token) != 43 {
 			t.Fatalf("token %q: want 43 chars of base64url for 32 bytes (err %v)", token, err)
 		}
-		// Redis key: prefix + "sess:" + hex(SHA-256(token)), computed here
-		// independently; the token itself appears nowhere in Redis.
+		// Redis key: prefix + "sess:" + hex of the first 16 bytes of
+		// SHA-256(token), computed here independently; the token itself
+		// appears nowhere in Redis.
 		sum := sha256.Sum256([]byte(token))
-		wantKey := hex.EncodeToString(sum[:])
+		wantKey := hex.EncodeToString(sum[:16])
 		if sess.Key != wantKey {
 			t.Fatalf("session key %s, want %s", sess.Key, wantKey)
 		}
@@ -85,8 +86,8 @@ func sessionSuite(t *testing.T, open opener) {
 				t.Fatalf("key %q contains the token", k)
 			}
 		}
-		var stored store.Session
-		mustf(t, json.Unmarshal(val, &stored), "decode stored session")
+		stored, err := store.DecodeStoredSession(val, wantKey)
+		mustf(t, err, "decode stored session")
 		if stored.User.Username != "alice" || stored.ClientIP != "192.0.2.7" || stored.UserAgent != "test-agent" ||
 			!stored.ExpiresAt.Equal(clk.Now().Add(2*time.Hour)) {
 			t.Fatalf("stored session %+v", stored)
@@ -370,8 +371,8 @@ func storedLastSeen(t testing.TB, st *store.Store, key string) time.Time {
 	t.Helper()
 	val, err := st.Client().Get(context.Background(), st.Key("sess:"+key)).Bytes()
 	mustf(t, err, "read session")
-	var s store.Session
-	mustf(t, json.Unmarshal(val, &s), "decode")
+	s, err := store.DecodeStoredSession(val, key)
+	mustf(t, err, "decode")
 	return s.LastSeen
 }
 
