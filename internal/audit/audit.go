@@ -91,8 +91,12 @@ func NewSlog(log *slog.Logger, clock Clock) *SlogLogger {
 	return &SlogLogger{log: log, clock: clock}
 }
 
-// Record implements Logger.
+// Record implements Logger. Nothing is formatted for a log that drops
+// Info records.
 func (l *SlogLogger) Record(ctx context.Context, e Event) {
+	if !l.log.Enabled(ctx, slog.LevelInfo) {
+		return
+	}
 	t := e.Time
 	if t.IsZero() {
 		t = l.clock.Now()

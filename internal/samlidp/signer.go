@@ -49,21 +49,54 @@ func (i *IdP) signingContext() (*dsig.SigningContext, error) {
 	return ctx, nil
 }
 
-// signEnveloped signs el and puts the ds:Signature right after its
-// saml:Issuer, where the SAML schema wants it (saml-core §2.3.3 and
-// §3.2.2: Issuer, then Signature); goxmldsig appends it last. The
-// enveloped-signature transform removes it before digesting, so its
-// position does not change the signature.
-func signEnveloped(ctx *dsig.SigningContext, el *etree.Element) (*etree.Element, error) {
-	signed, err := ctx.SignEnveloped(el)
+// signEnveloped signs el in place and puts the ds:Signature right after
+// its saml:Issuer, where the SAML schema wants it (saml-core §2.3.3 and
+// §3.2.2: Issuer, then Signature). goxmldsig's SignEnveloped would return
+// a deep copy of el with the Signature last; ConstructSignature makes the
+// same Signature without the copy. The enveloped-signature transform
+// removes it before digesting, so its position does not change the
+// signature. Signing leaves el in exclusive canonical form (the digest
+// canonicalizes the element in place), which is what is sent.
+func signEnveloped(ctx *dsig.SigningContext, el *etree.Element) error {
+	sig, err := ctx.ConstructSignature(el, true)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	last := len(signed.Child) - 1
-	sig := signed.RemoveChildAt(last)
-	signed.InsertChildAt(1, sig) // after Issuer, the first child of both elements
-	return signed, nil
+	el.InsertChildAt(1, sig) // after Issuer, the first child of both elements
+	return nil
 }
+
+// assertionElement is crewjam's Assertion.CanonicalElement without its
+// exclusive C14N pass: signEnveloped canonicalizes the element in place
+// before it digests it, and the pass is idempotent, so doing it here too
+// would only cost (about a fifth of the XML work of a response).
+func assertionElement(a *saml.Assertion) *etree.Element {
+	el := etree.NewElement("saml:Assertion")
+	el.CreateAttr("xmlns:saml", "urn:oasis:names:tc:SAML:2.0:assertion")
+	el.CreateAttr("Version", "2.0")
+	el.CreateAttr("ID", a.ID)
+	el.CreateAttr("IssueInstant", a.IssueInstant.UTC().Format(samlTime))
+	el.AddChild(a.Issuer.Element())
+	if a.Signature != nil {
+		el.AddChild(a.Signature)
+	}
+	if a.Subject != nil {
+		el.AddChild(a.Subject.Element())
+	}
+	if a.Conditions != nil {
+		el.AddChild(a.Conditions.Element())
+	}
+	for k := range a.AuthnStatements {
+		el.AddChild(a.AuthnStatements[k].Element())
+	}
+	for k := range a.AttributeStatements {
+		el.AddChild(a.AttributeStatements[k].Element())
+	}
+	return el
+}
+
+// samlTime is crewjam's time format (saml-core §1.3.3: UTC, no zone but Z).
+const samlTime = "2006-01-02T15:04:05.999Z07:00"
 
 // response is a signed SAML Response ready to POST.
 type response struct {
@@ -78,11 +111,8 @@ func (i *IdP) buildResponse(a *saml.Assertion, dest, inResponseTo string, signRe
 	if err != nil {
 		return response{}, err
 	}
-	ael, err := a.CanonicalElement()
-	if err != nil {
-		return response{}, fmt.Errorf("assertion: %w", err)
-	}
-	if ael, err = signEnveloped(ctx, ael); err != nil {
+	ael := assertionElement(a)
+	if err := signEnveloped(ctx, ael); err != nil {
 		return response{}, fmt.Errorf("sign assertion: %w", err)
 	}
 	id, err := i.newID()
@@ -101,17 +131,21 @@ func (i *IdP) buildResponse(a *saml.Assertion, dest, inResponseTo string, signRe
 	rel := r.Element()
 	rel.AddChild(ael)
 	if signResponse {
-		if rel, err = signEnveloped(ctx, rel); err != nil {
+		if err := signEnveloped(ctx, rel); err != nil {
 			return response{}, fmt.Errorf("sign response: %w", err)
 		}
 	}
-	doc := etree.NewDocument()
-	doc.SetRoot(rel)
-	buf, err := doc.WriteToBytes()
-	if err != nil {
-		return response{}, fmt.Errorf("serialize response: %w", err)
-	}
-	return response{XML: buf, Base64: base64.StdEncoding.EncodeToString(buf)}, nil
+	// What etree.Document.WriteToBytes writes for a document with rel as
+	// its root, without the copies of its bufio writer and growing buffer.
+	var buf bytes.Buffer
+	buf.Grow(responseSizeHint)
+	rel.WriteTo(&buf, &etree.WriteSettings{})
+	return response{XML: buf.Bytes(), Base64: base64.StdEncoding.EncodeToString(buf.Bytes())}, nil
 }
+
+// responseSizeHint holds a one-role AWS response with a 2048-bit
+// signature and its certificate (about 5.5 KB; 7.5 KB with the Response
+// signed too); larger ones grow the buffer.
+const responseSizeHint = 8 << 10
 
 const entityFormat = "urn:oasis:names:tc:SAML:2.0:nameid-format:entity"

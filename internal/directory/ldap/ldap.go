@@ -98,6 +98,9 @@ type Directory struct {
 	dummyDN   string
 	idIsGUID  bool
 	ppolicy   bool
+	// anyUser is anyUserFilter(), built once: LookupID runs at every
+	// hand-off.
+	anyUser string
 
 	// bindCost is a moving average (nanoseconds) of user binds rejected as
 	// invalid credentials; an unknown user's dummy bind is padded up to it.
@@ -176,6 +179,7 @@ func New(cfg Config, opts ...Option) (*Directory, error) {
 	// users goes there, so that they cost a bind like everyone else.
 	d.dummyDN = "cn=warden-no-such-user-7f3a9c," + cfg.UserBaseDN
 	d.userAttrs = d.buildUserAttrs()
+	d.anyUser = d.anyUserFilter()
 
 	d.wg.Add(1)
 	go d.healthLoop()

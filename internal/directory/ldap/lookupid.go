@@ -29,7 +29,7 @@ func (d *Directory) LookupID(ctx context.Context, id string) (identity.User, err
 	if !ok {
 		return identity.User{}, notFound
 	}
-	entry, err := d.searchUser(ctx, "(&"+clause+d.anyUserFilter()+")")
+	entry, err := d.searchUser(ctx, "(&"+clause+d.anyUser+")")
 	if errors.Is(err, errNoSuchUser) {
 		return identity.User{}, notFound
 	}
