@@ -13,11 +13,11 @@ ARG VERSION=dev
 RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
     CGO_ENABLED=0 go build -trimpath \
       -ldflags "-s -w -X github.com/wardenidp/warden/internal/version.Version=${VERSION}" \
-      -o /out/ ./cmd/wardend ./cmd/warden \
+      -o /out/ ./cmd/wardend ./cmd/warden ./cmd/warden-credentials \
  && mkdir -p /out/data
 
 FROM gcr.io/distroless/static-debian12:nonroot
-COPY --from=build /out/wardend /out/warden /usr/local/bin/
+COPY --from=build /out/wardend /out/warden /out/warden-credentials /usr/local/bin/
 # data_dir (generated signing keys); owned by nonroot so a fresh volume is writable
 COPY --from=build --chown=65532:65532 /out/data /var/lib/warden
 USER 65532:65532

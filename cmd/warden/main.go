@@ -2,18 +2,19 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"os"
-	"os/signal"
 
 	"github.com/wardenidp/warden/internal/cli"
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	err := cli.Root(cli.NewApp()).ExecuteContext(ctx)
+	// Only what this invocation needs: the one command it names, and the
+	// interrupt handler once something waits. `credential-process` runs at
+	// every start of an AWS tool that uses a warden profile (docs/benchmarks.md).
+	ctx, stop := cli.InterruptContext()
+	err := cli.RootFor(cli.NewApp(), os.Args[1:]).ExecuteContext(ctx)
 	stop()
 	var exit interface{ ExitCode() int } // `warden exec` passes its child's exit code through
 	if errors.As(err, &exit) {

@@ -7,11 +7,12 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"runtime"
 	"time"
 
 	"golang.org/x/term"
+
+	"github.com/wardenidp/warden/internal/cli/credcache"
 )
 
 // ErrLoginRequired means that no valid token or refresh token is cached and
@@ -32,6 +33,10 @@ type App struct {
 	CacheDir       string      // default os.UserCacheDir()/warden (0700); env WARDEN_CACHE_DIR overrides
 	IsTerminal     func() bool // stdin and stderr are terminals
 	OpenBrowser    func(url string) error
+	// Args is the command line after the program name (os.Args[1:]):
+	// `credential-process` indexes its cached credentials by it for
+	// warden-credentials. Nil: no index.
+	Args []string
 
 	// elevPoll is how often `warden elevate` asks about a pending request
 	// (0: every 2 s); tests shorten it.
@@ -40,6 +45,9 @@ type App struct {
 	// a device login with the "elevate" scope, as login --mfa); tests
 	// replace it.
 	stepUp func(ctx context.Context) error
+	// executable is os.Executable (nil); tests replace it to place
+	// `profile add` elsewhere.
+	executable func() (string, error)
 }
 
 // NewApp returns the App of a real process: os streams, the wall clock, an
@@ -53,19 +61,10 @@ func NewApp() *App {
 			return term.IsTerminal(int(os.Stdin.Fd())) && term.IsTerminal(int(os.Stderr.Fd()))
 		},
 		OpenBrowser: openBrowser,
+		Args:        os.Args[1:],
 	}
-	a.ConfigDir = os.Getenv("WARDEN_CONFIG_DIR")
-	if a.ConfigDir == "" {
-		if d, err := os.UserConfigDir(); err == nil {
-			a.ConfigDir = filepath.Join(d, "warden")
-		}
-	}
-	a.CacheDir = os.Getenv("WARDEN_CACHE_DIR")
-	if a.CacheDir == "" {
-		if d, err := os.UserCacheDir(); err == nil {
-			a.CacheDir = filepath.Join(d, "warden")
-		}
-	}
+	// warden-credentials finds them alike (credcache).
+	a.ConfigDir, a.CacheDir = credcache.ConfigDir(), credcache.CacheDir()
 	return a
 }
 

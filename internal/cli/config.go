@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/url"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -18,6 +17,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/wardenidp/warden/internal/awsfed"
+	"github.com/wardenidp/warden/internal/cli/credcache"
 )
 
 // Config is the user's configuration, ConfigDir/config.yaml. Flags of the
@@ -105,28 +105,35 @@ func validIdPURL(s string) error {
 	return fmt.Errorf("idp_url %q: want https://host[/path]", s)
 }
 
-func (a *App) configPath() string { return filepath.Join(a.ConfigDir, "config.yaml") }
+func (a *App) configPath() string { return credcache.ConfigPath(a.ConfigDir) }
 
 // LoadConfig reads ConfigDir/config.yaml strictly (unknown keys are errors)
 // and applies the defaults. A missing file is the defaults.
 func (a *App) LoadConfig() (Config, error) {
+	c, _, err := a.loadConfig()
+	return c, err
+}
+
+// loadConfig is LoadConfig that also returns the bytes it parsed (nil for
+// a missing file).
+func (a *App) loadConfig() (Config, []byte, error) {
 	var c Config
 	b, err := os.ReadFile(a.configPath())
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return c, fmt.Errorf("config: %w", err)
+		return c, nil, fmt.Errorf("config: %w", err)
 	}
 	if len(bytes.TrimSpace(b)) > 0 {
 		dec := yaml.NewDecoder(bytes.NewReader(b))
 		dec.KnownFields(true)
 		if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
-			return c, fmt.Errorf("config %s: %w", a.configPath(), err)
+			return c, nil, fmt.Errorf("config %s: %w", a.configPath(), err)
 		}
 	}
 	c.SetDefaults()
 	if err := c.Validate(); err != nil {
-		return c, fmt.Errorf("config %s: %w", a.configPath(), err)
+		return c, nil, fmt.Errorf("config %s: %w", a.configPath(), err)
 	}
-	return c, nil
+	return c, b, nil
 }
 
 // SaveConfig validates c and writes it to ConfigDir/config.yaml (0600, the

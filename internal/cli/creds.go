@@ -7,17 +7,15 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/wardenidp/warden/internal/awsfed"
+	"github.com/wardenidp/warden/internal/cli/credcache"
 )
-
-// credsMinRemaining: cached credentials are reused while more than this
-// remains (botocore refreshes at 15 minutes, item 47).
-const credsMinRemaining = 15 * time.Minute
 
 // credFlags are the flags shared by the credential commands.
 type credFlags struct {
@@ -40,14 +38,15 @@ func (f *credFlags) register(cmd *cobra.Command, withDuration bool) {
 
 // credRequest is one resolved request for credentials.
 type credRequest struct {
-	cfg      Config
-	role     Role
-	duration int // seconds; 0 = STS's default
+	cfg       Config
+	configRaw []byte // the config file cfg was read from, for the index
+	role      Role
+	duration  int // seconds; 0 = STS's default
 }
 
 // resolve loads the config, applies the flags, and resolves the role.
 func (a *App) resolve(ctx context.Context, f credFlags, interactive bool) (credRequest, error) {
-	cfg, err := a.LoadConfig()
+	cfg, raw, err := a.loadConfig()
 	if err != nil {
 		return credRequest{}, err
 	}
@@ -70,7 +69,7 @@ func (a *App) resolve(ctx context.Context, f credFlags, interactive bool) (credR
 	if err != nil {
 		return credRequest{}, err
 	}
-	r := credRequest{cfg: cfg, role: role, duration: cfg.SessionSeconds}
+	r := credRequest{cfg: cfg, configRaw: raw, role: role, duration: cfg.SessionSeconds}
 	if f.duration != 0 {
 		r.duration = int(f.duration / time.Second)
 		if f.duration%time.Second != 0 || r.duration < 900 || r.duration > 43200 {
@@ -83,16 +82,9 @@ func (a *App) resolve(ctx context.Context, f credFlags, interactive bool) (credR
 	return r, nil
 }
 
-// credsCache is CacheDir/creds/<hex sha256(via + role ARN)>.json.
-type credsCache struct {
-	RoleARN         string    `json:"role_arn"`
-	Via             string    `json:"via"`
-	AccessKeyID     string    `json:"access_key_id"`
-	SecretAccessKey string    `json:"secret_access_key"`
-	SessionToken    string    `json:"session_token"`
-	Expiration      time.Time `json:"expiration"`
-	AccountID       string    `json:"account_id,omitempty"`
-}
+// credsCache is CacheDir/creds/<credsKey>.json; warden-credentials reads
+// it too, hence its own package.
+type credsCache = credcache.Creds
 
 func credsKey(via, roleARN string) string {
 	h := sha256.Sum256([]byte(via + roleARN))
@@ -100,17 +92,17 @@ func credsKey(via, roleARN string) string {
 }
 
 func (a *App) credsPath(key string) string {
-	return filepath.Join(a.CacheDir, "creds", key+".json")
+	return credcache.CredsPath(a.CacheDir, key)
 }
 
 // cachedCreds returns the cached credentials for via and role when more
-// than 15 minutes remain.
+// than 15 minutes remain (credcache.MinRemaining).
 func (a *App) cachedCreds(key, via, roleARN string) (awsfed.Credentials, bool) {
 	var c credsCache
 	if ok, _ := readJSON(a.credsPath(key), &c); !ok || c.RoleARN != roleARN || c.Via != via {
 		return awsfed.Credentials{}, false
 	}
-	if c.Expiration.Sub(a.Now()) <= credsMinRemaining {
+	if !c.Fresh(a.Now()) {
 		return awsfed.Credentials{}, false
 	}
 	return awsfed.Credentials{AccessKeyID: c.AccessKeyID, SecretAccessKey: c.SecretAccessKey,
@@ -279,7 +271,9 @@ func credentialProcessCmd(a *App) *cobra.Command {
 		Use:   "credential-process",
 		Short: "Print credentials for AWS's credential_process (in ~/.aws/config)",
 		Long: "Print one role's credentials as AWS's credential_process JSON on stdout.\n" +
-			"Used as `credential_process = warden credential-process --role <ARN>`; `warden profile add` writes that line.\n" +
+			"Used as `credential_process = warden credential-process --role <ARN>`, which `warden profile add` writes,\n" +
+			"or as `warden-credentials --role <ARN>` when that binary is installed beside warden: it answers from the cache\n" +
+			"and hands everything else to `warden credential-process`.\n" +
 			"It never prompts on stdout: when a sign-in is needed and there is no terminal, it fails with one line on stderr.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -296,15 +290,41 @@ func credentialProcessCmd(a *App) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			_, err = a.Stdout.Write(awsfed.CredentialProcessJSON(c))
-			return err
+			if _, err = a.Stdout.Write(awsfed.CredentialProcessJSON(c)); err != nil {
+				return err
+			}
+			// Only an ARN resolves from the command line and the config
+			// alone (pick.go), without the roles listing.
+			if strings.HasPrefix(f.role, "arn:") {
+				// The credentials are out; a failed index only costs
+				// warden-credentials a start of warden next time.
+				_ = a.writeCredsIndex(r)
+			}
+			return nil
 		},
 	}
 	f.register(cmd, true)
 	return cmd
 }
 
-// credentialCommands are the commands of this file set, for Root.
-func credentialCommands(a *App) []*cobra.Command {
-	return []*cobra.Command{credsCmd(a), credentialProcessCmd(a), execCmd(a), consoleCmd(a), profileCmd(a)}
+// writeCredsIndex records for warden-credentials that `warden
+// credential-process` with the command line a.Args and r's config file
+// reads the credentials of r's role and STS path (credcache.Entry),
+// unless the index already says so. The caller must have resolved r from
+// a.Args and that config alone.
+func (a *App) writeCredsIndex(r credRequest) error {
+	if len(a.Args) == 0 || a.Args[0] != "credential-process" || len(r.configRaw) == 0 || a.ConfigDir == "" || a.CacheDir == "" {
+		return nil
+	}
+	e := credcache.Entry{Version: credcache.IndexVersion, Args: a.Args[1:], ConfigPath: a.configPath(),
+		Config: r.configRaw, Key: credsKey(r.cfg.Via, r.role.RoleARN), RoleARN: r.role.RoleARN, Via: r.cfg.Via}
+	path := credcache.EntryPath(a.CacheDir, e.ConfigPath, e.Args)
+	var old credcache.Entry
+	if ok, _ := readJSON(path, &old); ok && reflect.DeepEqual(old, e) {
+		return nil
+	}
+	if err := writeJSON(path, e); err != nil {
+		return fmt.Errorf("credentials index: %w", err)
+	}
+	return nil
 }

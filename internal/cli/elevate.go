@@ -21,6 +21,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"text/tabwriter"
 	"time"
 	"unicode/utf8"
@@ -223,8 +224,9 @@ func (a *App) elevCall(ctx context.Context, interactive bool, method, path strin
 	return raw, nil
 }
 
-// wwwAuthErrorRE finds error="…" in a WWW-Authenticate challenge.
-var wwwAuthErrorRE = regexp.MustCompile(`\berror="([^"]*)"`)
+// wwwAuthErrorRE finds error="…" in a WWW-Authenticate challenge; compiled
+// on first use, not at every start of the CLI.
+var wwwAuthErrorRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`\berror="([^"]*)"`) })
 
 func (a *App) elevDo(ctx context.Context, method, u, bearer string, body []byte) ([]byte, error) {
 	var rd io.Reader
@@ -268,7 +270,7 @@ func (a *App) elevDo(ctx context.Context, method, u, bearer string, body []byte)
 		ae.Code, ae.Description = "", oneLine(ae.Code)
 	}
 	if ae.Code == "" {
-		if m := wwwAuthErrorRE.FindStringSubmatch(resp.Header.Get("WWW-Authenticate")); m != nil {
+		if m := wwwAuthErrorRE().FindStringSubmatch(resp.Header.Get("WWW-Authenticate")); m != nil {
 			ae.Code = m[1]
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -43,6 +44,22 @@ func quoteArg(s string) string {
 	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`, "$", `\$`, "`", "\\`").Replace(s) + `"`
 }
 
+// fastBinary is warden-credentials beside the warden binary self, when
+// it is there as an executable file: the start-up of every AWS tool that
+// uses the profile runs it (cmd/warden-credentials).
+func fastBinary(self string) (string, bool) {
+	name := "warden-credentials"
+	if runtime.GOOS == "windows" {
+		name += ".exe"
+	}
+	p := filepath.Join(filepath.Dir(self), name)
+	st, err := os.Stat(p)
+	if err != nil || !st.Mode().IsRegular() || (runtime.GOOS != "windows" && st.Mode().Perm()&0o111 == 0) {
+		return "", false
+	}
+	return p, true
+}
+
 func profileCmd(a *App) *cobra.Command {
 	cmd := &cobra.Command{Use: "profile", Short: "Manage AWS CLI profiles that use warden"}
 	var f credFlags
@@ -51,7 +68,8 @@ func profileCmd(a *App) *cobra.Command {
 	add := &cobra.Command{
 		Use:   "add",
 		Short: "Write [profile P] with a warden credential_process line to ~/.aws/config",
-		Long: "Write a profile using `warden credential-process` to the AWS config file (AWS_CONFIG_FILE or ~/.aws/config).\n" +
+		Long: "Write a profile using `warden credential-process` to the AWS config file (AWS_CONFIG_FILE or ~/.aws/config);\n" +
+			"`warden-credentials` instead when that binary is beside warden (the same, faster with cached credentials).\n" +
 			"Only that profile's section changes; other profiles and comments are kept. The old file is kept as <file>.warden.bak.",
 		Example: "  warden profile add --role prod/ReadOnly --profile prod-ro\n  warden profile add --all --pattern '{account}-{role}'",
 		Args:    cobra.NoArgs,
@@ -86,12 +104,20 @@ func profileCmd(a *App) *cobra.Command {
 				}
 				roles = []Role{r}
 			}
-			self, err := os.Executable()
+			executable := a.executable
+			if executable == nil {
+				executable = os.Executable
+			}
+			self, err := executable()
 			if err != nil {
 				return fmt.Errorf("profile: %w", err)
 			}
 			if self, err = filepath.Abs(self); err != nil {
 				return fmt.Errorf("profile: %w", err)
+			}
+			command := quoteArg(self) + " credential-process"
+			if fast, ok := fastBinary(self); ok {
+				command = quoteArg(fast)
 			}
 			path := file
 			if path == "" {
@@ -104,7 +130,7 @@ func profileCmd(a *App) *cobra.Command {
 				if all {
 					name = profileName(pattern, r)
 				}
-				line := quoteArg(self) + " credential-process --role " + r.RoleARN
+				line := command + " --role " + r.RoleARN
 				if f.via != "" {
 					line += " --via " + f.via
 				}

@@ -17,6 +17,56 @@ import (
 // Root builds the `warden` command tree on a. Cobra adds `completion`
 // (bash, zsh, fish, powershell) and `help`.
 func Root(a *App) *cobra.Command {
+	root := newRoot(a)
+	for _, c := range commands {
+		root.AddCommand(c.build(a))
+	}
+	return root
+}
+
+// RootFor builds the tree that args (os.Args[1:]) need: when args[0]
+// names one of our commands, the root with that command alone and
+// without `completion` (the rest of the tree does not change its
+// parsing, help or errors); otherwise, as for `help`, `completion`,
+// shell completion and typos, the whole tree of Root. Building every
+// command's flags and cobra's completion commands is a measurable part
+// of a cached `credential-process` (docs/benchmarks.md).
+func RootFor(a *App, args []string) *cobra.Command {
+	if len(args) > 0 {
+		for _, c := range commands {
+			if c.name == args[0] {
+				root := newRoot(a)
+				root.CompletionOptions.DisableDefaultCmd = true
+				root.AddCommand(c.build(a))
+				return root
+			}
+		}
+	}
+	return Root(a)
+}
+
+// commands are the top-level commands by name (their cobra Name; none has
+// aliases), for Root and RootFor.
+var commands = []struct {
+	name  string
+	build func(*App) *cobra.Command
+}{
+	{"version", func(*App) *cobra.Command { return versionCmd() }},
+	{"configure", configureCmd},
+	{"login", loginCmd},
+	{"logout", logoutCmd},
+	{"roles", rolesCmd},
+	{"creds", credsCmd},
+	{"credential-process", credentialProcessCmd},
+	{"exec", execCmd},
+	{"console", consoleCmd},
+	{"profile", profileCmd},
+	{"elevate", elevateCmd},
+	{"elevations", elevationsCmd},
+}
+
+// newRoot is the root command without subcommands.
+func newRoot(a *App) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "warden",
 		Short: "Sign in once at your Warden IdP and use AWS from the command line",
@@ -36,9 +86,6 @@ An eligible role, for a limited time:
 	root.SetOut(a.Stdout)
 	root.SetErr(a.Stderr)
 	root.SetIn(a.Stdin)
-	root.AddCommand(versionCmd(), configureCmd(a), loginCmd(a), logoutCmd(a), rolesCmd(a))
-	root.AddCommand(credentialCommands(a)...)
-	root.AddCommand(elevateCmd(a), elevationsCmd(a))
 	return root
 }
 
