@@ -85,8 +85,9 @@ const evictReadSlack = 4
 // first (from indexScript), newKey the session just created, which is
 // always kept and counts toward the limit.
 //
-// It reads the sessions newest first, in slices, until it has found
-// s.max-1 live ones besides newKey: those stay; every older member ends
+// Members created within the idle timeout count as live without a read;
+// past them it reads the sessions newest first, in slices, until it has
+// found s.max-1 live ones besides newKey: those stay; every older member ends
 // (the live ones are counted) without being read, except the members
 // created within createGrace, which are read first: a key not written yet
 // is left alone (see Create). Ended members (gone, or ended by the clock)
@@ -143,6 +144,17 @@ func (s *Sessions) evict(parent context.Context, userID, newKey string, members 
 			}
 		}
 		return nil
+	}
+	// Sessions created within the idle timeout are live unless signed out
+	// or revoked, which take them out of the index too (or their absolute
+	// end has passed, which the score says): kept without a read. A key
+	// gone some other way only makes an older session end in its place.
+	// This is what keeps a sign-in at the limit from reading s.max values.
+	idleFloor := now.Add(-s.cfg.IdleTimeout).UnixMilli()
+	absFloor := now.Add(-s.cfg.AbsoluteLifetime).UnixMilli()
+	for i < len(others) && kept < keep && others[i].created > idleFloor && others[i].created > absFloor {
+		kept++
+		i++
 	}
 	for i < len(others) && kept < keep {
 		n := min(len(others)-i, keep-kept+evictReadSlack)

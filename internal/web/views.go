@@ -3,6 +3,7 @@ package web
 import (
 	"bytes"
 	"fmt"
+	"html"
 	"html/template"
 	"log/slog"
 	"net/http"
@@ -63,7 +64,7 @@ var pageFiles = []string{"login.html", "home.html", "logout.html", "error.html",
 	"saml_post.html", "console_confirm.html", "password_change.html"}
 
 func parseViews(a *assets, mounts []Mount) (*views, error) {
-	funcs := template.FuncMap{"asset": a.url}
+	funcs := template.FuncMap{"asset": a.url, "valueAttr": valueAttr}
 	v := &views{pages: map[string]*template.Template{}, funcs: funcs}
 	for _, p := range pageFiles {
 		t, err := template.New(p).Funcs(funcs).ParseFS(templates.FS, "layout.html", p)
@@ -110,4 +111,19 @@ func (s *Server) render(c *gin.Context, status int, page string, v view) {
 		return
 	}
 	c.Data(status, "text/html; charset=utf-8", buf.Bytes())
+}
+
+// valueAttr is the attribute value="v" of a form field. A base64 value (a
+// SAMLResponse: 7 KB and more) is written as it is, its characters being
+// safe in a quoted attribute; html/template's escaper would turn each + / =
+// into an entity, character by character, a tenth of a console click's CPU.
+// Anything else is escaped.
+func valueAttr(v string) template.HTMLAttr {
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if !('A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '+' || c == '/' || c == '=') {
+			return template.HTMLAttr(`value="` + html.EscapeString(v) + `"`)
+		}
+	}
+	return template.HTMLAttr(`value="` + v + `"`)
 }
