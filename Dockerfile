@@ -1,5 +1,6 @@
 # syntax=docker/dockerfile:1
-# wardend and warden as static binaries in a distroless image (non-root).
+# wardend, warden and warden-credentials as static binaries in a distroless
+# image (non-root).
 #   docker build -t warden .
 #   docker run -v ./wardend.yaml:/etc/warden/wardend.yaml:ro -p 8080:8080 warden
 #   docker run warden check-config -config /etc/warden/wardend.yaml

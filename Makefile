@@ -8,7 +8,7 @@
 #   make test-under-load  make test while stress-ng --cpu 4 runs beside it
 #   make bench        benchmarks against the real servers (BENCH=regexp BENCHTIME=2s)
 #   make lint         gofmt -l must print nothing; go vet
-#   make build        static binaries in bin/ (wardend, warden)
+#   make build        static binaries in bin/ (wardend, warden, warden-credentials)
 #   make dev          go run ./cmd/wardend -dev
 #   make deps         install missing Debian packages (root)
 #   make testenv-up   start the servers, print `export` lines (eval "$(make -s testenv-up)")
