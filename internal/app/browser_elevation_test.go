@@ -227,6 +227,7 @@ func (b *mfaBrowser) elevScreenshot(name string) {
 // reaches AWS lasts no longer than the window and names the request and
 // the reason in session tags.
 func TestBrowserElevationApproved(t *testing.T) {
+	t.Parallel() // its own Chromium, wardend and Redis keys
 	s, bob, secret := startElevationServer(t, "xmlsec1")
 
 	// The portal: Admin is requestable, not a console role.
@@ -370,6 +371,7 @@ func TestBrowserElevationApproved(t *testing.T) {
 // has a Console button for it; bob ends it from /elevations, and the
 // portal has none any more (nor does a forged console POST reach AWS).
 func TestBrowserElevationSelfService(t *testing.T) {
+	t.Parallel() // its own Chromium, wardend and Redis keys
 	s, bob, secret := startElevationServer(t)
 	console := `button.console[value="` + elevBrowserOperatorARN + `"]`
 	if bob.elevHas(console) {

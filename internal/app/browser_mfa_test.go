@@ -497,6 +497,7 @@ func needMFABrowser(t *testing.T, tools ...string) {
 // (user verification on), saves the recovery codes and reaches the portal;
 // then signs in again with the passkey and lands where they were going.
 func TestBrowserMFAPasskeyPlatform(t *testing.T) {
+	t.Parallel() // its own Chromium, wardend and Redis keys
 	needMFABrowser(t)
 	b := newMFABrowser(t)
 	s := startMFAServer(t, requireMFA(), nil)
@@ -599,6 +600,7 @@ func (b *mfaBrowser) portalStaysClosed() {
 // tab); pressing the passkey button then goes back to the sign-in, and
 // the next sign-in still lands where the user was going.
 func TestBrowserMFAPasskeySessionEnded(t *testing.T) {
+	t.Parallel() // its own Chromium, wardend and Redis keys
 	needMFABrowser(t)
 	s := startMFAServer(t, requireMFA(), nil)
 	b := newMFABrowser(t)
@@ -662,6 +664,7 @@ func (s *mfaServer) endSessions(t *testing.T) {
 // verification) from the security page, which first asks for the app's
 // code again, then signs in with the key.
 func TestBrowserMFASecurityKey(t *testing.T) {
+	t.Parallel() // its own Chromium, wardend and Redis keys
 	needMFABrowser(t, "oathtool")
 	b := newMFABrowser(t)
 	cfg := requireMFA()
@@ -762,6 +765,7 @@ func (b *mfaBrowser) enrollTOTP(s *mfaServer, user string) (secret, code string)
 // TestBrowserMFATOTP: an authenticator app set up in the browser, then a
 // sign-in with a later code; the set-up code cannot be used again.
 func TestBrowserMFATOTP(t *testing.T) {
+	t.Parallel() // its own Chromium, wardend and Redis keys
 	needMFABrowser(t, "oathtool")
 	b := newMFABrowser(t)
 	s := startMFAServer(t, requireMFA(), nil)
@@ -805,6 +809,7 @@ func TestBrowserMFATOTP(t *testing.T) {
 // once the original has been used since: the page says so, the sign-in
 // does not finish, and the audit log says "cloned".
 func TestBrowserMFAClonedPasskey(t *testing.T) {
+	t.Parallel() // its own Chromium, wardend and Redis keys
 	needMFABrowser(t)
 	b := newMFABrowser(t)
 	s := startMFAServer(t, requireMFA(), nil)
@@ -865,6 +870,7 @@ func TestBrowserMFAClonedPasskey(t *testing.T) {
 // party does not accept. A passkey made at http://localhost:PORT is of no
 // use there, and nothing gets signed in.
 func TestBrowserMFAWrongOrigin(t *testing.T) {
+	t.Parallel() // its own Chromium, wardend and Redis keys
 	needMFABrowser(t)
 	b := newMFABrowser(t)
 	s := startMFAServer(t, requireMFA(), nil)
@@ -1004,6 +1010,7 @@ grants:
 // Deploy (require_mfa) asks for the passkey first, then its console
 // sign-in follows, saying how the user signed in.
 func TestBrowserMFAStepUpConsole(t *testing.T) {
+	t.Parallel() // its own Chromium, wardend and Redis keys
 	needMFABrowser(t)
 	b := newMFABrowser(t)
 	s := startMFAServer(t, mfa.Config{}, stepUpRules)
@@ -1110,6 +1117,7 @@ grants:
 // Operator, only the passkey for BreakGlass), also after a wrong code,
 // and the console sign-in that follows says which factor was given.
 func TestBrowserMFAStepUpMethods(t *testing.T) {
+	t.Parallel() // its own Chromium, wardend and Redis keys
 	needMFABrowser(t, "oathtool")
 	b := newMFABrowser(t)
 	s := startMFAServer(t, mfa.Config{}, stepUpMethodRules)

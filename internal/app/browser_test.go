@@ -88,6 +88,7 @@ func (a *awsSignin) URLs() []string {
 // clicks Console; the page posts the signed response by itself to the AWS
 // ACS, whose redirect into the console the CSP must allow too.
 func TestBrowserPortalSAML(t *testing.T) {
+	t.Parallel() // its own Chromium, wardend and Redis keys
 	chromium := testenv.Binary(t, "chromium")
 	if testing.Short() {
 		t.Skip("browser test skipped in -short mode")
