@@ -560,27 +560,3 @@ func TestNewExchangerRefuses(t *testing.T) {
 		}
 	}
 }
-
-// FuzzExchangeForm: whatever the body, the answer is JSON with a status
-// below 500 (the fixture's directory and token store are up).
-func FuzzExchangeForm(f *testing.F) {
-	fx := newXFixture(f)
-	for _, s := range []string{
-		xForm("tok-bob", TokenTypeSAML2, xProdRO).Encode(),
-		xForm("tok-bob", TokenTypeIDToken, xProdRO).Encode() + "&audience=sts.amazonaws.com",
-		xForm("tok-frank", "", "arn:aws:iam::111122223333:role/a/b/c").Encode(),
-		"grant_type=%zz", "", "resource=&resource=",
-	} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, body string) {
-		req := httptest.NewRequest(http.MethodPost, "/oauth/token", strings.NewReader(body))
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		rec := httptest.NewRecorder()
-		fx.x.ServeHTTP(rec, req)
-		var m map[string]any
-		if rec.Code >= 500 || json.Unmarshal(rec.Body.Bytes(), &m) != nil {
-			t.Fatalf("%d %q for %q", rec.Code, rec.Body.String(), body)
-		}
-	})
-}
