@@ -168,16 +168,3 @@ func TestSessionName(t *testing.T) {
 		}
 	}
 }
-
-func TestCredentialProcessJSON(t *testing.T) {
-	c := Credentials{AccessKeyID: "AK", SecretAccessKey: "SK", SessionToken: "ST",
-		Expiration: time.Date(2030, 1, 2, 3, 4, 5, 0, time.FixedZone("x", 3600)), AccountID: "111122223333"}
-	want := `{"Version":1,"AccessKeyId":"AK","SecretAccessKey":"SK","SessionToken":"ST","Expiration":"2030-01-02T02:04:05Z","AccountId":"111122223333"}` + "\n"
-	if got := string(CredentialProcessJSON(c)); got != want {
-		t.Errorf("got %s want %s", got, want)
-	}
-	c.AccountID = ""
-	if got := string(CredentialProcessJSON(c)); strings.Contains(got, "AccountId") {
-		t.Errorf("AccountId present when unknown: %s", got)
-	}
-}

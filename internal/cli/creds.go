@@ -231,7 +231,7 @@ func credsCmd(a *App) *cobra.Command {
 					fmt.Fprintf(a.Stdout, "export %s=%s\n", k, shellQuote(v))
 				}
 			default:
-				_, err = a.Stdout.Write(awsfed.CredentialProcessJSON(c))
+				_, err = a.Stdout.Write(processJSON(c))
 			}
 			return err
 		},
@@ -290,7 +290,7 @@ func credentialProcessCmd(a *App) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if _, err = a.Stdout.Write(awsfed.CredentialProcessJSON(c)); err != nil {
+			if _, err = a.Stdout.Write(processJSON(c)); err != nil {
 				return err
 			}
 			// Only an ARN resolves from the command line and the config
@@ -327,4 +327,11 @@ func (a *App) writeCredsIndex(r credRequest) error {
 		return fmt.Errorf("credentials index: %w", err)
 	}
 	return nil
+}
+
+// processJSON is c as credential_process output, by the formatter that
+// warden-credentials prints with, so that both print the same bytes.
+func processJSON(c awsfed.Credentials) []byte {
+	return credcache.CredentialProcessJSON(credcache.Creds{AccessKeyID: c.AccessKeyID, SecretAccessKey: c.SecretAccessKey,
+		SessionToken: c.SessionToken, Expiration: c.Expiration, AccountID: c.AccountID})
 }

@@ -72,8 +72,9 @@ func CredsPath(cacheDir, key string) string {
 func (c Creds) Fresh(now time.Time) bool { return c.Expiration.Sub(now) > MinRemaining }
 
 // CredentialProcessJSON renders c as the output of an AWS
-// credential_process, byte for byte as awsfed.CredentialProcessJSON (a
-// test compares them): {"Version":1,"AccessKeyId","SecretAccessKey",
+// credential_process (item 45 of the AWS federation rules; botocore
+// ProcessProvider and aws-sdk-go-v2 processcreds), for warden and
+// warden-credentials alike: {"Version":1,"AccessKeyId","SecretAccessKey",
 // "SessionToken","Expiration":RFC 3339 UTC} plus "AccountId" when known,
 // and a newline.
 func CredentialProcessJSON(c Creds) []byte {

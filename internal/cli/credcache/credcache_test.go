@@ -9,26 +9,26 @@ import (
 	"testing"
 	"time"
 
-	"github.com/wardenidp/warden/internal/awsfed"
 	"github.com/wardenidp/warden/internal/cli/credcache"
 )
 
-// TestCredentialProcessJSONAsAWSFed: the copy of the formatter prints the
-// bytes of awsfed's (which the full CLI prints), also for strings that
-// json escapes and times that are not UTC.
-func TestCredentialProcessJSONAsAWSFed(t *testing.T) {
-	odd := "a<b>&c\"d\\e\u2028f\x00g\xffh/é"
-	for _, c := range []credcache.Creds{
-		{AccessKeyID: "ASIA1", SecretAccessKey: "s/k+1", SessionToken: "t==", Expiration: time.Date(2030, 1, 2, 3, 4, 5, 6, time.UTC), AccountID: "111122223333"},
-		{AccessKeyID: "ASIA2", SecretAccessKey: "sk", SessionToken: "st", Expiration: time.Date(2030, 1, 2, 3, 4, 5, 0, time.FixedZone("x", -5*3600))},
-		{AccessKeyID: odd, SecretAccessKey: odd, SessionToken: odd, AccountID: odd},
-		{},
+// TestCredentialProcessJSON: the exact bytes AWS's credential_process
+// readers take, also for strings that json escapes and times that are not
+// UTC.
+func TestCredentialProcessJSON(t *testing.T) {
+	for _, tc := range []struct {
+		c    credcache.Creds
+		want string
+	}{
+		{credcache.Creds{AccessKeyID: "ASIA1", SecretAccessKey: "s/k+1", SessionToken: "t==", Expiration: time.Date(2030, 1, 2, 3, 4, 5, 6, time.UTC), AccountID: "111122223333"},
+			`{"Version":1,"AccessKeyId":"ASIA1","SecretAccessKey":"s/k+1","SessionToken":"t==","Expiration":"2030-01-02T03:04:05Z","AccountId":"111122223333"}` + "\n"},
+		{credcache.Creds{AccessKeyID: "ASIA2", SecretAccessKey: "sk", SessionToken: "st", Expiration: time.Date(2030, 1, 2, 3, 4, 5, 0, time.FixedZone("x", -5*3600))},
+			`{"Version":1,"AccessKeyId":"ASIA2","SecretAccessKey":"sk","SessionToken":"st","Expiration":"2030-01-02T08:04:05Z"}` + "\n"},
+		{credcache.Creds{AccessKeyID: "a<b>&c\"d"},
+			`{"Version":1,"AccessKeyId":"a\u003cb\u003e\u0026c\"d","SecretAccessKey":"","SessionToken":"","Expiration":"0001-01-01T00:00:00Z"}` + "\n"},
 	} {
-		got := credcache.CredentialProcessJSON(c)
-		want := awsfed.CredentialProcessJSON(awsfed.Credentials{AccessKeyID: c.AccessKeyID, SecretAccessKey: c.SecretAccessKey,
-			SessionToken: c.SessionToken, Expiration: c.Expiration, AccountID: c.AccountID})
-		if string(got) != string(want) {
-			t.Errorf("credcache %s\nawsfed   %s", got, want)
+		if got := string(credcache.CredentialProcessJSON(tc.c)); got != tc.want {
+			t.Errorf("got  %s\nwant %s", got, tc.want)
 		}
 	}
 }
