@@ -231,7 +231,18 @@ type SessionConfig struct {
 	// user with more ends the user's oldest sessions (by creation) so that
 	// MaxPerUser remain, the new one among them (see Sessions.CreateAndEvict).
 	MaxPerUser int `yaml:"max_per_user"`
+	// Format of new sessions in Redis: "compact" (default) or "json", what
+	// Wardens before the compact format wrote and read, for a rolling
+	// upgrade from one of them (old replicas read sessions made by new
+	// ones); switch to compact once every replica runs this version.
+	Format string `yaml:"format"`
 }
+
+// Session formats of SessionConfig.Format.
+const (
+	SessionFormatCompact = "compact"
+	SessionFormatJSON    = "json"
+)
 
 const (
 	// DefaultMaxSessionsPerUser is SessionConfig.MaxPerUser when unset.
@@ -252,6 +263,9 @@ func (c *SessionConfig) SetDefaults() {
 	}
 	if c.MaxPerUser == 0 {
 		c.MaxPerUser = DefaultMaxSessionsPerUser
+	}
+	if c.Format == "" {
+		c.Format = SessionFormatCompact
 	}
 }
 
@@ -279,6 +293,9 @@ func (c SessionConfig) Validate() error {
 	if c.MaxPerUser < 0 || c.MaxPerUser > MaxSessionsPerUserLimit {
 		errs = append(errs, fmt.Errorf("max_per_user: must be 1-%d, or 0 for the default (%d); got %d",
 			MaxSessionsPerUserLimit, DefaultMaxSessionsPerUser, c.MaxPerUser))
+	}
+	if c.Format != "" && c.Format != SessionFormatCompact && c.Format != SessionFormatJSON {
+		errs = append(errs, fmt.Errorf("format: must be compact or json (got %q)", c.Format))
 	}
 	return errors.Join(errs...)
 }

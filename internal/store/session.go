@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -129,7 +130,8 @@ type Sessions struct {
 	now     func() time.Time
 	random  io.Reader
 	refresh time.Duration
-	max     int // live sessions per user (cfg.MaxPerUser, 0 meaning the default)
+	max     int  // live sessions per user (cfg.MaxPerUser, 0 meaning the default)
+	json    bool // cfg.Format json: new sessions as older Wardens wrote them
 }
 
 // NewSessions returns the session store. now and random are the clock and
@@ -153,7 +155,29 @@ func NewSessions(st *Store, cfg SessionConfig, now func() time.Time, random io.R
 		random:  random,
 		refresh: min(maxRefreshInterval, cfg.IdleTimeout/4),
 		max:     cfg.maxPerUser(),
+		json:    cfg.Format == SessionFormatJSON,
 	}, nil
+}
+
+// keyOf is the Key of the session of token: the short one, or with
+// session.format json the 64-digit one older Wardens look up.
+func (s *Sessions) keyOf(token string) string {
+	short, legacy, _ := keysOf(token)
+	if s.json {
+		return legacy
+	}
+	return short
+}
+
+// encode is the stored value of sess: compact, or with session.format
+// json the JSON older Wardens read.
+func (s *Sessions) encode(sess Session) []byte {
+	if s.json {
+		if b, err := json.Marshal(sess); err == nil {
+			return b
+		}
+	}
+	return encodeSession(sess)
 }
 
 func (s *Sessions) sessionKey(hexKey string) string { return s.store.Key("sess:" + hexKey) }
@@ -243,7 +267,7 @@ func (s *Sessions) Rechecked(ctx context.Context, token string, sess Session, us
 	sess.User, sess.CheckedAt = user, s.now().Truncate(time.Millisecond)
 	ctx, cancel := s.store.op(ctx)
 	defer cancel()
-	err := s.store.client.SetArgs(ctx, s.sessionKey(sess.Key), encodeSession(sess), redis.SetArgs{Mode: "XX", KeepTTL: true}).Err()
+	err := s.store.client.SetArgs(ctx, s.sessionKey(sess.Key), s.encode(sess), redis.SetArgs{Mode: "XX", KeepTTL: true}).Err()
 	if errors.Is(err, redis.Nil) {
 		return Session{}, fmt.Errorf("store: recheck session: deleted meanwhile: %w", ErrNotFound)
 	}
@@ -399,7 +423,7 @@ func (s *Sessions) create(ctx context.Context, user identity.User, meta SessionM
 	}
 	sess.Authn.Time = sess.Authn.Time.Truncate(time.Millisecond)
 	sess.Authn.FactorTime = sess.Authn.FactorTime.Truncate(time.Millisecond)
-	val := encodeSession(sess)
+	val := s.encode(sess)
 	parent := ctx
 	ctx, cancel := s.store.op(ctx)
 	defer cancel()
@@ -533,7 +557,7 @@ func (s *Sessions) Get(ctx context.Context, token string) (Session, error) {
 	}
 	sess.LastSeen = now.Truncate(time.Millisecond)
 	ttl := min(s.cfg.IdleTimeout, sess.ExpiresAt.Sub(now))
-	err = s.store.client.SetArgs(ctx, key, encodeSession(sess), redis.SetArgs{Mode: "XX", TTL: ttl}).Err()
+	err = s.store.client.SetArgs(ctx, key, s.encode(sess), redis.SetArgs{Mode: "XX", TTL: ttl}).Err()
 	if errors.Is(err, redis.Nil) {
 		return Session{}, fmt.Errorf("store: get session: deleted meanwhile: %w", ErrNotFound)
 	}

@@ -38,7 +38,7 @@ func (s *Sessions) newToken(ctx context.Context, userID string) (token, hexKey s
 			return fmt.Errorf("store: create session: random: %w", err)
 		}
 		token = tokenEncoding.EncodeToString(raw)
-		hexKey, _, _ = keysOf(token)
+		hexKey = s.keyOf(token)
 		return nil
 	}
 	if err := draw(); err != nil {
