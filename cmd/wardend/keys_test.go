@@ -176,7 +176,7 @@ func TestKeysRedis(t *testing.T) {
 	}
 
 	code, out = runCmd(t, "keys", "rotate", "-config", cfg)
-	if code != 0 || !strings.Contains(out, "within 1s") || !strings.Contains(out, "wardend keys promote -config "+cfg) {
+	if code != 0 || !strings.Contains(out, "within 500ms") || !strings.Contains(out, "wardend keys promote -config "+cfg) {
 		t.Fatalf("rotate: %d %s", code, out)
 	}
 	code, out = runCmd(t, "keys", "promote", "-config", cfg)
@@ -185,7 +185,7 @@ func TestKeysRedis(t *testing.T) {
 	}
 	code, out = runCmd(t, "keys", "list", "-config", cfg)
 	if code != 0 || !regexp.MustCompile(regexp.QuoteMeta(r.Current().ID)+`\s+previous\s`).MatchString(out) ||
-		!strings.Contains(out, "redis key "+prefix+"keys:ring (running replicas re-read it every 1s)") {
+		!strings.Contains(out, "redis key "+prefix+"keys:ring (running replicas re-read it every 500ms)") {
 		t.Fatalf("list: %d %s", code, out)
 	}
 

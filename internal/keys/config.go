@@ -35,7 +35,7 @@ type Config struct {
 	// ignores the expiry of the metadata certificate, other SPs may not).
 	CertValidity time.Duration `yaml:"cert_validity"`
 	// ReloadInterval is how often Watch re-reads the stored ring (default
-	// 30s for a directory, 1s for Redis), so that replicas follow a
+	// 30s for a directory, 500ms for Redis), so that replicas follow a
 	// rotation.
 	ReloadInterval time.Duration `yaml:"reload_interval"`
 }
@@ -47,9 +47,14 @@ const (
 	DefaultCertValidity    = 10 * 365 * 24 * time.Hour
 	DefaultReloadInterval  = 30 * time.Second
 	// DefaultRedisReloadInterval: with the ring in Redis a poll is one GET
-	// of a few kilobytes, so replicas switch keys within a second.
-	DefaultRedisReloadInterval = time.Second
+	// of a few kilobytes, so replicas switch keys within a second (twice a
+	// second: a poll and the GET that follows it fit in the second).
+	DefaultRedisReloadInterval = 500 * time.Millisecond
 )
+
+// minReloadInterval bounds ReloadInterval from below: a directory is read
+// and a Redis GET made that often by every replica.
+const minReloadInterval = 250 * time.Millisecond
 
 // Store kinds of Config.Store.
 const (
@@ -110,8 +115,8 @@ func (c Config) Validate() error {
 	default:
 		add("store", "must be file or redis (got %q)", c.Store)
 	}
-	if c.ReloadInterval < time.Second || c.ReloadInterval > time.Hour {
-		add("reload_interval", "must be between 1s and 1h (got %s)", c.ReloadInterval)
+	if c.ReloadInterval < minReloadInterval || c.ReloadInterval > time.Hour {
+		add("reload_interval", "must be between 250ms and 1h (got %s)", c.ReloadInterval)
 	}
 	return errors.Join(errs...)
 }

@@ -35,7 +35,7 @@ type bundle struct {
 // the key of keys.encryption_key_file, so that replicas need no shared disk
 // and Redis (and its backups) never hold a private key in the clear. A
 // rotation is one optimistic transaction (WATCH/MULTI); replicas follow at
-// their next poll (keys.reload_interval, 1s by default for Redis).
+// their next poll (keys.reload_interval, 500ms by default for Redis).
 type RedisStore struct {
 	c      redis.UniversalClient
 	key    string

@@ -522,6 +522,11 @@ func TestConfig(t *testing.T) {
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
 	}
+	r := Config{Store: StoreRedis, EncryptionKeyFile: "/k"}
+	r.SetDefaults()
+	if r.ReloadInterval != 500*time.Millisecond || r.Validate() != nil {
+		t.Fatalf("redis defaults %+v: %v", r, r.Validate())
+	}
 	for _, tc := range []struct {
 		name string
 		c    Config
@@ -532,7 +537,7 @@ func TestConfig(t *testing.T) {
 		{"publish_previous", Config{PublishPrevious: time.Minute}, []string{"publish_previous: must be at least 1h (got 1m0s)"}},
 		{"negative publish_previous", Config{PublishPrevious: -time.Hour}, []string{"publish_previous: must be at least 1h"}},
 		{"cert_validity", Config{CertValidity: time.Hour}, []string{"cert_validity: must be between 24h and 100 years (got 1h0m0s)"}},
-		{"reload_interval", Config{ReloadInterval: time.Millisecond}, []string{"reload_interval: must be between 1s and 1h"}},
+		{"reload_interval", Config{ReloadInterval: time.Millisecond}, []string{"reload_interval: must be between 250ms and 1h"}},
 		{"store", Config{Store: "s3"}, []string{`store: must be file or redis (got "s3")`}},
 		{"redis without a key", Config{Store: "redis"}, []string{"encryption_key_file: required with store: redis"}},
 		{"a key for a directory", Config{EncryptionKeyFile: "/k"}, []string{"encryption_key_file: only with store: redis"}},
