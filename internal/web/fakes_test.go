@@ -174,6 +174,7 @@ type fakeLimiter struct {
 	checks    int
 	fails     []string
 	succeeded []string
+	pending   map[string]int // failures since the user's last Succeed
 }
 
 func newFakeLimiter() *fakeLimiter { return &fakeLimiter{decision: store.Decision{Allowed: true}} }
@@ -182,13 +183,21 @@ func (l *fakeLimiter) Check(_ context.Context, username, ip string) (store.Decis
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.checks++
-	return l.decision, l.checkErr
+	d := l.decision
+	// as the store does: the user's counter holds failures since the last
+	// reset
+	d.Failures = d.Failures || l.pending[username] > 0
+	return d, l.checkErr
 }
 
 func (l *fakeLimiter) Fail(_ context.Context, username, ip string) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.fails = append(l.fails, username+"@"+ip)
+	if l.pending == nil {
+		l.pending = map[string]int{}
+	}
+	l.pending[username]++
 	return nil
 }
 
@@ -196,6 +205,7 @@ func (l *fakeLimiter) Succeed(_ context.Context, username string) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.succeeded = append(l.succeeded, username)
+	delete(l.pending, username)
 	return nil
 }
 

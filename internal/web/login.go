@@ -212,8 +212,12 @@ func (s *Server) decide(ctx context.Context, in loginInput) (string, store.Sessi
 	if err != nil {
 		return "", store.Session{}, 0, fmt.Errorf("login: create session: %w: %w", errSessionStore, err)
 	}
-	if err := s.limiter.Succeed(ctx, key); err != nil { // the counter Fail increments
-		s.log.LogAttrs(ctx, slog.LevelWarn, "limiter: reset after success", slog.String("err", err.Error()))
+	// Reset the counter Fail increments, when Check saw failures in it: a
+	// sign-in without earlier failures saves the round trip.
+	if d.Failures {
+		if err := s.limiter.Succeed(ctx, key); err != nil {
+			s.log.LogAttrs(ctx, slog.LevelWarn, "limiter: reset after success", slog.String("err", err.Error()))
+		}
 	}
 	return token, sess, evicted, nil
 }
