@@ -21,7 +21,8 @@
 # Knobs: TESTENV_DIR, DIR, PORT, TLS_PORT (random free ports if unset),
 #   LISTEN_HOST, ADMIN_PW, USER_PW, BIND_PW (svc-idp, default USER_PW),
 #   ADMIN_PW_FILE, BIND_PW_FILE (the same, read from a file),
-#   MEMBEROF (overlay|dynlist), DEBUG (slapd -d level, default 0), SEED.
+#   MEMBEROF (overlay|dynlist), SLAPD_DEBUG (slapd -d level, default none:
+#   only what slapd always reports), SEED.
 set -euo pipefail
 LOG_TAG=openldap
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -36,7 +37,9 @@ ADMIN_PW=${ADMIN_PW:-admin-secret}
 USER_PW=${USER_PW:-Passw0rd!}
 BIND_PW=${BIND_PW:-$USER_PW}
 LISTEN_HOST=${LISTEN_HOST:-127.0.0.1}
-DEBUG=${DEBUG:-0}
+# slapd -d: "none" still logs what slapd always reports (a failed bind of
+# its listener, a bad configuration), so that a start that fails says why
+DEBUG=${SLAPD_DEBUG:-none}
 MEMBEROF=${MEMBEROF:-overlay}
 SEED=${SEED:-$REPO_ROOT/deploy/ldap/seed.ldif}
 SLAPD=${SLAPD:-/usr/sbin/slapd}
@@ -143,16 +146,17 @@ olcPPolicyUseLockout: TRUE
 LDIF
 }
 
-# do_start starts slapd, retrying twice with fresh random ports when the
+# do_start starts slapd, retrying four times with fresh random ports when the
 # caller did not fix them: a random port can be taken between the check and
 # slapd's bind (seen once in CI-like runs: slapd exits at once, log empty).
 do_start() {
   local want_port=${PORT:-} want_tls=${TLS_PORT:-} attempt
-  for attempt in 1 2 3; do
+  for attempt in 1 2 3 4 5; do
     PORT=$want_port TLS_PORT=$want_tls
     if start_once; then return 0; fi
-    [[ -z $want_port && -z $want_tls && $attempt -lt 3 ]] || return 1
-    log "retrying with other ports (attempt $((attempt + 1)) of 3)"
+    [[ -z $want_port && -z $want_tls && $attempt -lt 5 ]] || return 1
+    log "retrying with other ports (attempt $((attempt + 1)) of 5)"
+    sleep "0.$((attempt * 2))"
   done
 }
 
@@ -191,7 +195,9 @@ start_once() {
     sleep 0.05
   done
   if [[ $up != 1 ]]; then
-    log "slapd did not start (pid $spid)"; tail_logs "$DIR/slapd.log"
+    local rc=running
+    if ! kill -0 "$spid" 2>/dev/null; then rc=0; wait "$spid" 2>/dev/null || rc=$?; fi
+    log "slapd did not start (pid $spid, exit status $rc, ports $PORT and $TLS_PORT)"; tail_logs "$DIR/slapd.log"
     kill -TERM "$spid" 2>/dev/null || true
     return 1
   fi
