@@ -1,6 +1,7 @@
 package app
 
 import (
+	"cmp"
 	"context"
 	"crypto"
 	"crypto/rand"
@@ -205,8 +206,8 @@ type hotpathSpec struct {
 // hotpathEnv names the spec file of a child client process.
 const hotpathEnv = "WARDEN_HOTPATH_CLIENT_SPEC"
 
-// runHotpathClients runs spec in a child process (this test binary,
-// TestHotpathClient) and fails b if any request failed.
+// runHotpathClients runs spec in a child process (this test binary, see
+// TestMain) and fails b if any request failed.
 func runHotpathClients(b *testing.B, spec hotpathSpec) {
 	b.Helper()
 	raw, _ := json.Marshal(spec)
@@ -214,7 +215,7 @@ func runHotpathClients(b *testing.B, spec hotpathSpec) {
 	if err := os.WriteFile(file, raw, 0o600); err != nil {
 		b.Fatal(err)
 	}
-	cmd := exec.Command(os.Args[0], "-test.run", "^TestHotpathClient$", "-test.count", "1")
+	cmd := exec.Command(os.Args[0], "-test.run", "^$")
 	cmd.Env = append(os.Environ(), hotpathEnv+"="+file)
 	out, err := cmd.CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "hotpath-ok "+strconv.Itoa(spec.N)) {
@@ -222,33 +223,38 @@ func runHotpathClients(b *testing.B, spec hotpathSpec) {
 	}
 }
 
-// TestHotpathClient is BenchmarkConsoleCPU's load generator, run in a
-// child process; without the spec it has nothing to do.
-func TestHotpathClient(t *testing.T) {
-	file := os.Getenv(hotpathEnv)
-	if file == "" {
-		t.Skip("the child process of BenchmarkConsoleCPU")
-	}
+// hotpathClient is BenchmarkConsoleCPU's load generator, run by TestMain
+// in a child process when hotpathEnv names a spec file: it sends the
+// spec's console clicks and prints "hotpath-ok N" after N succeeded.
+func hotpathClient(file string) error {
 	raw, err := os.ReadFile(file)
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
 	var spec hotpathSpec
 	if err := json.Unmarshal(raw, &spec); err != nil {
-		t.Fatal(err)
+		return err
 	}
 	tr := &http.Transport{MaxIdleConnsPerHost: len(spec.Clients)}
 	defer tr.CloseIdleConnections()
 	client := &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	var mu sync.Mutex
-	next, done := 0, 0
+	var (
+		mu         sync.Mutex
+		next, done int
+		firstErr   error
+	)
+	fail := func(err error) {
+		mu.Lock()
+		firstErr = cmp.Or(firstErr, err)
+		mu.Unlock()
+	}
 	var wg sync.WaitGroup
 	for _, c := range spec.Clients {
 		body := "role=" + url.QueryEscape(spec.Role) + "&csrf_token=" + url.QueryEscape(c[1])
 		wg.Go(func() {
 			for {
 				mu.Lock()
-				if next == spec.N {
+				if next == spec.N || firstErr != nil {
 					mu.Unlock()
 					return
 				}
@@ -259,13 +265,13 @@ func TestHotpathClient(t *testing.T) {
 				req.Header.Set("Cookie", c[0])
 				resp, err := client.Do(req)
 				if err != nil {
-					t.Error(err)
+					fail(err)
 					return
 				}
 				page, _ := io.ReadAll(resp.Body)
 				resp.Body.Close()
 				if resp.StatusCode != http.StatusOK || !strings.Contains(string(page), `name="SAMLResponse"`) {
-					t.Errorf("console: %d", resp.StatusCode)
+					fail(fmt.Errorf("console: %d", resp.StatusCode))
 					return
 				}
 				mu.Lock()
@@ -275,7 +281,11 @@ func TestHotpathClient(t *testing.T) {
 		})
 	}
 	wg.Wait()
+	if firstErr != nil {
+		return firstErr
+	}
 	fmt.Printf("hotpath-ok %d\n", done)
+	return nil
 }
 
 // processCPU is this process's user + system CPU time so far.
