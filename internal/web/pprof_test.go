@@ -508,8 +508,8 @@ func TestPprofDebugListener(t *testing.T) {
 	if code, _ := get(base + "/debug/pprof/goroutine?debug=1"); code != http.StatusNotFound {
 		t.Fatalf("main listener serves the profiler: %d", code)
 	}
-	if code, _ := get(dbg + "/login"); code != http.StatusNotFound {
-		t.Fatalf("debug listener serves pages: %d", code)
+	if code, body := get(dbg + "/login"); code != http.StatusNotFound || !strings.Contains(body, "request ID <code>") {
+		t.Fatalf("debug listener serves pages, or its 404 has no request ID: %d %.300s", code, body)
 	}
 	cancel()
 	if err := <-done; err != nil {

@@ -474,7 +474,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 }
 
 // serveDebug starts the profiler's own listener (server.debug.listen), which
-// serves /debug/pprof/ and nothing else; nil when none is configured.
+// serves /debug/pprof/ and answers 404 for anything else; nil when none is
+// configured.
 func (s *Server) serveDebug(ctx context.Context) (*http.Server, error) {
 	if s.cfg.Debug.Listen == "" {
 		return nil, nil
@@ -487,8 +488,10 @@ func (s *Server) serveDebug(ctx context.Context) (*http.Server, error) {
 	srv := &http.Server{
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if !strings.HasPrefix(r.URL.Path, pprofPrefix) {
-				http.Error(w, "404 not found: this listener serves "+pprofPrefix+" only", http.StatusNotFound)
-				return
+				// the server's own 404 (request ID, access log), for a path
+				// that has no route
+				r = r.Clone(r.Context())
+				r.URL.Path, r.URL.RawPath = "/debug/not-on-this-listener", ""
 			}
 			s.handler.ServeHTTP(w, r)
 		}),
