@@ -18,12 +18,6 @@ import (
 	"github.com/wardenidp/warden/internal/rolemap"
 )
 
-const (
-	nsSAML  = "urn:oasis:names:tc:SAML:2.0:assertion"
-	nsSAMLP = "urn:oasis:names:tc:SAML:2.0:protocol"
-	nsDS    = "http://www.w3.org/2000/09/xmldsig#"
-)
-
 // parsed is a response as a relying party sees it.
 type parsed struct {
 	raw       string

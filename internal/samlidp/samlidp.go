@@ -155,6 +155,8 @@ type IdP struct {
 	sig   atomic.Pointer[signerState]
 	meta  atomic.Pointer[metadataState]
 	close context.CancelFunc
+
+	etreeOnly bool // tests: buildResponse without the direct writer
 }
 
 // Errors of AWSConsole and ValidRelayState.

@@ -20,8 +20,9 @@ const MaxResponseBase64 = 100_000
 
 // signerState is the signing context of one certificate, built once.
 type signerState struct {
-	cert *x509.Certificate
-	ctx  *dsig.SigningContext
+	cert   *x509.Certificate
+	ctx    *dsig.SigningContext
+	direct *directState // nil: the etree path only (direct.go)
 }
 
 // signingContext returns the context of the ring's current key: RSA-SHA256
@@ -32,9 +33,18 @@ type signerState struct {
 // dsig.SigningContext is read-only once built, so it is shared by all
 // requests; it is rebuilt when the current key changes (rotation).
 func (i *IdP) signingContext() (*dsig.SigningContext, error) {
+	st, err := i.signer()
+	if err != nil {
+		return nil, err
+	}
+	return st.ctx, nil
+}
+
+// signer is the signing state of the ring's current key (signingContext).
+func (i *IdP) signer() (*signerState, error) {
 	cur := i.keys.Current()
 	if st := i.sig.Load(); st != nil && cur.Cert != nil && (st.cert == cur.Cert || bytes.Equal(st.cert.Raw, cur.Cert.Raw)) {
-		return st.ctx, nil
+		return st, nil
 	}
 	if cur.Key == nil || cur.Cert == nil {
 		return nil, errors.New("signing: the key ring has no current key")
@@ -45,8 +55,9 @@ func (i *IdP) signingContext() (*dsig.SigningContext, error) {
 	if err := ctx.SetSignatureMethod(dsig.RSASHA256SignatureMethod); err != nil {
 		return nil, fmt.Errorf("signing: %w", err)
 	}
-	i.sig.Store(&signerState{cert: cur.Cert, ctx: ctx})
-	return ctx, nil
+	st := &signerState{cert: cur.Cert, ctx: ctx, direct: newDirectState(cur.Key, cur.Cert.Raw)}
+	i.sig.Store(st)
+	return st, nil
 }
 
 // signEnveloped signs el in place and puts the ds:Signature right after
@@ -107,10 +118,18 @@ type response struct {
 // buildResponse signs the assertion, wraps it in a Response to dest
 // (Destination, item 5), signs that too when signResponse, and encodes it.
 func (i *IdP) buildResponse(a *saml.Assertion, dest, inResponseTo string, signResponse bool, now time.Time) (response, error) {
-	ctx, err := i.signingContext()
+	st, err := i.signer()
 	if err != nil {
 		return response{}, err
 	}
+	if st.direct != nil && !signResponse && !i.etreeOnly && directOK(a, i.entityID, dest, inResponseTo) {
+		r, err := i.directResponse(st.direct, a, dest, inResponseTo, now)
+		if err != nil {
+			return response{}, fmt.Errorf("sign assertion: %w", err)
+		}
+		return r, nil
+	}
+	ctx := st.ctx
 	ael := assertionElement(a)
 	if err := signEnveloped(ctx, ael); err != nil {
 		return response{}, fmt.Errorf("sign assertion: %w", err)

@@ -3,6 +3,7 @@ package web
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"fmt"
 	"io"
 	"log/slog"
@@ -14,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/wardenidp/warden/internal/audit"
@@ -146,6 +148,39 @@ func BenchmarkPortalHome(b *testing.B) {
 				}
 			})
 			b.ReportMetric(float64(size)/1024, "KiB/page")
+		})
+	}
+}
+
+// BenchmarkSAMLPostPage measures the page a console click answers with
+// (saml_post.html in the layout) for a 10 KB SAMLResponse, written to a
+// recorder: through the template, and from its frame (postpage.go).
+//
+//	go test -run '^$' -bench SAMLPostPage ./internal/web/
+func BenchmarkSAMLPostPage(b *testing.B) {
+	srv := postPageServer(b)
+	resp := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte("<saml:Assertion/>"), 600))
+	page := consolePage{AccountName: "prod", AccountID: "111122223333", RoleName: "ReadOnly",
+		RoleARN: "arn:aws:iam::111122223333:role/ReadOnly",
+		Post:    ConsolePost{URL: "https://signin.aws.amazon.com/saml", SAMLResponse: resp}}
+	for _, how := range []string{"template", "frame"} {
+		b.Run(how, func(b *testing.B) {
+			var size int
+			b.ReportAllocs()
+			for b.Loop() {
+				w := httptest.NewRecorder()
+				ctx, _ := gin.CreateTestContext(w)
+				ctx.Request = httptest.NewRequest(http.MethodGet, "/aws/console", nil)
+				ctx.Set(stateKey, &reqState{id: "0123456789abcdef0123456789abcdef", srv: srv})
+				u := bob
+				if how == "frame" {
+					srv.renderPost(ctx, view{User: &u, Console: &page})
+				} else {
+					srv.render(ctx, http.StatusOK, "saml_post.html", view{User: &u, Console: &page})
+				}
+				size = w.Body.Len()
+			}
+			b.ReportMetric(float64(size), "bytes/page")
 		})
 	}
 }

@@ -320,7 +320,6 @@ type consolePage struct {
 // (same-origin) and clients that send no Sec-Fetch-Site (as Go's
 // CrossOriginProtection treats them) go straight on.
 func (s *Server) handleConsole(c *gin.Context) {
-	st := state(c)
 	post := c.Request.Method == http.MethodPost
 	var roleRef, dest string
 	if post {
@@ -332,7 +331,21 @@ func (s *Server) handleConsole(c *gin.Context) {
 		q := c.Request.URL.Query()
 		roleRef, dest = q.Get("role"), q.Get("destination")
 	}
-	sess, token, err := s.freshSession(c, "console")
+	s.console(c, roleRef, dest, post)
+}
+
+// console is handleConsole after the request's parameters are read: the
+// session (fresh from the directory), then the role and the response. A
+// sign-in whose next page is a console link comes here directly with the
+// session it made (signedIn).
+func (s *Server) console(c *gin.Context, roleRef, dest string, post bool) {
+	st := state(c)
+	sess, token, err := st.signedIn, st.token, error(nil)
+	if sess == nil {
+		var fresh store.Session
+		fresh, token, err = s.freshSession(c, "console")
+		sess = &fresh
+	}
 	if err != nil {
 		if post && (errors.Is(err, errNoSession) || errors.Is(err, store.ErrNotFound)) {
 			// The session ended while the page was open: sign in, then
@@ -391,7 +404,7 @@ func (s *Server) handleConsole(c *gin.Context) {
 	}
 	// A role that asks for more than this sign-in gave: the second factor
 	// first, then back here (a GET that resumes with the same role).
-	if !s.requireFactor(c, sess, FactorNeed{MFA: grant.RequireMFA, Methods: grant.MFAMethods}, consoleQuery(roleRef, dest)) {
+	if !s.requireFactor(c, *sess, FactorNeed{MFA: grant.RequireMFA, Methods: grant.MFAMethods}, consoleQuery(roleRef, dest)) {
 		ev.Result = "step_up"
 		s.audit.Record(ctx, ev)
 		return
@@ -424,7 +437,7 @@ func (s *Server) handleConsole(c *gin.Context) {
 	s.audit.Record(ctx, ev)
 	page.Post = p
 	c.Header("Cache-Control", "no-store") // a bearer assertion: never cached
-	s.render(c, http.StatusOK, "saml_post.html", view{User: &user, Console: &page})
+	s.renderPost(c, view{User: &user, Console: &page})
 }
 
 // consoleFailed answers a refused or failed Portal.Console, audited.

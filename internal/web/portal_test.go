@@ -433,17 +433,30 @@ func TestConsoleSignedOut(t *testing.T) {
 	if got := next.Query().Get("next"); got != "/aws/console?role=prod/ReadOnly&destination="+url.QueryEscape("https://console.aws.amazon.com/s3/") {
 		t.Errorf("next %q", got)
 	}
-	// sign in through the redirect, land back on the console
+	// Sign in through the redirect: the sign-in answers with the console
+	// link's page itself (no second round trip), and sets the session.
 	rec = b.login("bob", testPassword, next.Query().Get("next"))
-	if rec.Code != http.StatusSeeOther {
-		t.Fatalf("login: %d", rec.Code)
+	if rec.Code != 200 || !strings.Contains(rec.Body.String(), `id="saml-post"`) || rec.Header().Get("Cache-Control") != "no-store" {
+		t.Fatalf("sign-in with a console link: %d %q\n%s", rec.Code, rec.Header().Get("Cache-Control"), rec.Body)
 	}
-	rec = b.get(rec.Header().Get("Location"))
-	if rec.Code != 200 || !strings.Contains(rec.Body.String(), `id="saml-post"`) {
-		t.Fatalf("after sign-in: %d\n%s", rec.Code, rec.Body)
-	}
-	if c := p.Calls(); len(c) != 1 || c[0].Dest != "https://console.aws.amazon.com/s3/" {
+	if c := p.Calls(); len(c) != 1 || c[0].Dest != "https://console.aws.amazon.com/s3/" || c[0].User != "bob" {
 		t.Errorf("calls %+v", c)
+	}
+	if rec := b.get("/"); rec.Code != 200 || !strings.Contains(rec.Body.String(), "ReadOnly") {
+		t.Errorf("portal after a sign-in to the console: %d", rec.Code)
+	}
+	// A console link for a role the user does not hold: refused, the
+	// sign-in itself stands.
+	b3 := e.browser(t)
+	rec = b3.login("bob", testPassword, "/aws/console?role=prod/AdministratorAccess")
+	if rec.Code != http.StatusForbidden || !strings.Contains(rec.Body.String(), "Not your role") {
+		t.Errorf("sign-in to a role not held: %d\n%s", rec.Code, rec.Body)
+	}
+	if rec := b3.get("/"); rec.Code != 200 {
+		t.Errorf("portal after a refused console link: %d", rec.Code)
+	}
+	if len(p.Calls()) != 1 {
+		t.Error("Console called for a role not held")
 	}
 
 	// A POST whose session ended goes to sign-in with the role as a GET.

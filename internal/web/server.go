@@ -134,6 +134,7 @@ type Server struct {
 	origin   string // scheme://host of PublicURL
 	dir      Authenticator
 	sessions Sessions
+	frames   postFrames // saml_post.html cut at its values (postpage.go)
 	limiter  Limiter
 	health   []HealthCheck
 	log      *slog.Logger
