@@ -7,11 +7,13 @@
 //
 // It takes the arguments of `warden credential-process` and prints the
 // cached credentials when the index that warden keeps says that warden,
-// with exactly these arguments and the current config file, read them, and
-// more than 15 minutes remain. In every other case (nothing cached, too
-// old, unreadable, an unknown flag, --help) it executes `warden
-// credential-process` with the same arguments, so that prompts, errors
-// and exit codes are warden's own.
+// with exactly these arguments and the current config file, read them,
+// more than 15 minutes remain and, when the arguments ask for a session
+// length (--duration), they were minted for about that length
+// (credcache.Creds.Serves, the rule warden follows). In every other case
+// (nothing cached, too old, another length, unreadable, an unknown flag,
+// --refresh, --help) it executes `warden credential-process` with the same
+// arguments, so that prompts, errors and exit codes are warden's own.
 package main
 
 import (

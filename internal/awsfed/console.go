@@ -46,6 +46,25 @@ func FederationURL(partition, region string) (string, error) {
 // credentials or answers something other than a sign-in token.
 var ErrSigninToken = errors.New("awsfed: AWS federation endpoint gave no sign-in token")
 
+// FederationError is a failed getSigninToken: Err is the network error
+// met reaching Endpoint (Status 0), or ErrSigninToken for an answer
+// without a token. It never holds the request URL, which carries the
+// credentials.
+type FederationError struct {
+	Endpoint string
+	Status   int // the HTTP status of the answer; 0: none came
+	Err      error
+}
+
+func (e *FederationError) Error() string {
+	if e.Status != 0 {
+		return fmt.Sprintf("%v (HTTP %d from %s; are these AssumeRole credentials, still valid?)", e.Err, e.Status, e.Endpoint)
+	}
+	return fmt.Sprintf("awsfed: federation endpoint %s: %v", e.Endpoint, e.Err)
+}
+
+func (e *FederationError) Unwrap() error { return e.Err }
+
 // ConsoleSigninURL exchanges c for a sign-in token at the federation
 // endpoint (Action=getSigninToken, GET only) and returns the
 // Action=login URL that opens s.Destination; it is valid for 15 minutes
@@ -101,16 +120,16 @@ func ConsoleSigninURL(ctx context.Context, s ConsoleSignin, c Credentials) (stri
 		if errors.As(err, &uerr) {
 			err = uerr.Err
 		}
-		return "", fmt.Errorf("awsfed: federation endpoint %s: %w", endpoint, err)
+		return "", &FederationError{Endpoint: endpoint, Err: err}
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	if err != nil {
-		return "", fmt.Errorf("awsfed: federation endpoint %s: %w", endpoint, err)
+		return "", &FederationError{Endpoint: endpoint, Err: err}
 	}
 	var tok struct{ SigninToken string }
 	if resp.StatusCode != http.StatusOK || json.Unmarshal(body, &tok) != nil || tok.SigninToken == "" {
-		return "", fmt.Errorf("%w (HTTP %d; are these AssumeRole credentials, still valid?)", ErrSigninToken, resp.StatusCode)
+		return "", &FederationError{Endpoint: endpoint, Status: resp.StatusCode, Err: ErrSigninToken}
 	}
 	login := url.Values{"Action": {"login"}, "Issuer": {s.Issuer}, "Destination": {s.Destination}, "SigninToken": {tok.SigninToken}}
 	return endpoint + "?" + login.Encode(), nil

@@ -16,10 +16,15 @@ import (
 
 // STSOptions say where and how to reach AWS STS.
 type STSOptions struct {
-	// Region selects the regional STS endpoint (default us-east-1).
+	// Partition is the role's partition ("aws" when empty): with Region
+	// it picks the regional endpoint (STSEndpoint), so that GovCloud and
+	// China roles reach the STS of their own partition.
+	Partition string
+	// Region selects the regional STS endpoint (default: the partition's
+	// default region); it must be a region of Partition.
 	Region string
-	// Endpoint, when set, replaces the SDK's endpoint (a private or
-	// regional STS endpoint, or a test server): "https://sts.eu-west-1.amazonaws.com".
+	// Endpoint, when set, replaces the regional endpoint (a private
+	// endpoint, or a test server): "https://vpce-1234.sts.eu-west-1.vpce.amazonaws.com".
 	Endpoint string
 	// HTTPClient carries the calls (default http.DefaultClient).
 	HTTPClient *http.Client
@@ -36,27 +41,54 @@ type Credentials struct {
 	AccountID string
 }
 
-// DefaultRegion is the region used when none is configured.
+// DefaultRegion is the aws partition's default region (Partition.DefaultRegion
+// has every partition's).
 const DefaultRegion = "us-east-1"
 
-func stsClient(o STSOptions) *sts.Client {
+// Target returns the region and endpoint URL that o reaches: the
+// partition's default region when o names none, and the regional STS
+// endpoint of the partition unless o.Endpoint replaces it. A region of
+// another partition is an error.
+func (o STSOptions) Target() (region, endpoint string, err error) {
+	part := o.Partition
+	if part == "" {
+		part = "aws"
+	}
+	p, ok := LookupPartition(part)
+	if !ok {
+		return "", "", fmt.Errorf("awsfed: unknown partition %q", part)
+	}
+	region = o.Region
+	if region == "" {
+		region = p.DefaultRegion
+	}
+	if err := ValidRegion(part, region); err != nil {
+		return "", "", err
+	}
+	if o.Endpoint != "" {
+		return region, o.Endpoint, nil
+	}
+	endpoint, err = STSEndpoint(part, region)
+	return region, endpoint, err
+}
+
+func stsClient(o STSOptions) (*sts.Client, error) {
+	region, endpoint, err := o.Target()
+	if err != nil {
+		return nil, err
+	}
 	opts := sts.Options{
-		Region:      o.Region,
-		Credentials: aws.AnonymousCredentials{}, // unsigned calls (item 24)
+		Region:       region,
+		BaseEndpoint: aws.String(endpoint),
+		Credentials:  aws.AnonymousCredentials{}, // unsigned calls (item 24)
 		// One retry for transient network errors only; STS answers about
 		// the token or the trust policy are final.
 		RetryMaxAttempts: 2,
 	}
-	if opts.Region == "" {
-		opts.Region = DefaultRegion
-	}
-	if o.Endpoint != "" {
-		opts.BaseEndpoint = aws.String(o.Endpoint)
-	}
 	if o.HTTPClient != nil {
 		opts.HTTPClient = o.HTTPClient
 	}
-	return sts.New(opts)
+	return sts.New(opts), nil
 }
 
 // AssumeRoleWithSAML calls STS AssumeRoleWithSAML (items 23–26) with the
@@ -75,7 +107,11 @@ func AssumeRoleWithSAML(ctx context.Context, o STSOptions, roleARN, principalARN
 	if duration > 0 {
 		in.DurationSeconds = aws.Int32(int32(duration))
 	}
-	out, err := stsClient(o).AssumeRoleWithSAML(ctx, in)
+	client, err := stsClient(o)
+	if err != nil {
+		return Credentials{}, err
+	}
+	out, err := client.AssumeRoleWithSAML(ctx, in)
 	if err != nil {
 		return Credentials{}, &STSError{Op: "AssumeRoleWithSAML", Err: err}
 	}
@@ -97,7 +133,11 @@ func AssumeRoleWithWebIdentity(ctx context.Context, o STSOptions, roleARN, sessi
 	if duration > 0 {
 		in.DurationSeconds = aws.Int32(int32(duration))
 	}
-	out, err := stsClient(o).AssumeRoleWithWebIdentity(ctx, in)
+	client, err := stsClient(o)
+	if err != nil {
+		return Credentials{}, err
+	}
+	out, err := client.AssumeRoleWithWebIdentity(ctx, in)
 	if err != nil {
 		return Credentials{}, &STSError{Op: "AssumeRoleWithWebIdentity", Err: err}
 	}

@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"net"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -21,14 +23,57 @@ import (
 )
 
 // Config is the user's configuration, ConfigDir/config.yaml. Flags of the
-// individual commands override it.
+// individual commands override it. Region, Via, STSEndpoint and
+// FederationEndpoint apply to roles of Partition (the partition Warden's
+// SAML sign-in serves); roles of other partitions take theirs from
+// Partitions (PartitionConfig), so that commercial, GovCloud and China
+// roles live side by side.
 type Config struct {
 	IdPURL         string `yaml:"idp_url"`
-	Region         string `yaml:"region"`          // default us-east-1
+	Region         string `yaml:"region"`          // default: the partition's (us-east-1)
 	Partition      string `yaml:"partition"`       // aws (default), aws-us-gov, aws-cn
 	SessionSeconds int    `yaml:"session_seconds"` // default: the role's, else 3600
 	Via            string `yaml:"via"`             // saml (default) | web-identity
-	STSEndpoint    string `yaml:"sts_endpoint"`    // "" = the SDK's regional endpoint
+	STSEndpoint    string `yaml:"sts_endpoint"`    // "" = the regional endpoint of the role's partition
+	// FederationEndpoint replaces AWS's console federation endpoint
+	// (a proxy, or a test server); "" = the partition's.
+	FederationEndpoint string                     `yaml:"federation_endpoint,omitempty"`
+	Partitions         map[string]PartitionConfig `yaml:"partitions,omitempty"`
+}
+
+// PartitionConfig is how to reach AWS for roles of a partition other than
+// Config.Partition. Empty fields take the defaults of that partition: its
+// default region, the web-identity path (Warden signs SAML for one
+// partition only), the regional STS endpoint and its federation endpoint.
+type PartitionConfig struct {
+	Region             string `yaml:"region,omitempty"`
+	Via                string `yaml:"via,omitempty"`
+	STSEndpoint        string `yaml:"sts_endpoint,omitempty"`
+	FederationEndpoint string `yaml:"federation_endpoint,omitempty"`
+}
+
+// Target is how to reach AWS for one role: its partition, region, STS
+// path and endpoints ("" = the partition's own).
+type Target struct {
+	Partition, Region, Via, STSEndpoint, FederationEndpoint string
+}
+
+// Target returns the settings for roles of partition ("" is
+// Config.Partition): the top-level ones for Config.Partition, else
+// Partitions[partition] over that partition's defaults.
+func (c Config) Target(partition string) Target {
+	if partition == "" || partition == c.Partition {
+		return Target{Partition: c.Partition, Region: c.Region, Via: c.Via, STSEndpoint: c.STSEndpoint, FederationEndpoint: c.FederationEndpoint}
+	}
+	pc := c.Partitions[partition]
+	t := Target{Partition: partition, Region: pc.Region, Via: pc.Via, STSEndpoint: pc.STSEndpoint, FederationEndpoint: pc.FederationEndpoint}
+	if p, ok := awsfed.LookupPartition(partition); ok && t.Region == "" {
+		t.Region = p.DefaultRegion
+	}
+	if t.Via == "" {
+		t.Via = ViaWebIdentity
+	}
+	return t
 }
 
 // Via values.
@@ -43,13 +88,8 @@ func (c *Config) SetDefaults() {
 		c.Partition = "aws"
 	}
 	if c.Region == "" {
-		switch c.Partition {
-		case "aws-us-gov":
-			c.Region = "us-gov-west-1"
-		case "aws-cn":
-			c.Region = "cn-north-1"
-		default:
-			c.Region = "us-east-1"
+		if p, ok := awsfed.LookupPartition(c.Partition); ok {
+			c.Region = p.DefaultRegion
 		}
 	}
 	if c.Via == "" {
@@ -74,16 +114,67 @@ func (c Config) Validate() error {
 	if c.SessionSeconds != 0 && (c.SessionSeconds < 900 || c.SessionSeconds > 43200) {
 		errs = append(errs, fmt.Errorf("session_seconds %d: want 900 to 43200 (0 = the role's own)", c.SessionSeconds))
 	}
-	if c.Via != ViaSAML && c.Via != ViaWebIdentity {
-		errs = append(errs, fmt.Errorf("via %q: want saml or web-identity", c.Via))
+	if err := validVia(c.Via); err != nil {
+		errs = append(errs, err)
 	}
-	if c.STSEndpoint != "" {
-		u, err := url.Parse(c.STSEndpoint)
-		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-			errs = append(errs, fmt.Errorf("sts_endpoint %q: want an http(s) URL", c.STSEndpoint))
+	if err := validEndpoint("sts_endpoint", c.STSEndpoint); err != nil {
+		errs = append(errs, err)
+	}
+	if err := validEndpoint("federation_endpoint", c.FederationEndpoint); err != nil {
+		errs = append(errs, err)
+	}
+	for _, id := range awsfed.PartitionIDs() {
+		pc, ok := c.Partitions[id]
+		if !ok {
+			continue
+		}
+		key := "partitions." + id
+		if id == c.Partition {
+			errs = append(errs, fmt.Errorf("%s: %s is the configured partition, whose settings are the top-level keys", key, id))
+			continue
+		}
+		if pc.Region != "" {
+			if err := awsfed.ValidRegion(id, pc.Region); err != nil {
+				errs = append(errs, fmt.Errorf("%s.region: %w", key, err))
+			}
+		}
+		if pc.Via != "" {
+			if err := validVia(pc.Via); err != nil {
+				errs = append(errs, fmt.Errorf("%s.%w", key, err))
+			}
+		}
+		if err := validEndpoint(key+".sts_endpoint", pc.STSEndpoint); err != nil {
+			errs = append(errs, err)
+		}
+		if err := validEndpoint(key+".federation_endpoint", pc.FederationEndpoint); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for _, id := range slices.Sorted(maps.Keys(c.Partitions)) {
+		if _, ok := awsfed.LookupPartition(id); !ok {
+			errs = append(errs, fmt.Errorf("partitions.%s: unknown partition; want one of %s", id, strings.Join(awsfed.PartitionIDs(), ", ")))
 		}
 	}
 	return errors.Join(errs...)
+}
+
+func validVia(v string) error {
+	if v != ViaSAML && v != ViaWebIdentity {
+		return fmt.Errorf("via %q: want saml or web-identity", v)
+	}
+	return nil
+}
+
+// validEndpoint accepts "" and http(s) URLs without query or user info.
+func validEndpoint(key, v string) error {
+	if v == "" {
+		return nil
+	}
+	u, err := url.Parse(v)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil || u.RawQuery != "" {
+		return fmt.Errorf("%s %q: want an http(s) URL", key, v)
+	}
+	return nil
 }
 
 // validIdPURL accepts https URLs, and http only on loopback (tests, dev).
@@ -160,7 +251,12 @@ func configureCmd(a *App) *cobra.Command {
 		Short: "Set the IdP URL, default region, partition, session length and STS path",
 		Long: `Writes the warden configuration file (config.yaml in the user's config
 directory, mode 0600). Flags set values directly; on a terminal, every value
-not given as a flag is asked for, with the current value as the default.`,
+not given as a flag is asked for, with the current value as the default.
+
+--partition is the AWS partition Warden's SAML sign-in serves; --region, --via,
+--sts-endpoint and --federation-endpoint apply to its roles. Roles of the other
+partitions use their partition's default region and web identity, unless the
+file's "partitions:" section says otherwise (see docs/cli.md).`,
 		Example: "  warden configure --idp-url https://idp.example.com --region eu-west-1",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -190,6 +286,9 @@ not given as a flag is asked for, with the current value as the default.`,
 			}
 			if set("sts-endpoint") {
 				cur.STSEndpoint = f.STSEndpoint
+			}
+			if set("federation-endpoint") {
+				cur.FederationEndpoint = f.FederationEndpoint
 			}
 			if a.IsTerminal() {
 				in := bufio.NewReader(a.Stdin)
@@ -243,7 +342,8 @@ not given as a flag is asked for, with the current value as the default.`,
 	fl.StringVar(&f.Partition, "partition", "", "AWS partition: aws, aws-us-gov or aws-cn")
 	fl.IntVar(&f.SessionSeconds, "session-seconds", 0, "default session length in seconds (0 = the role's own, else 3600)")
 	fl.StringVar(&f.Via, "via", "", "how to reach STS: saml or web-identity")
-	fl.StringVar(&f.STSEndpoint, "sts-endpoint", "", "STS endpoint URL (empty = the regional endpoint)")
+	fl.StringVar(&f.STSEndpoint, "sts-endpoint", "", "STS endpoint URL for roles of the partition (empty = the regional endpoint)")
+	fl.StringVar(&f.FederationEndpoint, "federation-endpoint", "", "AWS console federation endpoint URL for roles of the partition (empty = AWS's)")
 	return cmd
 }
 

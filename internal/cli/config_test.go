@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -17,7 +18,9 @@ func TestConfigSaveLoad(t *testing.T) {
 	if err != nil || c.Region != "us-east-1" || c.Partition != "aws" || c.Via != ViaSAML || c.IdPURL != "" {
 		t.Fatalf("defaults without a file: %+v %v", c, err)
 	}
-	want := Config{IdPURL: "https://idp.example.com/", Region: "eu-west-1", SessionSeconds: 7200, Via: ViaWebIdentity}
+	want := Config{IdPURL: "https://idp.example.com/", Region: "eu-west-1", SessionSeconds: 7200, Via: ViaWebIdentity,
+		FederationEndpoint: "https://fed.example.com/federation",
+		Partitions:         map[string]PartitionConfig{"aws-us-gov": {Region: "us-gov-east-1", Via: ViaSAML}}}
 	if err := a.SaveConfig(want); err != nil {
 		t.Fatal(err)
 	}
@@ -32,7 +35,7 @@ func TestConfigSaveLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	want.IdPURL, want.Partition = "https://idp.example.com", "aws"
-	if got != want {
+	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("got %+v, want %+v", got, want)
 	}
 }

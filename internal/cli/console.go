@@ -10,15 +10,18 @@ import (
 
 func consoleCmd(a *App) *cobra.Command {
 	var f credFlags
-	var destination, federation string
+	var destination string
 	var print bool
 	cmd := &cobra.Command{
 		Use:   "console",
 		Short: "Open the AWS Management Console as one role",
 		Long: "Build a console sign-in URL through the AWS federation endpoint of the role's partition\n" +
 			"(getSigninToken, then login) and open it in the browser, or print it with --print.\n" +
-			"The URL is valid for 15 minutes and must be kept secret.",
-		Args: cobra.NoArgs,
+			"The URL is valid for 15 minutes and must be kept secret. --duration sets the console session's\n" +
+			"length (and that of the credentials behind it); without it the session lasts as long as the credentials.\n" +
+			"--federation-endpoint (config: federation_endpoint) replaces AWS's endpoint, e.g. with a proxy.",
+		Example: "  warden console --role prod/ReadOnly\n  warden console --role prod/ReadOnly --duration 4h --destination https://console.aws.amazon.com/cloudwatch/home",
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
 			interactive := a.IsTerminal()
@@ -26,22 +29,24 @@ func consoleCmd(a *App) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if destination != "" {
+				// Checked before any credentials are minted.
+				if err := awsfed.ValidConsoleURL(r.target.Partition, destination); err != nil {
+					return fmt.Errorf("--destination: %w", err)
+				}
+			}
 			c, err := a.credentials(ctx, r, interactive)
 			if err != nil {
 				return err
 			}
-			part := r.role.Partition
-			if part == "" {
-				part = r.cfg.Partition
-			}
-			region := r.cfg.Region
-			if awsfed.ValidRegion(part, region) != nil {
+			region := r.target.Region
+			if awsfed.ValidRegion(r.target.Partition, region) != nil {
 				region = ""
 			}
-			u, err := awsfed.ConsoleSigninURL(ctx, awsfed.ConsoleSignin{HTTPClient: a.HTTP, Partition: part, Region: region,
-				Endpoint: federation, Destination: destination, Issuer: "warden"}, c)
+			u, err := awsfed.ConsoleSigninURL(ctx, awsfed.ConsoleSignin{HTTPClient: a.HTTP, Partition: r.target.Partition, Region: region,
+				Endpoint: r.target.FederationEndpoint, Destination: destination, Issuer: "warden", Duration: r.asked}, c)
 			if err != nil {
-				return err
+				return federationProblem(err, f.federation != "")
 			}
 			if !print {
 				if err := a.OpenBrowser(u); err == nil {
@@ -54,10 +59,9 @@ func consoleCmd(a *App) *cobra.Command {
 			return err
 		},
 	}
-	f.register(cmd, false)
+	f.register(a, cmd)
 	cmd.Flags().StringVar(&destination, "destination", "", "console URL to open (default: the console home of the partition)")
 	cmd.Flags().BoolVar(&print, "print", false, "print the URL instead of opening it")
-	cmd.Flags().StringVar(&federation, "federation-endpoint", "", "AWS federation endpoint URL (tests)")
-	_ = cmd.Flags().MarkHidden("federation-endpoint")
+	cmd.Flags().StringVar(&f.federation, "federation-endpoint", "", "AWS federation endpoint URL (default: config federation_endpoint, else the partition's)")
 	return cmd
 }

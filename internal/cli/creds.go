@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"time"
 
@@ -19,21 +20,23 @@ import (
 
 // credFlags are the flags shared by the credential commands.
 type credFlags struct {
-	role, via, stsEndpoint, region string
-	duration                       time.Duration
+	role, via, stsEndpoint, region, federation string
+	duration                                   time.Duration
+	refresh                                    bool
 }
 
-func (f *credFlags) register(cmd *cobra.Command, withDuration bool) {
-	cmd.Flags().StringVarP(&f.role, "role", "r", "", "role: an ARN, account-id/role or account-name/role (picked interactively when omitted on a terminal)")
-	cmd.Flags().StringVar(&f.via, "via", "", "STS path: saml (AssumeRoleWithSAML) or web-identity (AssumeRoleWithWebIdentity); default from config")
-	cmd.Flags().StringVar(&f.stsEndpoint, "sts-endpoint", "", "STS endpoint URL (regional, private, or a test server)")
-	cmd.Flags().StringVar(&f.region, "region", "", "AWS region (default from config)")
-	if withDuration {
-		cmd.Flags().DurationVarP(&f.duration, "duration", "d", 0, "session length, 15m to 12h (default: config, else the role's)")
-	}
+func (f *credFlags) register(a *App, cmd *cobra.Command) {
+	fl := cmd.Flags()
+	fl.StringVarP(&f.role, "role", "r", "", "role: an ARN, account-id/role or account-name/role (picked interactively when omitted on a terminal)")
+	fl.StringVar(&f.via, "via", "", "STS path: saml (AssumeRoleWithSAML) or web-identity (AssumeRoleWithWebIdentity); default from config")
+	fl.StringVar(&f.stsEndpoint, "sts-endpoint", "", "STS endpoint URL (private, or a test server; default: the regional endpoint of the role's partition)")
+	fl.StringVar(&f.region, "region", "", "AWS region, in the role's partition (default from config, else the partition's)")
+	fl.DurationVarP(&f.duration, "duration", "d", 0, "session length, 15m to 12h and at most the role's (default: config, else the role's)")
+	fl.BoolVar(&f.refresh, "refresh", false, "mint new credentials even when cached ones are still valid")
 	_ = cmd.RegisterFlagCompletionFunc("via", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
 		return []string{ViaSAML, ViaWebIdentity}, cobra.ShellCompDirectiveNoFileComp
 	})
+	a.completeRoleFlag(cmd, "role", false)
 }
 
 // credRequest is one resolved request for credentials.
@@ -41,7 +44,14 @@ type credRequest struct {
 	cfg       Config
 	configRaw []byte // the config file cfg was read from, for the index
 	role      Role
-	duration  int // seconds; 0 = STS's default
+	// listed: role came from the roles listing (its SessionSeconds is the
+	// IdP's); false for a role given as an ARN.
+	listed bool
+	target Target // how to reach AWS for the role, flags applied
+	// asked is --duration in seconds (0: none); duration is what is sent
+	// to STS (0: STS's default).
+	asked, duration int
+	refresh         bool
 }
 
 // resolve loads the config, applies the flags, and resolves the role.
@@ -50,36 +60,82 @@ func (a *App) resolve(ctx context.Context, f credFlags, interactive bool) (credR
 	if err != nil {
 		return credRequest{}, err
 	}
-	if f.via != "" {
-		cfg.Via = f.via
-	}
-	if f.region != "" {
-		cfg.Region = f.region
-	}
-	if f.stsEndpoint != "" {
-		cfg.STSEndpoint = f.stsEndpoint
-	}
-	if err := cfg.Validate(); err != nil {
-		return credRequest{}, err
-	}
 	if cfg.IdPURL == "" {
 		return credRequest{}, ErrNotConfigured
 	}
-	role, err := a.resolveRole(ctx, f.role, interactive)
-	if err != nil {
-		return credRequest{}, err
-	}
-	r := credRequest{cfg: cfg, configRaw: raw, role: role, duration: cfg.SessionSeconds}
-	if f.duration != 0 {
-		r.duration = int(f.duration / time.Second)
-		if f.duration%time.Second != 0 || r.duration < 900 || r.duration > 43200 {
-			return credRequest{}, fmt.Errorf("--duration %s: want 15m to 12h", f.duration)
+	var errs []error
+	if f.via != "" {
+		if err := validVia(f.via); err != nil {
+			errs = append(errs, fmt.Errorf("--%w", err))
 		}
 	}
-	if r.duration == 0 {
-		r.duration = role.SessionSeconds
+	if err := validEndpoint("--sts-endpoint", f.stsEndpoint); err != nil {
+		errs = append(errs, err)
+	}
+	if err := validEndpoint("--federation-endpoint", f.federation); err != nil {
+		errs = append(errs, err)
+	}
+	r := credRequest{cfg: cfg, configRaw: raw, refresh: f.refresh}
+	if f.duration != 0 {
+		r.asked = int(f.duration / time.Second)
+		if f.duration%time.Second != 0 || r.asked < 900 || r.asked > 43200 {
+			errs = append(errs, fmt.Errorf("--duration %s: want 15m to 12h", f.duration))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return credRequest{}, err
+	}
+	if r.role, r.listed, err = a.resolveRole(ctx, f.role, interactive); err != nil {
+		return credRequest{}, err
+	}
+	part := r.role.Partition
+	if part == "" {
+		part = cfg.Partition
+	}
+	r.target = cfg.Target(part)
+	if f.region != "" {
+		if err := awsfed.ValidRegion(part, f.region); err != nil {
+			if awsfed.ValidRegion(awsfed.PartitionOfRegion(f.region), f.region) == nil {
+				return credRequest{}, fmt.Errorf("--region %s is a region of partition %s, but role %s is in partition %s: give one of its regions (default %s)",
+					f.region, awsfed.PartitionOfRegion(f.region), roleSpec(r.role), part, r.target.Region)
+			}
+			return credRequest{}, fmt.Errorf("--region %q is not a region name (like eu-west-1)", f.region)
+		}
+		r.target.Region = f.region
+	}
+	if f.via != "" {
+		r.target.Via = f.via
+	}
+	if f.stsEndpoint != "" {
+		r.target.STSEndpoint = f.stsEndpoint
+	}
+	if f.federation != "" {
+		r.target.FederationEndpoint = f.federation
 	}
 	return r, nil
+}
+
+// roleMax is the longest session the role allows, in seconds: its
+// SessionSeconds in the roles listing, or AWS's default hour when the IdP
+// sets none. ok is false when the role is not in the listing (a role
+// given as an ARN that the listing, or the IdP, cannot confirm now).
+func (a *App) roleMax(ctx context.Context, r credRequest) (Role, int, bool) {
+	role := r.role
+	if !r.listed {
+		roles, err := a.Roles(ctx, false)
+		if err != nil {
+			return role, 0, false
+		}
+		i := slices.IndexFunc(roles, func(x Role) bool { return x.RoleARN == r.role.RoleARN })
+		if i < 0 {
+			return role, 0, false
+		}
+		role = roles[i]
+	}
+	if role.SessionSeconds > 0 {
+		return role, role.SessionSeconds, true
+	}
+	return role, 3600, true
 }
 
 // credsCache is CacheDir/creds/<credsKey>.json; warden-credentials reads
@@ -95,27 +151,33 @@ func (a *App) credsPath(key string) string {
 	return credcache.CredsPath(a.CacheDir, key)
 }
 
-// cachedCreds returns the cached credentials for via and role when more
-// than 15 minutes remain (credcache.MinRemaining).
-func (a *App) cachedCreds(key, via, roleARN string) (awsfed.Credentials, bool) {
+// cachedCreds returns the cached credentials for via and role when they
+// serve a request for asked seconds (credcache.Creds.Serves: more than 15
+// minutes left, minted for about that length), and the file's content
+// whether or not (zero when there is none).
+func (a *App) cachedCreds(key, via, roleARN string, asked int) (awsfed.Credentials, credsCache, bool) {
 	var c credsCache
 	if ok, _ := readJSON(a.credsPath(key), &c); !ok || c.RoleARN != roleARN || c.Via != via {
-		return awsfed.Credentials{}, false
+		return awsfed.Credentials{}, credsCache{}, false
 	}
-	if !c.Fresh(a.Now()) {
-		return awsfed.Credentials{}, false
+	if !c.Serves(asked, a.Now()) {
+		return awsfed.Credentials{}, c, false
 	}
 	return awsfed.Credentials{AccessKeyID: c.AccessKeyID, SecretAccessKey: c.SecretAccessKey,
-		SessionToken: c.SessionToken, Expiration: c.Expiration, AccountID: c.AccountID}, true
+		SessionToken: c.SessionToken, Expiration: c.Expiration, AccountID: c.AccountID}, c, true
 }
 
-// Credentials returns credentials for the request: cached while more than
-// 15 minutes remain, else through a token exchange and an STS call, under
-// a per-role file lock so that concurrent callers (the SDKs run
+// credentials returns credentials for the request: cached while they
+// serve it (more than 15 minutes left, minted for the asked session
+// length), else through a token exchange and an STS call, under a
+// per-role file lock so that concurrent callers (the SDKs run
 // credential_process in parallel) make one exchange and one STS call.
+// With r.refresh it mints anew, once for callers that wait on each other.
 func (a *App) credentials(ctx context.Context, r credRequest, interactive bool) (awsfed.Credentials, error) {
-	key := credsKey(r.cfg.Via, r.role.RoleARN)
-	if c, ok := a.cachedCreds(key, r.cfg.Via, r.role.RoleARN); ok {
+	via, arn := r.target.Via, r.role.RoleARN
+	key := credsKey(via, arn)
+	c, before, ok := a.cachedCreds(key, via, arn, r.asked)
+	if ok && !r.refresh {
 		return c, nil
 	}
 	unlock, err := a.Lock(ctx, "creds-"+key[:16])
@@ -123,18 +185,42 @@ func (a *App) credentials(ctx context.Context, r credRequest, interactive bool) 
 		return awsfed.Credentials{}, err
 	}
 	defer unlock()
-	if c, ok := a.cachedCreds(key, r.cfg.Via, r.role.RoleARN); ok {
+	// Another caller may have minted while this one waited; a refresh
+	// takes only credentials that were not in the file when it asked.
+	if c, now, ok := a.cachedCreds(key, via, arn, r.asked); ok && (!r.refresh || now != before) {
 		return c, nil
 	}
-	c, err := a.assume(ctx, r, interactive)
+	role, maxSecs, known := a.roleMax(ctx, r)
+	switch {
+	case r.asked > 0:
+		if known && r.asked > maxSecs {
+			return awsfed.Credentials{}, fmt.Errorf("--duration %s: %s allows sessions of at most %s (the IdP's session length for the role); ask for %s or less",
+				humanDuration(time.Duration(r.asked)*time.Second), roleSpec(role), humanDuration(time.Duration(maxSecs)*time.Second),
+				humanDuration(time.Duration(maxSecs)*time.Second))
+		}
+		r.duration = r.asked
+	case r.cfg.SessionSeconds > 0:
+		// The config's default, within what the role allows.
+		r.duration = r.cfg.SessionSeconds
+		if known && r.duration > maxSecs {
+			r.duration = maxSecs
+		}
+	default:
+		// A role given as an ARN (as `profile add` writes it) carries no
+		// session length: the listing's, else a role granted 8 h would
+		// get STS's default hour.
+		r.duration = role.SessionSeconds
+	}
+	c, err = a.assume(ctx, r, interactive)
 	if err != nil {
 		return awsfed.Credentials{}, err
 	}
 	if err := ensureDir(filepath.Join(a.CacheDir, "creds")); err != nil {
 		return awsfed.Credentials{}, err
 	}
-	err = writeJSON(a.credsPath(key), credsCache{RoleARN: r.role.RoleARN, Via: r.cfg.Via, AccessKeyID: c.AccessKeyID,
-		SecretAccessKey: c.SecretAccessKey, SessionToken: c.SessionToken, Expiration: c.Expiration, AccountID: c.AccountID})
+	err = writeJSON(a.credsPath(key), credsCache{RoleARN: arn, Via: via, Seconds: r.duration, Minted: a.Now(),
+		AccessKeyID: c.AccessKeyID, SecretAccessKey: c.SecretAccessKey, SessionToken: c.SessionToken,
+		Expiration: c.Expiration, AccountID: c.AccountID})
 	return c, err
 }
 
@@ -144,23 +230,12 @@ func (a *App) assume(ctx context.Context, r credRequest, interactive bool) (awsf
 	if err != nil {
 		return awsfed.Credentials{}, err
 	}
-	if r.duration == 0 {
-		// A role given as an ARN (as `profile add` writes it) carries no
-		// session length: take the role's from the roles listing (cached
-		// briefly), else a role granted 8 h would get STS's default hour.
-		if roles, err := a.Roles(ctx, false); err == nil {
-			for _, x := range roles {
-				if x.RoleARN == r.role.RoleARN {
-					r.duration = x.SessionSeconds
-				}
-			}
-		}
-	}
 	d, err := a.Discovery(ctx)
 	if err != nil {
 		return awsfed.Credentials{}, err
 	}
-	roleTok, err := a.exchange(ctx, d.TokenEndpoint, tok.AccessToken, r.role.RoleARN, r.cfg.Via)
+	via := r.target.Via
+	roleTok, err := a.exchange(ctx, d.TokenEndpoint, tok.AccessToken, r.role.RoleARN, via)
 	var xe *ExchangeError
 	if errors.As(err, &xe) && xe.Code == "invalid_request" && strings.Contains(xe.Description, "subject") {
 		// The access token died early (revoked, or the IdP restarted):
@@ -168,7 +243,7 @@ func (a *App) assume(ctx context.Context, r credRequest, interactive bool) (awsf
 		if tok, err = a.token(ctx, interactive, true); err != nil {
 			return awsfed.Credentials{}, err
 		}
-		roleTok, err = a.exchange(ctx, d.TokenEndpoint, tok.AccessToken, r.role.RoleARN, r.cfg.Via)
+		roleTok, err = a.exchange(ctx, d.TokenEndpoint, tok.AccessToken, r.role.RoleARN, via)
 	}
 	if errors.As(err, &xe) {
 		xe.Spec = roleSpec(r.role)
@@ -176,9 +251,9 @@ func (a *App) assume(ctx context.Context, r credRequest, interactive bool) (awsf
 	if err != nil {
 		return awsfed.Credentials{}, err
 	}
-	opts := awsfed.STSOptions{Region: r.cfg.Region, Endpoint: r.cfg.STSEndpoint, HTTPClient: a.HTTP}
+	opts := awsfed.STSOptions{Partition: r.target.Partition, Region: r.target.Region, Endpoint: r.target.STSEndpoint, HTTPClient: a.HTTP}
 	var c awsfed.Credentials
-	if r.cfg.Via == ViaWebIdentity {
+	if via == ViaWebIdentity {
 		c, err = awsfed.AssumeRoleWithWebIdentity(ctx, opts, r.role.RoleARN, awsfed.SessionName(tok.Username), roleTok, r.duration)
 	} else {
 		principal := r.role.ProviderARN
@@ -190,10 +265,7 @@ func (a *App) assume(ctx context.Context, r credRequest, interactive bool) (awsf
 		c, err = awsfed.AssumeRoleWithSAML(ctx, opts, r.role.RoleARN, principal, roleTok, r.duration)
 	}
 	if err != nil {
-		if adv := awsfed.Advice(err); adv != "" {
-			return awsfed.Credentials{}, fmt.Errorf("%w; %s", err, adv)
-		}
-		return awsfed.Credentials{}, err
+		return awsfed.Credentials{}, stsProblem(err, opts)
 	}
 	if c.AccountID == "" {
 		c.AccountID = r.role.AccountID
@@ -208,7 +280,8 @@ func credsCmd(a *App) *cobra.Command {
 		Use:   "creds",
 		Short: "Print temporary AWS credentials for one role",
 		Long: "Print temporary AWS credentials for one role, as shell exports (env), JSON, or credential_process output.\n" +
-			"Credentials are cached per role and reused while more than 15 minutes remain.",
+			"Credentials are cached per role and reused while more than 15 minutes remain and, with --duration,\n" +
+			"when they were minted for that session length (within a tenth); --refresh mints new ones.",
 		Example: "  eval \"$(warden creds --role prod/ReadOnly)\"\n  warden creds --role arn:aws:iam::111122223333:role/ReadOnly --format json",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -226,7 +299,7 @@ func credsCmd(a *App) *cobra.Command {
 			}
 			switch format {
 			case "env":
-				for _, kv := range credEnv(c, r.cfg.Region) {
+				for _, kv := range credEnv(c, r.target.Region) {
 					k, v, _ := strings.Cut(kv, "=")
 					fmt.Fprintf(a.Stdout, "export %s=%s\n", k, shellQuote(v))
 				}
@@ -236,7 +309,7 @@ func credsCmd(a *App) *cobra.Command {
 			return err
 		},
 	}
-	f.register(cmd, true)
+	f.register(a, cmd)
 	cmd.Flags().StringVarP(&format, "format", "f", "env", "output: env, json or credential-process")
 	return cmd
 }
@@ -294,8 +367,9 @@ func credentialProcessCmd(a *App) *cobra.Command {
 				return err
 			}
 			// Only an ARN resolves from the command line and the config
-			// alone (pick.go), without the roles listing.
-			if strings.HasPrefix(f.role, "arn:") {
+			// alone (pick.go), without the roles listing; a refresh must
+			// always reach warden.
+			if strings.HasPrefix(f.role, "arn:") && !f.refresh {
 				// The credentials are out; a failed index only costs
 				// warden-credentials a start of warden next time.
 				_ = a.writeCredsIndex(r)
@@ -303,7 +377,7 @@ func credentialProcessCmd(a *App) *cobra.Command {
 			return nil
 		},
 	}
-	f.register(cmd, true)
+	f.register(a, cmd)
 	return cmd
 }
 
@@ -317,7 +391,7 @@ func (a *App) writeCredsIndex(r credRequest) error {
 		return nil
 	}
 	e := credcache.Entry{Version: credcache.IndexVersion, Args: a.Args[1:], ConfigPath: a.configPath(),
-		Config: r.configRaw, Key: credsKey(r.cfg.Via, r.role.RoleARN), RoleARN: r.role.RoleARN, Via: r.cfg.Via}
+		Config: r.configRaw, Key: credsKey(r.target.Via, r.role.RoleARN), RoleARN: r.role.RoleARN, Via: r.target.Via, Seconds: r.asked}
 	path := credcache.EntryPath(a.CacheDir, e.ConfigPath, e.Args)
 	var old credcache.Entry
 	if ok, _ := readJSON(path, &old); ok && reflect.DeepEqual(old, e) {

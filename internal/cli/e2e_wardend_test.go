@@ -21,6 +21,7 @@ import (
 const (
 	wdReadOnly = "arn:aws:iam::111122223333:role/ReadOnly"
 	wdProvider = "arn:aws:iam::111122223333:saml-provider/warden"
+	wdGovView  = "arn:aws-us-gov:iam::777788889999:role/ViewOnly"
 )
 
 // wdCredJSON is the credential_process output, Version 1.
@@ -140,6 +141,42 @@ func TestCLIAgainstWardendE2E(t *testing.T) {
 		t.Errorf("a tampered web-identity token: %q", p)
 	}
 
+	// 4b. bob's GovCloud role, where this wardend signs SAML for the aws
+	// partition only: web identity by default (verified by go-oidc), and
+	// --via saml says what to do instead of the IdP's words.
+	mu.Lock()
+	saved := want
+	want = wdExpect{roleARN: wdGovView, roleName: "ViewOnly", account: "777788889999"}
+	mu.Unlock()
+	stdout, stderr, err = runCLI(a, "credential-process", "--role", wdGovView, "--sts-endpoint", sts.srv.URL)
+	for _, p := range sts.problems() {
+		t.Errorf("fake STS (GovCloud): %s", p)
+	}
+	sts.mu.Lock()
+	last = sts.requests[len(sts.requests)-1]
+	sts.mu.Unlock()
+	if err != nil || !strings.Contains(stdout, `"AccessKeyId":"ASIAFAKE3"`) || last.Get("Action") != "AssumeRoleWithWebIdentity" {
+		t.Fatalf("GovCloud role: %v, %s via %s\n%s", err, stdout, last.Get("Action"), stderr)
+	}
+	_, _, err = runCLI(a, "credential-process", "--role", wdGovView, "--via", "saml", "--sts-endpoint", sts.srv.URL)
+	if err == nil || !strings.Contains(err.Error(), "use --via web-identity") || strings.Contains(err.Error(), "id_token") {
+		t.Errorf("GovCloud role --via saml: %v", err)
+	}
+	mu.Lock()
+	want = saved
+	mu.Unlock()
+	// 4c. --duration against the session length in wardend's listing
+	// (prod/ReadOnly: 1h), and a typo'd role.
+	for _, role := range []string{"prod/ReadOnly", wdReadOnly} {
+		_, _, err = runCLI(a, "creds", "--role", role, "--duration", "2h", "--sts-endpoint", sts.srv.URL)
+		if err == nil || !strings.Contains(err.Error(), "prod/ReadOnly allows sessions of at most 1h") {
+			t.Errorf("--role %s --duration 2h: %v", role, err)
+		}
+	}
+	if _, _, err = runCLI(a, "creds", "--role", "prod/ReadOnyl"); err == nil || !strings.Contains(err.Error(), "did you mean prod/ReadOnly?") {
+		t.Errorf("a typo'd role: %v", err)
+	}
+
 	// 5. A role bob does not hold (the example rules make it eligible for
 	// him: the refusal says how to request it): wardend refuses the exchange.
 	for _, via := range []string{ViaSAML, ViaWebIdentity} {
@@ -149,7 +186,7 @@ func TestCLIAgainstWardendE2E(t *testing.T) {
 			t.Errorf("--via %s, a role not held: %v, stdout %q", via, err, stdout)
 		}
 	}
-	if sts.calls.Load() != 2 {
+	if sts.calls.Load() != 3 {
 		t.Errorf("STS was called for a role not held (%d calls)", sts.calls.Load())
 	}
 
@@ -173,8 +210,8 @@ func TestCLIAgainstWardendE2E(t *testing.T) {
 		strings.Count(errb.String(), "\n") != 1 || !strings.Contains(errb.String(), "run `warden login`") {
 		t.Fatalf("warden credential-process after logout: %v, stdout %q, stderr %q", err, out.String(), errb.String())
 	}
-	if n := sts.calls.Load(); n != 2 {
-		t.Errorf("%d STS calls in all, want 2", n)
+	if n := sts.calls.Load(); n != 3 {
+		t.Errorf("%d STS calls in all, want 3", n)
 	}
 }
 

@@ -291,6 +291,11 @@ func (a *App) elevList(ctx context.Context, interactive bool) (elevationList, []
 	if errors.As(err, &ae) && ae.Status == http.StatusNotFound {
 		return l, nil, ErrNoElevationAPI
 	}
+	if err == nil {
+		if cfg, cerr := a.LoadConfig(); cerr == nil {
+			a.cacheEligible(cfg.IdPURL, l.Eligible)
+		}
+	}
 	return l, raw, err
 }
 
@@ -715,6 +720,7 @@ pending ("warden elevations" shows it).
 	fl.BoolVar(&f.end, "end", false, "end your active elevation (give its ID when several are active)")
 	fl.BoolVar(&f.asJSON, "json", false, "print the request (after the decision, unless --no-wait) as JSON on stdout")
 	fl.BoolVar(&f.noBrowser, "no-browser", false, "when a new sign-in is needed, do not open a browser")
+	a.completeRoleFlag(cmd, "role", true)
 	return cmd
 }
 

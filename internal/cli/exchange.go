@@ -75,7 +75,15 @@ func (e *ExchangeError) Error() string {
 		if e.Elevated {
 			return fmt.Sprintf("%s is yours through an elevation, which the IdP hands out through SAML only: use --via saml (the default)", e.spec())
 		}
-		if strings.Contains(e.Description, "partition") || strings.Contains(e.Description, "audience") {
+		if strings.Contains(e.Description, "partition") {
+			part := "its partition"
+			if r, err := awsfed.ParseRoleARN(e.RoleARN); err == nil {
+				part = r.Partition
+			}
+			return fmt.Sprintf("the IdP signs no SAML for %s's partition %s: use --via web-identity (the default for roles outside the configured partition), "+
+				"or, if Warden's SAML sign-in serves %s, run `warden configure --partition %s`", e.spec(), part, part, part)
+		}
+		if strings.Contains(e.Description, "audience") {
 			return fmt.Sprintf("the IdP will not issue a token for role %s: %s", e.RoleARN, e.Description)
 		}
 		return fmt.Sprintf("you do not hold role %s; `warden roles` lists yours", e.RoleARN)
@@ -119,7 +127,7 @@ func (a *App) exchange(ctx context.Context, tokenEndpoint, accessToken, roleARN,
 		if errors.As(err, &uerr) {
 			err = uerr.Err
 		}
-		return "", fmt.Errorf("token exchange at %s: %w", tokenEndpoint, err)
+		return "", idpProblem("token exchange", tokenEndpoint, err)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))

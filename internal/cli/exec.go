@@ -49,8 +49,8 @@ func execCmd(a *App) *cobra.Command {
 				}
 				env = append(env, kv)
 			}
-			env = append(env, credEnv(c, r.cfg.Region)...)
-			env = append(env, "AWS_DEFAULT_REGION="+r.cfg.Region)
+			env = append(env, credEnv(c, r.target.Region)...)
+			env = append(env, "AWS_DEFAULT_REGION="+r.target.Region)
 			path, err := exec.LookPath(args[0])
 			if err != nil {
 				return fmt.Errorf("exec: %w", err)
@@ -73,6 +73,6 @@ func execCmd(a *App) *cobra.Command {
 			return nil
 		},
 	}
-	f.register(cmd, true)
+	f.register(a, cmd)
 	return cmd
 }

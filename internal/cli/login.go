@@ -311,7 +311,7 @@ func (a *App) logout(ctx context.Context) error {
 		}
 	}
 	var errs []error
-	for _, p := range []string{a.tokenPath(), a.rolesPath(), a.discoveryPath()} {
+	for _, p := range []string{a.tokenPath(), a.rolesPath(), a.eligiblePath(), a.discoveryPath()} {
 		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
 			errs = append(errs, err)
 		}

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -72,7 +73,7 @@ func (a *App) fetchDiscovery(ctx context.Context, idp string) (Discovery, error)
 	}
 	resp, err := a.HTTP.Do(req)
 	if err != nil {
-		return d, fmt.Errorf("discovery: cannot reach the IdP: %w", err)
+		return d, idpProblem("discovery", u, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
@@ -109,6 +110,13 @@ type tokenCache struct {
 	RefreshToken string    `json:"refresh_token,omitempty"`
 	IDToken      string    `json:"id_token,omitempty"`
 	Username     string    `json:"username,omitempty"`
+	// SignedInAt is when the device login behind the tokens finished
+	// (zero: before warden recorded it).
+	SignedInAt time.Time `json:"signed_in_at,omitzero"`
+	// RefreshExpiry is when the refresh token ends, when the IdP says so
+	// (refresh_token_expires_in or refresh_expires_in in its answer);
+	// zero: not said.
+	RefreshExpiry time.Time `json:"refresh_expiry,omitzero"`
 }
 
 func (a *App) tokenPath() string { return filepath.Join(a.CacheDir, "token.json") }
@@ -137,6 +145,16 @@ func (a *App) saveToken(idp string, d Discovery, old tokenCache, tok *oauth2.Tok
 	if t.RefreshToken == "" {
 		t.RefreshToken = old.RefreshToken
 	}
+	t.SignedInAt, t.RefreshExpiry = old.SignedInAt, old.RefreshExpiry
+	if old.AccessToken == "" && old.RefreshToken == "" {
+		t.SignedInAt = a.Now() // a new sign-in, not a refresh
+	}
+	for _, k := range []string{"refresh_token_expires_in", "refresh_expires_in"} {
+		if secs := extraSeconds(tok.Extra(k)); secs > 0 {
+			t.RefreshExpiry = a.Now().Add(time.Duration(secs) * time.Second)
+			break
+		}
+	}
 	if t.Expiry.IsZero() {
 		t.Expiry = a.Now().Add(5 * time.Minute)
 	}
@@ -148,6 +166,22 @@ func (a *App) saveToken(idp string, d Discovery, old tokenCache, tok *oauth2.Tok
 	}
 	_ = os.Remove(a.rolesPath())
 	return t, writeJSON(a.tokenPath(), t)
+}
+
+// extraSeconds reads a number of seconds from a token answer's member
+// (a JSON number, or a string of digits); 0 when it is neither.
+func extraSeconds(v any) int64 {
+	switch x := v.(type) {
+	case float64:
+		if x > 0 && x < 1<<31 {
+			return int64(x)
+		}
+	case string:
+		if n, err := strconv.ParseInt(x, 10, 32); err == nil && n > 0 {
+			return n
+		}
+	}
+	return 0
 }
 
 // idTokenUsername reads preferred_username (else sub) from an ID token's
@@ -345,7 +379,7 @@ func (a *App) userinfoRoles(ctx context.Context, accessToken string) ([]Role, er
 	req.Header.Set("Authorization", "Bearer "+accessToken)
 	resp, err := a.HTTP.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("userinfo: cannot reach the IdP: %w", err)
+		return nil, idpProblem("userinfo", d.UserinfoEndpoint, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode == http.StatusUnauthorized {

@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"golang.org/x/term"
 
@@ -16,31 +19,33 @@ import (
 // resolveRole turns --role into a Role: a role ARN is taken as is (no
 // network, so credential_process with cached credentials stays offline);
 // "account-id/role" and "account-name/role" are looked up in the user's
-// roles; an empty spec opens the picker on a terminal.
-func (a *App) resolveRole(ctx context.Context, spec string, interactive bool) (Role, error) {
+// roles; an empty spec opens the picker on a terminal. listed reports
+// that the role came from the roles listing (an ARN's does not).
+func (a *App) resolveRole(ctx context.Context, spec string, interactive bool) (role Role, listed bool, err error) {
 	if strings.HasPrefix(spec, "arn:") {
 		arn, err := awsfed.ParseRoleARN(spec)
 		if err != nil {
-			return Role{}, fmt.Errorf("--role: %w", err)
+			return Role{}, false, fmt.Errorf("--role: %w", err)
 		}
-		return Role{RoleARN: spec, AccountID: arn.Account, RoleName: arn.Name, Partition: arn.Partition}, nil
+		return Role{RoleARN: spec, AccountID: arn.Account, RoleName: arn.Name, Partition: arn.Partition}, false, nil
 	}
 	if spec == "" && !interactive {
-		return Role{}, errors.New("--role is required when not on a terminal (an ARN, account-id/role or account-name/role)")
+		return Role{}, false, errors.New("--role is required when not on a terminal (an ARN, account-id/role or account-name/role)")
+	}
+	account, name, ok := strings.Cut(spec, "/")
+	if spec != "" && (!ok || account == "" || name == "") {
+		return Role{}, false, fmt.Errorf("--role %q: want a role ARN, account-id/role or account-name/role", spec)
 	}
 	roles, err := a.Roles(ctx, interactive)
 	if err != nil {
-		return Role{}, err
+		return Role{}, false, err
 	}
 	if spec == "" {
 		if len(roles) == 0 {
-			return Role{}, errors.New("you hold no AWS roles")
+			return Role{}, false, errors.New("you hold no AWS roles")
 		}
-		return a.pickRole(roles)
-	}
-	account, name, ok := strings.Cut(spec, "/")
-	if !ok || account == "" || name == "" {
-		return Role{}, fmt.Errorf("--role %q: want a role ARN, account-id/role or account-name/role", spec)
+		r, err := a.pickRole(roles)
+		return r, err == nil, err
 	}
 	var found []Role
 	for _, r := range roles {
@@ -52,13 +57,58 @@ func (a *App) resolveRole(ctx context.Context, spec string, interactive bool) (R
 	case 0:
 		// Not standing: an eligible role (active now, or to request).
 		if r, ok, err := a.eligibleFallback(ctx, spec); ok {
-			return r, err
+			return r, false, err
 		}
-		return Role{}, fmt.Errorf("you do not hold role %s; `warden roles` lists yours", spec)
+		if near := didYouMean(spec, roles); len(near) > 0 {
+			return Role{}, false, fmt.Errorf("you do not hold role %s; did you mean %s?", spec, strings.Join(near, " or "))
+		}
+		return Role{}, false, fmt.Errorf("you do not hold role %s; `warden roles` lists yours", spec)
 	case 1:
-		return found[0], nil
+		return found[0], true, nil
 	}
-	return Role{}, fmt.Errorf("--role %s matches %d roles (%s, …): give the role ARN", spec, len(found), found[0].RoleARN)
+	return Role{}, false, fmt.Errorf("--role %s matches %d roles (%s, …): give the role ARN", spec, len(found), found[0].RoleARN)
+}
+
+// didYouMean names the roles that spec ("account/role") was likely meant
+// to be: those whose "account-name/role" or "account-id/role" is within
+// an edit distance of 2 of it (case-insensitive; 1 for specs up to 6
+// characters), or whose role name is that close in the account named.
+// At most three, closest first (ties in the listing's order).
+func didYouMean(spec string, roles []Role) []string {
+	account, name, _ := strings.Cut(strings.ToLower(spec), "/")
+	limit := 2
+	if len(spec) <= 6 {
+		limit = 1
+	}
+	type cand struct {
+		label string
+		dist  int
+	}
+	var cs []cand
+	seen := map[string]bool{}
+	for _, r := range roles {
+		best := limit + 1
+		for _, acct := range []string{strings.ToLower(r.AccountName), r.AccountID} {
+			if acct == "" {
+				continue
+			}
+			best = min(best, levenshtein(account+"/"+name, acct+"/"+strings.ToLower(r.RoleName)))
+			if acct == account {
+				best = min(best, levenshtein(name, strings.ToLower(r.RoleName)))
+			}
+		}
+		label := roleSpec(r)
+		if best <= limit && !seen[label] {
+			seen[label] = true
+			cs = append(cs, cand{label, best})
+		}
+	}
+	slices.SortStableFunc(cs, func(x, y cand) int { return x.dist - y.dist })
+	out := make([]string, 0, 3)
+	for i := 0; i < len(cs) && i < 3; i++ {
+		out = append(out, cs[i].label)
+	}
+	return out
 }
 
 func roleLabel(r Role) string {
@@ -69,24 +119,108 @@ func roleLabel(r Role) string {
 	return acct + "  " + r.RoleName
 }
 
-// filterRoles keeps the roles whose label holds the characters of q in
-// order (case-insensitive), a simple fuzzy match.
-func filterRoles(roles []Role, q string) []Role {
-	q = strings.ToLower(q)
-	var out []Role
-	for _, r := range roles {
-		s, ok := strings.ToLower(roleLabel(r)), true
-		for _, c := range q {
-			i := strings.IndexRune(s, c)
-			if i < 0 {
-				ok = false
-				break
+// Match classes of the picker, best first.
+const (
+	matchWordStarts = iota // each letter run starts a word: "pow" PowerUser, "devro" dev ReadOnly
+	matchSubstring         // a contiguous piece: "user" in PowerUser
+	matchScattered         // the letters in order: "pvo" in prod ViewOnly
+	noMatch
+)
+
+// labelWords splits a role's label into words, lowercased: at anything
+// but letters and digits, between a lower-case letter and an upper-case
+// one (ReadOnly: read, only), and between letters and digits.
+func labelWords(s string) []string {
+	var words []string
+	var cur []rune
+	flush := func() {
+		if len(cur) > 0 {
+			words = append(words, strings.ToLower(string(cur)))
+			cur = cur[:0]
+		}
+	}
+	var prev rune
+	for _, c := range s {
+		switch {
+		case !unicode.IsLetter(c) && !unicode.IsDigit(c):
+			flush()
+		case len(cur) > 0 && (unicode.IsUpper(c) && unicode.IsLower(prev) || unicode.IsDigit(c) != unicode.IsDigit(prev)):
+			flush()
+			cur = append(cur, c)
+		default:
+			cur = append(cur, c)
+		}
+		prev = c
+	}
+	flush()
+	return words
+}
+
+// wordStarts reports whether q (lowercase) is a concatenation of
+// prefixes of words, taken in order from words[from:] ("stpow": "st" of
+// staging, "pow" of power).
+func wordStarts(q string, words []string, from int) bool {
+	if q == "" {
+		return true
+	}
+	for j := from; j < len(words); j++ {
+		w := words[j]
+		for k := min(len(q), len(w)); k >= 1; k-- {
+			if q[:k] == w[:k] && wordStarts(q[k:], words, j+1) {
+				return true
 			}
-			s = s[i+len(string(c)):]
 		}
-		if ok {
-			out = append(out, r)
+	}
+	return false
+}
+
+// matchClass is how well the query term q (lowercase, no spaces) matches
+// the label: word starts, substring, scattered letters, or not at all.
+func matchClass(q, label string, words []string) int {
+	low := strings.ToLower(label)
+	switch {
+	case wordStarts(q, words, 0):
+		return matchWordStarts
+	case strings.Contains(low, q):
+		return matchSubstring
+	}
+	s := low
+	for _, c := range q {
+		i := strings.IndexRune(s, c)
+		if i < 0 {
+			return noMatch
 		}
+		s = s[i+utf8.RuneLen(c):]
+	}
+	return matchScattered
+}
+
+// rankRoles keeps the roles whose label matches every space-separated
+// term of q (case-insensitive), ranked fzf-like by the worst class among
+// the terms: word starts and prefixes first, then contiguous substrings,
+// then scattered letters; ties keep the listing's order.
+func rankRoles(roles []Role, q string) []Role {
+	terms := strings.Fields(strings.ToLower(q))
+	type ranked struct {
+		r     Role
+		class int
+	}
+	var rs []ranked
+	for _, r := range roles {
+		label := roleLabel(r)
+		words := labelWords(label)
+		class := matchWordStarts
+		for _, t := range terms {
+			class = max(class, matchClass(t, label, words))
+		}
+		if class != noMatch {
+			rs = append(rs, ranked{r, class})
+		}
+	}
+	slices.SortStableFunc(rs, func(x, y ranked) int { return x.class - y.class })
+	out := make([]Role, len(rs))
+	for i, x := range rs {
+		out[i] = x.r
 	}
 	return out
 }
@@ -114,7 +248,7 @@ func runPicker(in io.Reader, out io.Writer, roles []Role) (Role, error) {
 	query, sel, drawn := "", 0, 0
 	buf := make([]byte, 16)
 	for {
-		shown := filterRoles(roles, query)
+		shown := rankRoles(roles, query)
 		if sel >= len(shown) {
 			sel = max(len(shown)-1, 0)
 		}

@@ -85,9 +85,18 @@ func profileCmd(a *App) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			region := cfg.Region
+			if f.via != "" {
+				if err := validVia(f.via); err != nil {
+					return fmt.Errorf("--%w", err)
+				}
+			}
+			if err := validEndpoint("--sts-endpoint", f.stsEndpoint); err != nil {
+				return err
+			}
 			if f.region != "" {
-				region = f.region
+				if err := awsfed.ValidRegion(awsfed.PartitionOfRegion(f.region), f.region); err != nil {
+					return fmt.Errorf("--region %q is not a region name (like eu-west-1)", f.region)
+				}
 			}
 			var roles []Role
 			if all {
@@ -98,7 +107,7 @@ func profileCmd(a *App) *cobra.Command {
 					return errors.New("you hold no AWS roles")
 				}
 			} else {
-				r, err := a.resolveRole(ctx, f.role, a.IsTerminal())
+				r, _, err := a.resolveRole(ctx, f.role, a.IsTerminal())
 				if err != nil {
 					return err
 				}
@@ -130,9 +139,32 @@ func profileCmd(a *App) *cobra.Command {
 				if all {
 					name = profileName(pattern, r)
 				}
+				// The partition and region belong to the role: --region
+				// applies to the roles of its partition.
+				part := r.Partition
+				if part == "" {
+					part = cfg.Partition
+				}
+				t := cfg.Target(part)
+				region := t.Region
+				if f.region != "" {
+					if awsfed.PartitionOfRegion(f.region) == part {
+						region = f.region
+					} else if !all {
+						return fmt.Errorf("--region %s is a region of partition %s, but role %s is in partition %s: give one of its regions (default %s)",
+							f.region, awsfed.PartitionOfRegion(f.region), roleSpec(r), part, t.Region)
+					}
+				}
 				line := command + " --role " + r.RoleARN
-				if f.via != "" {
+				// The STS path: the flag's, else spelled out for a role
+				// outside the configured partition (its own default,
+				// web-identity unless configured), so that the profile
+				// does not depend on the config's partition later.
+				switch {
+				case f.via != "":
 					line += " --via " + f.via
+				case part != cfg.Partition:
+					line += " --via " + t.Via
 				}
 				if f.stsEndpoint != "" {
 					line += " --sts-endpoint " + quoteArg(f.stsEndpoint)
@@ -152,8 +184,9 @@ func profileCmd(a *App) *cobra.Command {
 	add.Flags().StringVar(&pattern, "pattern", "{account}-{role}", "profile name pattern with --all: {account}, {account_id}, {role}")
 	add.Flags().StringVar(&f.via, "via", "", "STS path written into the profile: saml or web-identity")
 	add.Flags().StringVar(&f.stsEndpoint, "sts-endpoint", "", "STS endpoint written into the profile")
-	add.Flags().StringVar(&f.region, "region", "", "region of the profile (default from config)")
+	add.Flags().StringVar(&f.region, "region", "", "region of the profile, for roles of its partition (default from config, else the partition's)")
 	add.Flags().StringVar(&file, "config-file", "", "AWS config file (default AWS_CONFIG_FILE or ~/.aws/config)")
+	a.completeRoleFlag(add, "role", false)
 	cmd.AddCommand(add)
 	return cmd
 }

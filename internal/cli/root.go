@@ -63,6 +63,7 @@ var commands = []struct {
 	{"profile", profileCmd},
 	{"elevate", elevateCmd},
 	{"elevations", elevationsCmd},
+	{"status", statusCmd},
 }
 
 // newRoot is the root command without subcommands.

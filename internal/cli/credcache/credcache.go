@@ -53,8 +53,13 @@ func ConfigPath(configDir string) string { return filepath.Join(configDir, "conf
 // key is the hex SHA-256 of via + role ARN (computed by the CLI: this
 // package links no crypto).
 type Creds struct {
-	RoleARN         string    `json:"role_arn"`
-	Via             string    `json:"via"`
+	RoleARN string `json:"role_arn"`
+	Via     string `json:"via"`
+	// Seconds is the session length they were minted for (DurationSeconds
+	// sent to STS); 0: unknown (STS's default, or an older cache file).
+	Seconds int `json:"seconds,omitempty"`
+	// Minted is when the CLI received them (zero in older files).
+	Minted          time.Time `json:"minted,omitzero"`
 	AccessKeyID     string    `json:"access_key_id"`
 	SecretAccessKey string    `json:"secret_access_key"`
 	SessionToken    string    `json:"session_token"`
@@ -70,6 +75,30 @@ func CredsPath(cacheDir, key string) string {
 // Fresh reports whether c may be handed out at now: more than
 // MinRemaining left.
 func (c Creds) Fresh(now time.Time) bool { return c.Expiration.Sub(now) > MinRemaining }
+
+// Serves reports whether c may be handed out at now for a request of
+// seconds (0: no particular session length asked for): Fresh, and when a
+// length is asked for, minted for about that length (SameSeconds).
+func (c Creds) Serves(seconds int, now time.Time) bool {
+	return c.Fresh(now) && (seconds == 0 || SameSeconds(c.Seconds, seconds))
+}
+
+// SameSeconds reports whether credentials minted for a session of minted
+// seconds answer a request for asked seconds: they differ by at most a
+// tenth of the asked length, so that `--duration 1h` reuses what
+// `--duration 1h` minted while `--duration 4h` does not take a 1 h
+// credential (nor `--duration 1h` a 4 h one). Unknown (0) is never the
+// same as a length asked for.
+func SameSeconds(minted, asked int) bool {
+	if minted <= 0 || asked <= 0 {
+		return false
+	}
+	d := minted - asked
+	if d < 0 {
+		d = -d
+	}
+	return d*10 <= asked
+}
 
 // CredentialProcessJSON renders c as the output of an AWS
 // credential_process (item 45 of the AWS federation rules; botocore
@@ -92,8 +121,9 @@ func CredentialProcessJSON(c Creds) []byte {
 
 // IndexVersion is Entry.Version; raise it when what the CLI does with
 // the same command line and config changes, so that older entries stop
-// matching.
-const IndexVersion = 1
+// matching. 2: the asked session length (Entry.Seconds) is part of the
+// decision.
+const IndexVersion = 2
 
 // Entry is one index file: the full CLI wrote it after `warden
 // credential-process Args...` printed the credentials of Key, with the
@@ -109,6 +139,9 @@ type Entry struct {
 	Key        string   `json:"key"` // the credentials file's key
 	RoleARN    string   `json:"role_arn"`
 	Via        string   `json:"via"`
+	// Seconds is the session length the command line asks for
+	// (--duration); 0: none (Creds.Serves).
+	Seconds int `json:"seconds,omitempty"`
 }
 
 // EntryPath is the index file for args and configPath in cacheDir:
@@ -133,10 +166,12 @@ var ErrMiss = errors.New("credcache: not cached")
 // credential-process args...` would print, from the cache alone: the
 // index entry for args must match them and the current config file
 // byte for byte, and its credentials file must hold that role and path
-// with more than MinRemaining left at now. Anything else is ErrMiss (or
-// a read error); it never writes.
+// with more than MinRemaining left at now, minted for the session length
+// the command line asks for (Creds.Serves). A command line asking for
+// new credentials (--refresh) always misses. Anything else is ErrMiss
+// (or a read error); it never writes.
 func Lookup(cacheDir, configDir string, args []string, now time.Time) ([]byte, error) {
-	if cacheDir == "" || configDir == "" {
+	if cacheDir == "" || configDir == "" || asksRefresh(args) {
 		return nil, ErrMiss
 	}
 	cfgPath := ConfigPath(configDir)
@@ -159,10 +194,24 @@ func Lookup(cacheDir, configDir string, args []string, now time.Time) ([]byte, e
 	if err := readJSON(CredsPath(cacheDir, e.Key), &c); err != nil {
 		return nil, err
 	}
-	if c.RoleARN != e.RoleARN || c.Via != e.Via || !c.Fresh(now) {
+	if c.RoleARN != e.RoleARN || c.Via != e.Via || !c.Serves(e.Seconds, now) {
 		return nil, ErrMiss
 	}
 	return CredentialProcessJSON(c), nil
+}
+
+// asksRefresh reports whether args hold --refresh (in any form the CLI's
+// flag parser takes), which must reach the full CLI.
+func asksRefresh(args []string) bool {
+	for _, a := range args {
+		if a == "--" {
+			return false
+		}
+		if len(a) >= 9 && a[:9] == "--refresh" {
+			return true
+		}
+	}
+	return false
 }
 
 // validKey accepts a hex SHA-256, so that an entry names a file in

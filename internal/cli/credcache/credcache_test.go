@@ -103,6 +103,21 @@ func TestLookup(t *testing.T) {
 		}, false},
 		{"credentials gone", func(s *setup) { delete(s.creds, keyA) }, false},
 		{"older index version", func(s *setup) { s.entry.Version = credcache.IndexVersion - 1 }, false},
+		// --duration: the entry's asked length against the credentials' minted one.
+		{"asked 1h, minted 1h", func(s *setup) { s.entry.Seconds, s.creds[keyA] = 3600, minted(credsA, 3600) }, true},
+		{"asked 1h, minted 62m", func(s *setup) { s.entry.Seconds, s.creds[keyA] = 3600, minted(credsA, 3720) }, true},
+		{"asked 4h, minted 1h", func(s *setup) { s.entry.Seconds, s.creds[keyA] = 4*3600, minted(credsA, 3600) }, false},
+		{"asked 1h, minted 4h", func(s *setup) { s.entry.Seconds, s.creds[keyA] = 3600, minted(credsA, 4*3600) }, false},
+		{"asked 1h, minted for an unknown length", func(s *setup) { s.entry.Seconds = 3600 }, false},
+		{"nothing asked, minted 4h", func(s *setup) { s.creds[keyA] = minted(credsA, 4*3600) }, true},
+		{"--refresh", func(s *setup) {
+			s.args = append(append([]string{}, args...), "--refresh")
+			s.entry.Args = s.args
+		}, false},
+		{"--refresh=true", func(s *setup) {
+			s.args = append([]string{"--refresh=true"}, args...)
+			s.entry.Args = s.args
+		}, false},
 		{"key outside the cache", func(s *setup) {
 			s.entry.Key = "../../" + keyA[6:] // 64 characters, not hex
 			s.creds[s.entry.Key] = credsA
@@ -141,6 +156,27 @@ func TestLookup(t *testing.T) {
 				t.Errorf("got %s, want %s", out, want)
 			}
 		})
+	}
+}
+
+// minted is c as minted for a session of seconds.
+func minted(c credcache.Creds, seconds int) credcache.Creds {
+	c.Seconds = seconds
+	return c
+}
+
+// TestSameSeconds: within a tenth of the asked length, never for unknown.
+func TestSameSeconds(t *testing.T) {
+	for _, tc := range []struct {
+		minted, asked int
+		same          bool
+	}{
+		{3600, 3600, true}, {3960, 3600, true}, {3240, 3600, true}, {3961, 3600, false}, {3239, 3600, false},
+		{3600, 4 * 3600, false}, {4 * 3600, 3600, false}, {0, 3600, false}, {3600, 0, false},
+	} {
+		if got := credcache.SameSeconds(tc.minted, tc.asked); got != tc.same {
+			t.Errorf("SameSeconds(%d, %d) = %v", tc.minted, tc.asked, got)
+		}
 	}
 }
 
