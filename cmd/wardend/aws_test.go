@@ -12,6 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
+
 	"github.com/wardenidp/warden/internal/awsfed"
 	"github.com/wardenidp/warden/internal/store"
 	"github.com/wardenidp/warden/internal/testenv"
@@ -51,19 +54,23 @@ func writeTemp(t *testing.T, name, data string) string {
 // policies are valid and carry the condition keys.
 func TestAWSSetupFromFile(t *testing.T) {
 	rules := writeTemp(t, "rules.yaml", awsTestRules)
-	code, out := runCmd(t, "aws", "setup", "-rules", rules, "-public-url", "https://sso.example.com/", "-saml-region", "eu-west-1")
+	code, out := runCmd(t, "aws", "setup", "-rules", rules, "-public-url", "https://sso.example.com/", "-saml-region", "eu-west-1", "-offline")
 	if code != 0 {
 		t.Fatalf("%d %s", code, out)
 	}
 	for _, want := range []string{
-		"curl -fsS https://sso.example.com/saml/metadata -o warden-metadata.xml",
-		"aws iam create-saml-provider --name Warden --saml-metadata-document file://warden-metadata.xml",
-		"aws iam create-open-id-connect-provider --url https://sso.example.com --client-id-list sts.amazonaws.com",
-		"aws iam create-open-id-connect-provider --region us-gov-west-1 --url https://sso.example.com",
+		"#!/bin/sh\n",
+		`curl -fsS https://sso.example.com/saml/metadata -o "$metadata"`,
+		`aws iam create-saml-provider $iam_region --name Warden --saml-metadata-document "file://$metadata"`,
+		`aws iam create-open-id-connect-provider $iam_region --url https://sso.example.com --client-id-list sts.amazonaws.com --thumbprint-list "$thumbprint"`,
+		"thumbprint=${WARDEN_OIDC_THUMBPRINT:-" + awsfed.ThumbprintPlaceholder + "}",
+		"iam_region='--region us-gov-west-1'",
 		`"SAML:aud": "https://eu-west-1.signin.aws.amazon.com/saml"`,
 		`"sso.example.com:aud": "sts.amazonaws.com"`,
 		`"aws:RequestTag/WardenRole": "Auditor"`,
-		"aws iam update-role --role-name ReadOnly --max-session-duration 7200",
+		`ensure_role ReadOnly / 7200 "$dir/trust-111122223333-ReadOnly.json"`,
+		`ensure_role Auditor / 3600 "$dir/trust-444455556666-Auditor.json"`,
+		"111122223333) account_111122223333 ;;",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %s:\n%s", want, out)
@@ -73,7 +80,7 @@ func TestAWSSetupFromFile(t *testing.T) {
 		t.Error("SetSourceIdentity without a source identity rule")
 	}
 	code, out = runCmd(t, "aws", "setup", "-rules", rules, "-public-url", "https://sso.example.com", "-format", "json",
-		"-issuer", "https://sso.example.com/oidc", "-sts-audience", "warden-sts")
+		"-issuer", "https://sso.example.com/oidc", "-sts-audience", "warden-sts", "-thumbprint", "9E99A48A9960B14926BB7F3B02E22DA2B0AB7280")
 	if code != 0 {
 		t.Fatalf("%d %s", code, out)
 	}
@@ -81,7 +88,8 @@ func TestAWSSetupFromFile(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &s); err != nil {
 		t.Fatalf("%v: %s", err, out)
 	}
-	if len(s.Accounts) != 2 || s.Issuer != "https://sso.example.com/oidc" || s.STSAudience != "warden-sts" {
+	if len(s.Accounts) != 2 || s.Issuer != "https://sso.example.com/oidc" || s.STSAudience != "warden-sts" ||
+		s.OIDCThumbprint != "9e99a48a9960b14926bb7f3b02e22da2b0ab7280" || s.ThumbprintIsPlaceholder {
 		t.Fatalf("%+v", s)
 	}
 	st := s.Accounts[0].Roles[0].TrustPolicy.Statement
@@ -111,7 +119,7 @@ grants:
 // decoded from the JSON as any.
 func mfaConditions(t *testing.T, condKey string, args ...string) (map[string][]any, awsfed.Setup) {
 	t.Helper()
-	code, out := runCmd(t, append([]string{"aws", "setup", "-format", "json"}, args...)...)
+	code, out := runCmd(t, append([]string{"aws", "setup", "-format", "json", "-offline"}, args...)...)
 	if code != 0 {
 		t.Fatalf("%d %s", code, out)
 	}
@@ -174,7 +182,7 @@ mfa:
 	if notes := strings.Join(s.Accounts[0].Notes, "\n"); strings.Count(notes, "AWS cannot enforce the role's MFA requirement") != 2 {
 		t.Errorf("notes: %s", notes)
 	}
-	code, out := runCmd(t, "aws", "setup", "-rules", rules, "-public-url", "https://sso.example.com", "-mfa-session-tag", "-")
+	code, out := runCmd(t, "aws", "setup", "-rules", rules, "-public-url", "https://sso.example.com", "-mfa-session-tag", "-", "-offline")
 	if code != 0 || !strings.Contains(out, "# NOTE: role arn:aws:iam::111122223333:role/Admin requires MFA, but mfa.session_tag is \"-\"") {
 		t.Errorf("text output: %d %s", code, out)
 	}
@@ -194,13 +202,20 @@ func TestAWSSetupArguments(t *testing.T) {
 		{[]string{"aws", "setup"}, 2, "need -config FILE or -rules FILE"},
 		{[]string{"aws", "setup", "-rules", rules}, 2, "needs -public-url"},
 		{[]string{"aws", "setup", "-rules", rules, "-public-url", "https://x", "-format", "yaml"}, 2, "-format must be"},
+		{[]string{"aws", "setup", "-rules", rules, "-public-url", "https://x", "-thumbprint", "abc"}, 2, "-thumbprint: thumbprint \"abc\" is not 40 hex digits"},
+		{[]string{"aws", "setup", "-rules", rules, "-public-url", "https://x", "-thumbprint", strings.Repeat("a", 40), "-offline"}, 2, "exclude each other"},
+		{[]string{"aws", "setup", "-rules", rules, "-public-url", "https://x", "-metadata", rules}, 2, "-metadata is for -format cloudformation"},
+		{[]string{"aws", "setup", "-rules", rules, "-public-url", "https://x", "-format", "cloudformation", "-metadata", filepath.Join(t.TempDir(), "no.xml")}, 1, "no.xml"},
+		{[]string{"aws", "setup", "-rules", rules, "-public-url", "https://x", "-offline", "-account", "111122223333,999988887777"}, 1, `-account: awsfed: setup: account "999988887777" is not in the catalogue`},
+		{[]string{"aws", "setup", "-rules", rules, "-public-url", "https://x", "-default-session-seconds", "-5"}, 2, "must be positive"},
+		{[]string{"aws", "setup", "-config", rules, "-default-session-seconds", "7200"}, 2, "for use without -config"},
 		{[]string{"aws", "setup", "-rules", rules, "-public-url", "https://x", "extra"}, 2, "unexpected argument"},
 		{[]string{"aws", "setup", "-rules", bad, "-public-url", "https://x"}, 1, "nmae"},
 		{[]string{"aws", "setup", "-rules", filepath.Join(t.TempDir(), "none.yaml"), "-public-url", "https://x"}, 1, "none.yaml"},
-		{[]string{"aws", "setup", "-rules", rules, "-public-url", "https://x", "-saml-region", "moon"}, 1, "region"},
+		{[]string{"aws", "setup", "-rules", rules, "-public-url", "https://x", "-saml-region", "moon", "-offline"}, 1, "region"},
 		{[]string{"aws", "setup", "-rules", rules, "-public-url", "http://127.0.0.1:8080"}, 0, "NOTE: AWS will refuse this issuer"},
 		{[]string{"aws", "setup", "-rules", rules, "-public-url", "https://x", "-mfa-session-tag", "aws:x"}, 2, "-mfa-session-tag: invalid session tag"},
-		{[]string{"aws", "setup", "-config", rules, "-mfa-session-tag", "X"}, 2, "-mfa-session-tag is for use without -config"},
+		{[]string{"aws", "setup", "-config", rules, "-mfa-session-tag", "X"}, 2, "-mfa-session-tag and -default-session-seconds are for use without -config"},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			code, out := runCmd(t, tc.args...)
@@ -225,7 +240,7 @@ saml:
   aws:
     partition: aws
 `, env["REDIS_ADDR"], prefix))
-	code, out := runCmd(t, "aws", "setup", "-config", cfg)
+	code, out := runCmd(t, "aws", "setup", "-config", cfg, "-offline")
 	if code != 1 || !strings.Contains(out, "no rules are stored yet") {
 		t.Fatalf("empty store: %d %s", code, out)
 	}
@@ -239,15 +254,84 @@ saml:
 	if _, err := store.NewRules(st, nil).Save(context.Background(), 0, []byte(awsTestRules), store.ChangeMeta{Author: "test"}); err != nil {
 		t.Fatal(err)
 	}
-	code, out = runCmd(t, "aws", "setup", "-config", cfg)
+	code, out = runCmd(t, "aws", "setup", "-config", cfg, "-offline")
 	if code != 0 || !strings.Contains(out, `"SAML:aud": "https://signin.aws.amazon.com/saml"`) ||
-		!strings.Contains(out, "--role-name ReadOnly") {
+		!strings.Contains(out, "ensure_role ReadOnly") {
 		t.Fatalf("%d %s", code, out)
 	}
 	// -rules wins over the stored rules, with the config's settings.
 	other := writeTemp(t, "other.yaml", strings.ReplaceAll(awsTestRules, "ReadOnly", "PowerUser"))
-	code, out = runCmd(t, "aws", "setup", "-config", cfg, "-rules", other)
-	if code != 0 || !strings.Contains(out, "--role-name PowerUser") || strings.Contains(out, "ReadOnly") {
+	code, out = runCmd(t, "aws", "setup", "-config", cfg, "-rules", other, "-offline")
+	if code != 0 || !strings.Contains(out, "ensure_role PowerUser") || strings.Contains(out, "ReadOnly") {
 		t.Fatalf("%d %s", code, out)
+	}
+}
+
+// TestAWSSetupAsCode: -format terraform parses as HCL with a provider per
+// account, -format cloudformation is a template whose roles have the
+// MaxSessionDuration of their longest grant (the config's default session
+// for a rule that sets none), and -account gives one account's file.
+func TestAWSSetupAsCode(t *testing.T) {
+	rules := writeTemp(t, "rules.yaml", awsTestRules+`patterns:
+  - id: teams
+    pattern: ^T-(?P<role>\w+)$
+    role_arn: arn:aws:iam::111122223333:role/${role}
+    max_session_seconds: 10800
+`)
+	base := []string{"aws", "setup", "-rules", rules, "-public-url", "https://sso.example.com", "-offline", "-default-session-seconds", "5400"}
+	code, out := runCmd(t, append(base, "-format", "terraform")...)
+	if code != 0 {
+		t.Fatalf("%d %s", code, out)
+	}
+	f, diags := hclsyntax.ParseConfig([]byte(out), "warden.tf", hcl.InitialPos)
+	if diags.HasErrors() {
+		t.Fatalf("%v\n%s", diags, out)
+	}
+	kinds := map[string]int{}
+	for _, b := range f.Body.(*hclsyntax.Body).Blocks {
+		kinds[strings.Join(append([]string{b.Type}, b.Labels[:1]...), " ")]++
+	}
+	if want := map[string]int{"provider aws": 2, "resource aws_iam_saml_provider": 1, "resource aws_iam_openid_connect_provider": 2,
+		"resource aws_iam_role": 3, "variable pattern_111122223333_teams": 1}; !reflect.DeepEqual(kinds, want) {
+		t.Errorf("blocks %v, want %v", kinds, want)
+	}
+	for _, want := range []string{`max_session_duration = 7200`, `max_session_duration = 5400`, `max_session_duration = 10800`, `region              = "us-gov-west-1"`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("terraform lacks %s", want)
+		}
+	}
+
+	meta := writeTemp(t, "warden-metadata.xml", "<md:EntityDescriptor/>")
+	code, out = runCmd(t, append(base, "-format", "cloudformation", "-account", "111122223333", "-metadata", meta)...)
+	if code != 0 {
+		t.Fatalf("%d %s", code, out)
+	}
+	var tmpl struct {
+		Resources map[string]struct {
+			Type       string
+			Condition  string
+			Properties map[string]any
+		}
+		Parameters map[string]any
+	}
+	if err := json.Unmarshal([]byte(out), &tmpl); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	durations := map[string]any{}
+	for _, r := range tmpl.Resources {
+		if r.Condition != "" {
+			t.Errorf("one account, yet a condition %s", r.Condition)
+		}
+		switch r.Type {
+		case "AWS::IAM::Role":
+			durations[r.Properties["RoleName"].(string)] = r.Properties["MaxSessionDuration"]
+		case "AWS::IAM::SAMLProvider":
+			if r.Properties["SamlMetadataDocument"] != "<md:EntityDescriptor/>" {
+				t.Errorf("metadata %v", r.Properties["SamlMetadataDocument"])
+			}
+		}
+	}
+	if !reflect.DeepEqual(durations, map[string]any{"ReadOnly": float64(7200)}) || len(tmpl.Parameters) != 0 {
+		t.Errorf("roles %v, parameters %v", durations, tmpl.Parameters)
 	}
 }

@@ -2,6 +2,7 @@ package admin
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"slices"
@@ -19,9 +20,10 @@ import (
 
 // AWSSetupAccounts turns a rule set into the input of awsfed.BuildSetup:
 // every catalogued account with the roles that grant rules name (sorted,
-// each once, with the largest max_session_seconds given to it). Roles of
+// each once, with the longest session given to it; o.SessionSeconds). Roles of
 // pattern rules cannot be listed: each pattern rule gives a note instead,
-// with the MFA condition of o when the rule requires MFA.
+// with the MFA condition of o when the rule requires MFA, and the accounts
+// it may give roles in get it as a SetupPattern.
 //
 // A role's trust policy must let in everyone whom some rule gives it, so
 // it requires MFA only when every grant rule naming it does, and accepts
@@ -73,12 +75,13 @@ func AWSSetupAccounts(rs rolemap.RuleSet, o awsfed.SetupOptions) ([]awsfed.Setup
 			} else {
 				m.without = append(m.without, g.ID)
 			}
+			secs := o.SessionSeconds(r.MaxSessionSeconds)
 			if k, ok := seen[r.ARN]; ok {
-				acct.Roles[k].SessionSeconds = max(acct.Roles[k].SessionSeconds, r.MaxSessionSeconds)
+				acct.Roles[k].SessionSeconds = max(acct.Roles[k].SessionSeconds, secs)
 				continue
 			}
 			seen[r.ARN] = len(acct.Roles)
-			acct.Roles = append(acct.Roles, awsfed.SetupRole{ARN: r.ARN, SessionSeconds: r.MaxSessionSeconds})
+			acct.Roles = append(acct.Roles, awsfed.SetupRole{ARN: r.ARN, SessionSeconds: secs})
 		}
 	}
 	for i := range out {
@@ -99,14 +102,26 @@ func AWSSetupAccounts(rs rolemap.RuleSet, o awsfed.SetupOptions) ([]awsfed.Setup
 		}
 	}
 	for _, p := range rs.Patterns {
-		note := fmt.Sprintf("pattern rule %s gives roles %s: give each such role the trust policy of a listed role "+
-			"of its account, with its own role name and account in aws:RequestTag/%s and aws:RequestTag/%s",
-			p.ID, p.RoleARN, awsfed.TagRole, awsfed.TagAccount)
-		if require, methods := p.MFA(); require {
+		require, methods := p.MFA()
+		in := 0
+		for i := range out {
+			if patternMayName(p.RoleARN, out[i]) {
+				in++
+				out[i].Patterns = append(out[i].Patterns, awsfed.SetupPattern{RuleID: p.ID, RoleARN: p.RoleARN,
+					SessionSeconds: o.SessionSeconds(p.MaxSessionSeconds), RequireMFA: require, MFAMethods: methods})
+			}
+		}
+		note := fmt.Sprintf("pattern rule %s gives roles %s, which cannot be listed in advance: the downloads have a block "+
+			"to fill in with their names (a shell function, a Terraform variable, CloudFormation metadata) that gives each "+
+			"the trust policy with its own name in aws:RequestTag/%s", p.ID, p.RoleARN, awsfed.TagRole)
+		if in == 0 {
+			note += "; it names no catalogued account"
+		}
+		if require {
 			values, _ := o.MFAValues(methods)
 			if tag := o.MFATag(); tag != "" {
-				note += fmt.Sprintf(`; the rule requires MFA, so add "aws:RequestTag/%s": ["%s"] to the StringEquals of both statements`,
-					tag, strings.Join(values, `", "`))
+				note += fmt.Sprintf(`; the rule requires MFA, so add "aws:RequestTag/%s": ["%s"] to the StringEquals of both statements`+
+					" (the downloads do)", tag, strings.Join(values, `", "`))
 			} else {
 				note += "; the rule requires MFA, but mfa.session_tag is \"-\": Warden sends no session tag saying how the user signed in, " +
 					"so AWS cannot enforce the rule's MFA requirement (only Warden does)"
@@ -116,6 +131,21 @@ func AWSSetupAccounts(rs rolemap.RuleSet, o awsfed.SetupOptions) ([]awsfed.Setup
 	}
 	sort.Strings(notes)
 	return out, notes
+}
+
+// patternMayName reports whether the role_arn template tmpl of a pattern
+// rule may expand to a role of account a: its partition and account are
+// a's, or a ${…} that may become them.
+func patternMayName(tmpl string, a awsfed.SetupAccount) bool {
+	f := strings.SplitN(tmpl, ":", 6)
+	if len(f) != 6 {
+		return false
+	}
+	part := a.Partition
+	if part == "" {
+		part = "aws"
+	}
+	return (f[1] == part || strings.Contains(f[1], "$")) && (f[4] == a.ID || strings.Contains(f[4], "$"))
 }
 
 // orderMethods returns the distinct methods of ms, strongest first.
@@ -176,6 +206,19 @@ type awsSetupPage struct {
 	// Eligible holds the eligible badge (and its title) of roles that
 	// some grant rule names as eligible, by role ARN.
 	Eligible map[string]*badge
+	// Downloads are the files offered for all accounts.
+	Downloads []awsDownload
+}
+
+// awsDownload is one format of the setup to download.
+type awsDownload struct{ Format, Label, Hint string }
+
+// awsDownloads are the formats the page offers, in its order.
+var awsDownloads = []awsDownload{
+	{"script", "Shell script", "run once per account with its credentials; safe to run again"},
+	{"terraform", "Terraform", "one aliased provider per account"},
+	{"cloudformation", "CloudFormation", "one template; each account creates only its own resources"},
+	{"json", "JSON", "the data, for your own tooling"},
 }
 
 // badge is a label and its explanation (title attribute).
@@ -207,16 +250,16 @@ func eligibleBadges(rs rolemap.RuleSet) map[string]*badge {
 	return out
 }
 
-// pageAWSSetup shows the IAM commands and trust policies for the current
-// rules (the same as `wardend aws setup`); ?format=text or ?format=json
-// downloads them.
+// pageAWSSetup shows the IAM setup for the current rules (the same as
+// `wardend aws setup`); ?format=script, terraform, cloudformation or json
+// downloads it, for one account with &account=ID.
 func (a *Admin) pageAWSSetup(c *gin.Context) {
 	cur, err := a.current(c.Request.Context())
 	if err != nil {
 		a.storeFailed(c, err)
 		return
 	}
-	p := awsSetupPage{page: a.newPage("aws-setup"), Policies: map[string]string{}, Eligible: eligibleBadges(cur.rs)}
+	p := awsSetupPage{page: a.newPage("aws-setup"), Policies: map[string]string{}, Eligible: eligibleBadges(cur.rs), Downloads: awsDownloads}
 	p.Current, p.Version = cur.version, cur.version.Version
 	o := a.awsSetup.p.Load()
 	if o != nil {
@@ -232,23 +275,53 @@ func (a *Admin) pageAWSSetup(c *gin.Context) {
 			}
 		}
 	}
-	switch c.Query("format") {
-	case "":
-	case "text":
-		var b bytes.Buffer
-		if p.Configured {
-			_ = p.Setup.WriteText(&b)
+	format, account := c.Query("format"), c.Query("account")
+	if format == "" {
+		if account != "" {
+			web.Fail(c, http.StatusBadRequest, "account is for the downloads (with format).", nil)
+			return
 		}
-		c.Header("Content-Disposition", `attachment; filename="warden-aws-setup.sh"`)
-		c.Data(http.StatusOK, "text/plain; charset=utf-8", b.Bytes())
-		return
-	case "json":
-		c.Header("Content-Disposition", `attachment; filename="warden-aws-setup.json"`)
-		c.JSON(http.StatusOK, p.Setup)
-		return
-	default:
-		web.Fail(c, http.StatusBadRequest, "format must be text or json.", nil)
+		web.Render(c, http.StatusOK, "awssetup.html", p)
 		return
 	}
-	web.Render(c, http.StatusOK, "awssetup.html", p)
+	if format == "text" { // the old name of script
+		format = "script"
+	}
+	if !slices.ContainsFunc(awsDownloads, func(d awsDownload) bool { return d.Format == format }) {
+		web.Fail(c, http.StatusBadRequest, "format must be script, terraform, cloudformation or json.", nil)
+		return
+	}
+	if !p.Configured {
+		web.Fail(c, http.StatusNotFound, "This server did not pass its SAML and OIDC settings: run wardend aws setup -config FILE instead.", nil)
+		return
+	}
+	s := p.Setup
+	name := "warden-aws-setup"
+	if account != "" {
+		if s, err = s.Only(account); err != nil {
+			web.Fail(c, http.StatusBadRequest, "No account "+awsfed.Quote(account)+" in the catalogue.", nil)
+			return
+		}
+		name += "-" + account
+	}
+	var b bytes.Buffer
+	ctype := "text/plain; charset=utf-8"
+	switch format {
+	case "script":
+		err, name = s.WriteScript(&b), name+".sh"
+	case "terraform":
+		err, name = s.WriteTerraform(&b), name+".tf"
+	case "cloudformation":
+		err, name, ctype = s.WriteCloudFormation(&b, awsfed.CloudFormationOptions{}), name+".cfn.json", "application/json; charset=utf-8"
+	case "json":
+		enc := json.NewEncoder(&b)
+		enc.SetIndent("", "  ")
+		err, name, ctype = enc.Encode(s), name+".json", "application/json; charset=utf-8"
+	}
+	if err != nil {
+		web.Fail(c, http.StatusInternalServerError, "", err)
+		return
+	}
+	c.Header("Content-Disposition", `attachment; filename="`+name+`"`)
+	c.Data(http.StatusOK, ctype, b.Bytes())
 }

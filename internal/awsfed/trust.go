@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/url"
 	"slices"
 	"sort"
@@ -184,6 +183,14 @@ type SetupOptions struct {
 	// STSAudience is the aud of the web-identity token (default
 	// DefaultSTSAudience).
 	STSAudience string
+	// OIDCThumbprint is the SHA-1 (40 hex digits) of the top certificate
+	// of the issuer's TLS chain (OIDCThumbprint); "" writes
+	// ThumbprintPlaceholder, which AWS ignores for issuers whose
+	// certificate a CA it trusts signed.
+	OIDCThumbprint string
+	// DefaultSessionSeconds is saml.aws.default_session_seconds: the
+	// session length of a role whose rules set none (0: one hour).
+	DefaultSessionSeconds int
 	// SourceIdentity is true when the rules send a source identity.
 	SourceIdentity bool
 	// MFASessionTag is mfa.session_tag as configured: the session tag
@@ -209,6 +216,18 @@ func (o SetupOptions) MFATag() string {
 	return o.MFASessionTag
 }
 
+// SessionSeconds is the session length of a rule that sets secs: secs,
+// or DefaultSessionSeconds (one hour when unset) for 0.
+func (o SetupOptions) SessionSeconds(secs int) int {
+	switch {
+	case secs > 0:
+		return secs
+	case o.DefaultSessionSeconds > 0:
+		return o.DefaultSessionSeconds
+	}
+	return 3600
+}
+
 // MFAValues are the values of the MFA session tag that a role requiring
 // MFA accepts: the role's own methods (its mfa_methods) that the
 // deployment counts (o.MFAMethods), or, when the role names none, all of
@@ -230,16 +249,43 @@ func (o SetupOptions) MFAValues(roleMethods []string) (values []string, ok bool)
 	return values, true
 }
 
+// IAM's bounds of a role's MaxSessionDuration, in seconds.
+const (
+	MinMaxSessionDuration = 3600
+	MaxMaxSessionDuration = 43200
+)
+
+// MaxSessionDuration is the MaxSessionDuration a role needs so that AWS
+// accepts sessions of secs seconds: secs within IAM's bounds of one to
+// twelve hours (a SessionDuration above it is refused, item 23).
+func MaxSessionDuration(secs int) int {
+	return min(max(secs, MinMaxSessionDuration), MaxMaxSessionDuration)
+}
+
+// ThumbprintPlaceholder is written as the OIDC provider's thumbprint when
+// none could be computed. IAM requires 40 hex digits (older awscli and
+// Terraform providers require the list), and ignores the value when the
+// issuer's certificate chains to a CA that AWS trusts.
+const ThumbprintPlaceholder = "ffffffffffffffffffffffffffffffffffffffff"
+
+// PatternRoleName stands for the role name in the trust policy of a
+// pattern rule's roles (PatternSetup.TrustPolicy); each output format
+// replaces it by its own parameter.
+const PatternRoleName = "ROLE_NAME"
+
 // SetupAccount is one account of the catalogue with the roles the rules
-// name explicitly.
+// name explicitly and the pattern rules that may give roles in it.
 type SetupAccount struct {
 	ID, Name, Partition, SAMLProvider string
 	Roles                             []SetupRole
+	Patterns                          []SetupPattern
 }
 
 // SetupRole is one role and the session length the rules give it.
 type SetupRole struct {
-	ARN            string
+	ARN string
+	// SessionSeconds is the longest session a rule gives the role (0:
+	// SetupOptions.DefaultSessionSeconds).
 	SessionSeconds int
 	// RequireMFA: every rule that names the role requires a second
 	// factor, so its trust policy may too. MFAMethods are the methods
@@ -248,34 +294,56 @@ type SetupRole struct {
 	MFAMethods []string
 }
 
+// SetupPattern is a pattern rule that may give roles in an account: the
+// roles cannot be listed, only described.
+type SetupPattern struct {
+	RuleID string
+	// RoleARN is the rule's role_arn template (with ${…}).
+	RoleARN        string
+	SessionSeconds int // the rule's max_session_seconds (0: the default)
+	RequireMFA     bool
+	MFAMethods     []string
+}
+
 // Setup is everything an AWS administrator runs or pastes.
 type Setup struct {
-	MetadataURL string         `json:"metadata_url,omitempty"`
-	Issuer      string         `json:"issuer,omitempty"`
-	STSAudience string         `json:"sts_audience,omitempty"`
-	Accounts    []AccountSetup `json:"accounts"`
+	MetadataURL string `json:"metadata_url,omitempty"`
+	Issuer      string `json:"issuer,omitempty"`
+	STSAudience string `json:"sts_audience,omitempty"`
+	// OIDCThumbprint is the thumbprint written for the OIDC provider;
+	// ThumbprintIsPlaceholder says it is ThumbprintPlaceholder.
+	OIDCThumbprint          string         `json:"oidc_thumbprint,omitempty"`
+	ThumbprintIsPlaceholder bool           `json:"oidc_thumbprint_placeholder,omitempty"`
+	Accounts                []AccountSetup `json:"accounts"`
 	// Notes are warnings and hints for the whole setup.
 	Notes []string `json:"notes,omitempty"`
 }
 
 // AccountSetup is the setup of one account.
 type AccountSetup struct {
-	ID              string      `json:"id"`
-	Name            string      `json:"name"`
-	Partition       string      `json:"partition"`
-	SAMLProviderARN string      `json:"saml_provider_arn,omitempty"`
-	SAMLACS         string      `json:"saml_acs,omitempty"`
-	OIDCProviderARN string      `json:"oidc_provider_arn,omitempty"`
-	Commands        []string    `json:"commands"`
-	Roles           []RoleSetup `json:"roles"`
-	Notes           []string    `json:"notes,omitempty"`
+	ID              string `json:"id"`
+	Name            string `json:"name"`
+	Partition       string `json:"partition"`
+	SAMLProvider    string `json:"saml_provider,omitempty"` // its name
+	SAMLProviderARN string `json:"saml_provider_arn,omitempty"`
+	SAMLACS         string `json:"saml_acs,omitempty"`
+	OIDCProviderARN string `json:"oidc_provider_arn,omitempty"`
+	// Commands create the providers (the script also updates them).
+	Commands []string       `json:"commands"`
+	Roles    []RoleSetup    `json:"roles"`
+	Patterns []PatternSetup `json:"patterns,omitempty"`
+	Notes    []string       `json:"notes,omitempty"`
 }
 
 // RoleSetup is the trust policy of one role and the commands that set it.
 type RoleSetup struct {
-	ARN            string `json:"arn"`
-	Name           string `json:"name"`
-	SessionSeconds int    `json:"session_seconds,omitempty"`
+	ARN  string `json:"arn"`
+	Name string `json:"name"`
+	Path string `json:"path"`
+	// SessionSeconds is the longest session the rules give the role;
+	// MaxSessionDuration the role's setting that allows it.
+	SessionSeconds     int `json:"session_seconds"`
+	MaxSessionDuration int `json:"max_session_duration"`
 	// RequireMFA: the role requires a second factor; MFAMethods are the
 	// values of the MFA session tag its trust policy accepts (when a tag
 	// is sent: MFATag).
@@ -284,18 +352,45 @@ type RoleSetup struct {
 	MFAMethods  []string       `json:"mfa_methods,omitempty"`
 	TrustPolicy PolicyDocument `json:"trust_policy"`
 	// PolicyFile is the file name the commands read the policy from.
-	PolicyFile string   `json:"policy_file"`
-	Commands   []string `json:"commands"`
+	PolicyFile string `json:"policy_file"`
+	// Commands create the role when it is missing, then set its trust
+	// policy and MaxSessionDuration.
+	Commands []string `json:"commands"`
 }
 
-// iamRegion is the --region that IAM commands need outside the aws
-// partition (IAM's endpoint there is regional).
-func iamRegion(partition string) string {
+// PatternSetup describes the roles that a pattern rule gives in one
+// account: their trust policy, with PatternRoleName for the role name,
+// and their MaxSessionDuration.
+type PatternSetup struct {
+	RuleID  string `json:"rule_id"`
+	RoleARN string `json:"role_arn"` // the rule's template
+	// Path is the roles' IAM path when the template fixes it ("" when
+	// a ${…} makes it vary).
+	Path               string         `json:"path,omitempty"`
+	SessionSeconds     int            `json:"session_seconds"`
+	MaxSessionDuration int            `json:"max_session_duration"`
+	RequireMFA         bool           `json:"require_mfa,omitempty"`
+	MFATag             string         `json:"mfa_tag,omitempty"`
+	MFAMethods         []string       `json:"mfa_methods,omitempty"`
+	TrustPolicy        PolicyDocument `json:"trust_policy"`
+}
+
+// iamRegionName is the region that IAM commands need outside the aws
+// partition (IAM's endpoint there is regional), "" in aws.
+func iamRegionName(partition string) string {
 	switch partition {
 	case "aws-us-gov":
-		return " --region us-gov-west-1"
+		return "us-gov-west-1"
 	case "aws-cn":
-		return " --region cn-north-1"
+		return "cn-north-1"
+	}
+	return ""
+}
+
+// iamRegion is iamRegionName as a --region option with a leading space.
+func iamRegion(partition string) string {
+	if r := iamRegionName(partition); r != "" {
+		return " --region " + r
 	}
 	return ""
 }
@@ -314,7 +409,13 @@ func BuildSetup(accounts []SetupAccount, o SetupOptions) (Setup, error) {
 		s.STSAudience = o.STSAudience
 		if err := ValidOIDCProviderURL(o.Issuer); err != nil {
 			s.Notes = append(s.Notes, "AWS will refuse this issuer for an OIDC provider: "+err.Error()+
-				" (item 28); the web-identity path works only with an https issuer without port")
+				"; the web-identity path works only with an https issuer without port")
+		}
+		s.OIDCThumbprint = strings.ToLower(o.OIDCThumbprint)
+		if s.OIDCThumbprint == "" {
+			s.OIDCThumbprint, s.ThumbprintIsPlaceholder = ThumbprintPlaceholder, true
+		} else if err := ValidThumbprint(s.OIDCThumbprint); err != nil {
+			return Setup{}, fmt.Errorf("awsfed: setup: %w", err)
 		}
 	}
 	var acs string
@@ -330,7 +431,7 @@ func BuildSetup(accounts []SetupAccount, o SetupOptions) (Setup, error) {
 	accounts = append([]SetupAccount(nil), accounts...)
 	sort.SliceStable(accounts, func(i, j int) bool { return accounts[i].ID < accounts[j].ID })
 	for _, a := range accounts {
-		as, err := accountSetup(a, o, acs)
+		as, err := accountSetup(a, o, acs, s.OIDCThumbprint)
 		if err != nil {
 			return Setup{}, err
 		}
@@ -339,7 +440,36 @@ func BuildSetup(accounts []SetupAccount, o SetupOptions) (Setup, error) {
 	return s, nil
 }
 
-func accountSetup(a SetupAccount, o SetupOptions, acs string) (AccountSetup, error) {
+// ValidThumbprint checks that t is 40 hex digits, as IAM wants an OIDC
+// provider's thumbprint.
+func ValidThumbprint(t string) error {
+	if len(t) != 40 || strings.Trim(strings.ToLower(t), "0123456789abcdef") != "" {
+		return fmt.Errorf("thumbprint %s is not 40 hex digits (the SHA-1 of a certificate)", Quote(t))
+	}
+	return nil
+}
+
+// Only returns the setup of the accounts ids (all when ids is empty), or
+// an error naming an account that it does not hold.
+func (s Setup) Only(ids ...string) (Setup, error) {
+	if len(ids) == 0 {
+		return s, nil
+	}
+	out := s
+	out.Accounts = []AccountSetup{}
+	for _, id := range ids {
+		i := slices.IndexFunc(s.Accounts, func(a AccountSetup) bool { return a.ID == id })
+		if i < 0 {
+			return Setup{}, fmt.Errorf("awsfed: setup: account %s is not in the catalogue", Quote(id))
+		}
+		if !slices.ContainsFunc(out.Accounts, func(a AccountSetup) bool { return a.ID == id }) {
+			out.Accounts = append(out.Accounts, s.Accounts[i])
+		}
+	}
+	return out, nil
+}
+
+func accountSetup(a SetupAccount, o SetupOptions, acs, thumbprint string) (AccountSetup, error) {
 	part := a.Partition
 	if part == "" {
 		part = "aws"
@@ -359,7 +489,7 @@ func accountSetup(a SetupAccount, o SetupOptions, acs string) (AccountSetup, err
 		if err != nil {
 			return AccountSetup{}, fmt.Errorf("awsfed: setup: account %s: %w", a.ID, err)
 		}
-		as.SAMLProviderARN, as.SAMLACS = arn, acs
+		as.SAMLProvider, as.SAMLProviderARN, as.SAMLACS = a.SAMLProvider, arn, acs
 		as.Commands = append(as.Commands,
 			"aws iam create-saml-provider"+region+" --name "+shellQuote(a.SAMLProvider)+
 				" --saml-metadata-document file://warden-metadata.xml")
@@ -368,7 +498,28 @@ func accountSetup(a SetupAccount, o SetupOptions, acs string) (AccountSetup, err
 		as.OIDCProviderARN = OIDCProviderARN(part, a.ID, o.Issuer)
 		as.Commands = append(as.Commands,
 			"aws iam create-open-id-connect-provider"+region+" --url "+shellQuote(o.Issuer)+
-				" --client-id-list "+shellQuote(o.STSAudience))
+				" --client-id-list "+shellQuote(o.STSAudience)+" --thumbprint-list "+thumbprint)
+	}
+	// trust is the trust policy of role arn, with the MFA condition.
+	trust := func(arn RoleARN, requireMFA bool, methods []string) (doc PolicyDocument, tag string, values []string) {
+		doc = PolicyDocument{Version: "2012-10-17", Statement: []Statement{}}
+		if samlHere {
+			doc.Statement = append(doc.Statement, SAMLTrustStatement(as.SAMLProviderARN, acs, o.SourceIdentity))
+		}
+		if o.Issuer != "" {
+			doc.Statement = append(doc.Statement, WebIdentityTrustStatement(arn, o.Issuer, o.STSAudience, o.SourceIdentity))
+		}
+		if requireMFA {
+			var notes []string
+			tag, values, notes = mfaCondition(SetupRole{ARN: arn.String(), MFAMethods: methods}, o)
+			as.Notes = append(as.Notes, notes...)
+			if tag != "" {
+				for i := range doc.Statement {
+					doc.Statement[i] = RequireRequestTag(doc.Statement[i], tag, values)
+				}
+			}
+		}
+		return doc, tag, values
 	}
 	roles := append([]SetupRole(nil), a.Roles...)
 	sort.SliceStable(roles, func(i, j int) bool { return roles[i].ARN < roles[j].ARN })
@@ -380,38 +531,48 @@ func accountSetup(a SetupAccount, o SetupOptions, acs string) (AccountSetup, err
 		if arn.Account != a.ID || arn.Partition != part {
 			return AccountSetup{}, fmt.Errorf("awsfed: setup: role %s is not in account %s (%s)", r.ARN, a.ID, part)
 		}
-		doc := PolicyDocument{Version: "2012-10-17", Statement: []Statement{}}
-		if samlHere {
-			doc.Statement = append(doc.Statement, SAMLTrustStatement(as.SAMLProviderARN, acs, o.SourceIdentity))
-		}
-		if o.Issuer != "" {
-			doc.Statement = append(doc.Statement, WebIdentityTrustStatement(arn, o.Issuer, o.STSAudience, o.SourceIdentity))
-		}
-		rs := RoleSetup{ARN: r.ARN, Name: arn.Name, SessionSeconds: r.SessionSeconds,
-			PolicyFile: "trust-" + a.ID + "-" + arn.Name + ".json"}
-		if r.RequireMFA {
-			var notes []string
-			rs.RequireMFA = true
-			rs.MFATag, rs.MFAMethods, notes = mfaCondition(r, o)
-			as.Notes = append(as.Notes, notes...)
-			if rs.MFATag != "" {
-				for i := range doc.Statement {
-					doc.Statement[i] = RequireRequestTag(doc.Statement[i], rs.MFATag, rs.MFAMethods)
-				}
-			}
-		}
-		rs.TrustPolicy = doc
-		rs.Commands = append(rs.Commands, "aws iam update-assume-role-policy"+region+" --role-name "+shellQuote(arn.Name)+
-			" --policy-document file://"+shellQuote(rs.PolicyFile))
-		if r.SessionSeconds > 3600 {
-			// A SessionDuration above the role's MaxSessionDuration
-			// (default 1 hour) is refused (item 23).
-			rs.Commands = append(rs.Commands, "aws iam update-role"+region+" --role-name "+shellQuote(arn.Name)+
-				" --max-session-duration "+strconv.Itoa(r.SessionSeconds))
+		secs := o.SessionSeconds(r.SessionSeconds)
+		rs := RoleSetup{ARN: r.ARN, Name: arn.Name, Path: arn.Path, SessionSeconds: secs, MaxSessionDuration: MaxSessionDuration(secs),
+			PolicyFile: "trust-" + a.ID + "-" + arn.Name + ".json", RequireMFA: r.RequireMFA}
+		rs.TrustPolicy, rs.MFATag, rs.MFAMethods = trust(arn, r.RequireMFA, r.MFAMethods)
+		name, file, dur := shellQuote(arn.Name), shellQuote(rs.PolicyFile), strconv.Itoa(rs.MaxSessionDuration)
+		rs.Commands = []string{
+			"aws iam get-role" + region + " --role-name " + name + " >/dev/null 2>&1 || aws iam create-role" + region +
+				" --role-name " + name + " --path " + shellQuote(arn.Path) + " --max-session-duration " + dur +
+				" --assume-role-policy-document file://" + file,
+			"aws iam update-assume-role-policy" + region + " --role-name " + name + " --policy-document file://" + file,
+			"aws iam update-role" + region + " --role-name " + name + " --max-session-duration " + dur,
 		}
 		as.Roles = append(as.Roles, rs)
 	}
+	for _, p := range a.Patterns {
+		secs := o.SessionSeconds(p.SessionSeconds)
+		ps := PatternSetup{RuleID: p.RuleID, RoleARN: p.RoleARN, Path: templatePath(p.RoleARN),
+			SessionSeconds: secs, MaxSessionDuration: MaxSessionDuration(secs), RequireMFA: p.RequireMFA}
+		arn := RoleARN{Partition: part, Account: a.ID, Path: "/", Name: PatternRoleName}
+		// The notes about a pattern rule's MFA come with the rule's own
+		// note (the caller's), not once per account.
+		n := len(as.Notes)
+		ps.TrustPolicy, ps.MFATag, ps.MFAMethods = trust(arn, p.RequireMFA, p.MFAMethods)
+		as.Notes = as.Notes[:n]
+		as.Patterns = append(as.Patterns, ps)
+	}
 	return as, nil
+}
+
+// templatePath is the IAM path of the roles of a role_arn template when
+// it has no ${…}: "/" for …:role/${r}, "/team/" for …:role/team/${r}.
+func templatePath(tmpl string) string {
+	_, rest, ok := strings.Cut(tmpl, ":role/")
+	if !ok {
+		return ""
+	}
+	i := strings.LastIndexByte(rest, '/')
+	path := "/" + rest[:i+1]
+	if strings.Contains(path, "$") {
+		return ""
+	}
+	return path
 }
 
 // mfaCondition works out the MFA condition of a role that requires MFA:
@@ -457,60 +618,6 @@ func (p PolicyDocument) JSON() string {
 		panic(err)
 	}
 	return string(b)
-}
-
-// WriteText writes the setup as a shell-script-like text: comments, the
-// commands, and each trust policy in a here-document that creates its
-// PolicyFile, so that the whole output can be read, edited and run.
-func (s Setup) WriteText(w io.Writer) error {
-	var b strings.Builder
-	b.WriteString("# AWS setup for Warden (generated by wardend aws setup; see docs/aws-setup.md)\n")
-	if s.MetadataURL != "" {
-		fmt.Fprintf(&b, "# SAML metadata: %s\n", s.MetadataURL)
-	}
-	if s.Issuer != "" {
-		fmt.Fprintf(&b, "# OIDC issuer:   %s (audience %s)\n", s.Issuer, s.STSAudience)
-		b.WriteString("# The OIDC provider needs no thumbprint when the issuer's TLS certificate comes from a CA\n" +
-			"# that AWS trusts; otherwise add --thumbprint-list <SHA-1 of the top intermediate CA> (item 31).\n")
-	}
-	for _, n := range s.Notes {
-		fmt.Fprintf(&b, "# NOTE: %s\n", n)
-	}
-	if s.MetadataURL != "" && anySAML(s) {
-		fmt.Fprintf(&b, "\ncurl -fsS %s -o warden-metadata.xml\n", shellQuote(s.MetadataURL))
-	}
-	if len(s.Accounts) == 0 {
-		b.WriteString("\n# The rules name no account yet.\n")
-	}
-	for _, a := range s.Accounts {
-		fmt.Fprintf(&b, "\n# ===== Account %s (%s), partition %s =====\n", a.ID, a.Name, a.Partition)
-		b.WriteString("# Run with credentials of this account.\n")
-		for _, n := range a.Notes {
-			fmt.Fprintf(&b, "# NOTE: %s\n", n)
-		}
-		for _, c := range a.Commands {
-			b.WriteString(c + "\n")
-		}
-		if len(a.Roles) == 0 {
-			b.WriteString("# No grant rule names a role of this account.\n")
-		}
-		for _, r := range a.Roles {
-			fmt.Fprintf(&b, "\n# Role %s\n", r.ARN)
-			if r.RequireMFA {
-				if r.MFATag != "" {
-					fmt.Fprintf(&b, "# Requires MFA: the trust policy accepts aws:RequestTag/%s %s only.\n", r.MFATag, strings.Join(r.MFAMethods, ", "))
-				} else {
-					b.WriteString("# Requires MFA, which AWS cannot check here: no MFA session tag is sent (see the note above).\n")
-				}
-			}
-			fmt.Fprintf(&b, "cat > %s <<'EOF'\n%s\nEOF\n", shellQuote(r.PolicyFile), r.TrustPolicy.JSON())
-			for _, c := range r.Commands {
-				b.WriteString(c + "\n")
-			}
-		}
-	}
-	_, err := io.WriteString(w, b.String())
-	return err
 }
 
 func anySAML(s Setup) bool {

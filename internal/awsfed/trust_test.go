@@ -37,6 +37,8 @@ func setupFixture() ([]SetupAccount, SetupOptions) {
 		{ID: "222233334444", Name: "prod", SAMLProvider: "Warden", Roles: []SetupRole{
 			{ARN: "arn:aws:iam::222233334444:role/ReadOnly"},
 			{ARN: "arn:aws:iam::222233334444:role/ops/Admin", SessionSeconds: 28800},
+		}, Patterns: []SetupPattern{
+			{RuleID: "team-roles", RoleARN: "arn:aws:iam::${account}:role/team/${role}", SessionSeconds: 7200, RequireMFA: true},
 		}},
 		{ID: "111122223333", Name: "dev", Partition: "aws", SAMLProvider: "Warden", Roles: []SetupRole{
 			{ARN: "arn:aws:iam::111122223333:role/Developer", SessionSeconds: 3600},
@@ -50,6 +52,7 @@ func setupFixture() ([]SetupAccount, SetupOptions) {
 		SAML:        true, SAMLPartition: "aws", SAMLRegion: "eu-west-1",
 		Issuer:         "https://sso.example.com",
 		SourceIdentity: true,
+		MFAMethods:     []string{"webauthn", "totp"},
 	}
 }
 
@@ -60,7 +63,7 @@ func TestBuildSetupGolden(t *testing.T) {
 		t.Fatal(err)
 	}
 	var text bytes.Buffer
-	if err := s.WriteText(&text); err != nil {
+	if err := s.WriteScript(&text); err != nil {
 		t.Fatal(err)
 	}
 	golden(t, "setup.txt", text.Bytes())
@@ -184,7 +187,7 @@ func TestBuildSetupIssuerPathAndNotes(t *testing.T) {
 		t.Fatalf("notes %v, %v", s.Notes, err)
 	}
 	var b bytes.Buffer
-	if err := s.WriteText(&b); err != nil || !strings.Contains(b.String(), "no account") {
+	if err := s.WriteScript(&b); err != nil || !strings.Contains(b.String(), "no account") {
 		t.Fatalf("%q %v", b.String(), err)
 	}
 }
@@ -321,7 +324,7 @@ func TestTrustPoliciesMFA(t *testing.T) {
 				t.Errorf("role setup %+v", r)
 			}
 			var text bytes.Buffer
-			_ = s.WriteText(&text)
+			_ = s.WriteScript(&text)
 			if !strings.Contains(text.String(), "# Requires MFA: the trust policy accepts "+tc.key+" webauthn only.") {
 				t.Errorf("text:\n%s", text.String())
 			}
@@ -353,7 +356,7 @@ func TestTrustPoliciesMFA(t *testing.T) {
 			t.Errorf("%d notes say AWS cannot enforce MFA, want 4 (one per MFA role): %v", n, s.Accounts[0].Notes)
 		}
 		var text bytes.Buffer
-		_ = s.WriteText(&text)
+		_ = s.WriteScript(&text)
 		if !strings.Contains(text.String(), "# NOTE: role "+roleARN("Any")+" requires MFA, but mfa.session_tag is \"-\"") {
 			t.Errorf("text:\n%s", text.String())
 		}
