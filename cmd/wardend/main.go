@@ -2,8 +2,8 @@
 //
 //	wardend -config FILE            run with a configuration file
 //	wardend -dev [-listen ADDR]     run in dev mode (nothing else needed)
-//	wardend check-config -config FILE [-connect [-user NAME]]
-//	wardend version
+//	wardend COMMAND ...             check-config, keys, aws setup, users revoke, version
+//	wardend help                    every command, one line each (usage)
 package main
 
 import (
@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/signal"
 	"slices"
+	"strings"
 	"syscall"
 
 	"github.com/redis/go-redis/v9"
@@ -31,37 +32,44 @@ func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
+// commands are wardend's subcommands by their first argument. usage lists
+// them; a test checks that it names every one.
+var commands = map[string]func(args []string, stdout, stderr io.Writer) int{
+	"check-config": checkConfig,
+	"keys":         keysCmd,
+	"aws":          awsCmd,
+	"users":        usersCmd,
+	"version": func(_ []string, stdout, _ io.Writer) int {
+		fmt.Fprintln(stdout, "wardend", version.Get().String())
+		return 0
+	},
+}
+
+const usage = `usage:
+  wardend -config FILE          run the identity provider with a configuration file
+  wardend -dev [-listen ADDR]   dev mode: in-process directory and Redis, demo users
+  wardend COMMAND ...
+
+commands:
+  check-config   report every problem in a configuration file (-connect: then test every directory server)
+  keys list      show every signing key, its state and fingerprint
+  keys rotate    make a next signing key: published, not signing yet
+  keys promote   make the next key sign; the current one becomes previous
+  aws setup      print the IAM commands and trust policies for every account and role of the rules
+  users revoke   end all access of a user at once (sessions, CLI sign-ins, device codes)
+  version        print the version
+  help           print this help
+
+"wardend COMMAND -h" shows a command's flags (wardend aws setup -h).
+
+flags of the server (-config, -dev):
+`
+
 func run(args []string, stdout, stderr io.Writer) int {
-	if len(args) > 0 {
-		switch args[0] {
-		case "check-config":
-			return checkConfig(args[1:], stdout, stderr)
-		case "keys":
-			return keysCmd(args[1:], stdout, stderr)
-		case "aws":
-			return awsCmd(args[1:], stdout, stderr)
-		case "users":
-			return usersCmd(args[1:], stdout, stderr)
-		case "version":
-			fmt.Fprintln(stdout, "wardend", version.Get().String())
-			return 0
-		}
-	}
 	fs := flag.NewFlagSet("wardend", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprint(stderr, `usage:
-  wardend -config FILE               run with a configuration file
-  wardend -dev [-listen ADDR]        dev mode: in-process directory and Redis, demo users
-  wardend check-config -config FILE  report every problem in a configuration file
-  wardend check-config -config FILE -connect [-user NAME]
-                                     ... then test every directory server (TLS, bind, search)
-  wardend users revoke -config FILE USERNAME
-                                     end all access of a user at once (sessions, CLI sign-ins, device codes)
-  wardend version
-
-flags:
-`)
+		fmt.Fprint(fs.Output(), usage)
 		fs.PrintDefaults()
 	}
 	cfgPath := fs.String("config", "", "configuration file (YAML); see docs/configuration.md")
@@ -69,6 +77,22 @@ flags:
 	listen := fs.String("listen", "", "address to serve on (overrides server.listen; dev default 127.0.0.1:8080)")
 	devLDIF := fs.String("dev-ldif", "", "dev mode: serve this LDIF file instead of the built-in demo directory")
 	devRemote := fs.Bool("dev-allow-remote", false, "dev mode: allow a non-loopback listen address (demo users have known passwords)")
+	if len(args) > 0 {
+		if cmd, ok := commands[args[0]]; ok {
+			return cmd(args[1:], stdout, stderr)
+		}
+		switch {
+		case slices.Contains([]string{"help", "-h", "-help", "--help"}, args[0]):
+			// Asked for: to stdout, so that it can be paged or grepped.
+			fs.SetOutput(stdout)
+			fs.Usage()
+			return 0
+		case !strings.HasPrefix(args[0], "-"):
+			fmt.Fprintf(stderr, "wardend: unknown command %q\n", args[0])
+			fs.Usage()
+			return 2
+		}
+	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0

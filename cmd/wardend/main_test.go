@@ -37,6 +37,8 @@ func TestRunArguments(t *testing.T) {
 		{"users revoke bad config", []string{"users", "revoke", "-config", bad, "carol"}, 1, "server.listn"},
 		{"keys unknown command", []string{"keys", "shred"}, 2, `wardend keys: unknown command "shred"`},
 		{"aws unknown command", []string{"aws", "teardown"}, 2, `wardend aws: unknown command "teardown"`},
+		{"unknown command", []string{"frobnicate"}, 2, `wardend: unknown command "frobnicate"`},
+		{"unknown command lists the commands", []string{"key", "list"}, 2, "\n  keys list "},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var out, errb bytes.Buffer
@@ -49,5 +51,59 @@ func TestRunArguments(t *testing.T) {
 				t.Errorf("output lacks %q:\n%s", tc.out, all)
 			}
 		})
+	}
+}
+
+// TestHelpListsEveryCommand: wardend --help (and help, -h, and an unknown
+// command) names every command, one line each, and the server's flags.
+func TestHelpListsEveryCommand(t *testing.T) {
+	lines := []string{
+		"\n  check-config   report every problem in a configuration file",
+		"\n  keys list      show every signing key",
+		"\n  keys rotate    make a next signing key",
+		"\n  keys promote   make the next key sign",
+		"\n  aws setup      print the IAM commands and trust policies",
+		"\n  users revoke   end all access of a user at once",
+		"\n  version        print the version",
+		"\n  help           print this help",
+		"\n  -config string", // the server's flags
+		"\n  -dev\n",
+	}
+	for _, tc := range []struct {
+		args []string
+		code int
+	}{
+		{[]string{"--help"}, 0},
+		{[]string{"-help"}, 0},
+		{[]string{"-h"}, 0},
+		{[]string{"help"}, 0},
+		{[]string{"nosuch"}, 2},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			var out, errb bytes.Buffer
+			code := run(tc.args, &out, &errb)
+			if code != tc.code {
+				t.Errorf("exit %d, want %d", code, tc.code)
+			}
+			help := out.String()
+			if tc.code != 0 {
+				help = errb.String() // an error: the list goes with it to stderr
+			} else if errb.Len() > 0 {
+				t.Errorf("asked-for help wrote to stderr: %s", errb.String())
+			}
+			for _, l := range lines {
+				if !strings.Contains(help, l) {
+					t.Errorf("help lacks %q:\n%s", l, help)
+				}
+			}
+		})
+	}
+	// Every command that run dispatches is in the list.
+	var out bytes.Buffer
+	run([]string{"help"}, &out, &out)
+	for name := range commands {
+		if !strings.Contains(out.String(), "\n  "+name+" ") {
+			t.Errorf("help does not list %q:\n%s", name, out.String())
+		}
 	}
 }

@@ -87,6 +87,11 @@ type Deps struct {
 	AuditLog AuditLog     // what the audit page reads
 	Logger   *slog.Logger // nil: discard
 	Clock    func() time.Time
+	// FetchedAttributes are the attributes the directory reads for every
+	// user (directory.attributes.extra): a rule set whose tags need
+	// another one is refused (rolemap.RuleSet.CheckFetched). Nil skips
+	// the check (no directory configuration to compare with).
+	FetchedAttributes []string
 }
 
 // Admin serves the admin pages and API; it implements web.Mount,
@@ -96,6 +101,7 @@ type Admin struct {
 	groups   groupMatcher
 	dir      Directory
 	rules    RuleStore
+	fetched  []string // Deps.FetchedAttributes
 	sessions Sessions
 	access   UserRevoker
 	audit    audit.Logger
@@ -126,7 +132,7 @@ func New(cfg Config, deps Deps) (*Admin, error) {
 	case deps.AuditLog == nil:
 		return nil, errors.New("admin: Deps.AuditLog is required")
 	}
-	a := &Admin{cfg: cfg, groups: newGroupMatcher(cfg.Groups), dir: deps.Directory, rules: deps.Rules,
+	a := &Admin{cfg: cfg, groups: newGroupMatcher(cfg.Groups), dir: deps.Directory, rules: deps.Rules, fetched: deps.FetchedAttributes,
 		sessions: deps.Sessions, access: deps.Access, audit: deps.Audit, auditLog: deps.AuditLog, log: deps.Logger, now: deps.Clock}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)

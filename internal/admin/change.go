@@ -227,9 +227,19 @@ func (a *Admin) change(ctx context.Context, expected int64, meta store.ChangeMet
 	return a.save(ctx, expected, rs, meta, saved)
 }
 
+// validate is rs.Validate, plus the attributes the directory must read
+// for rs's tags (Deps.FetchedAttributes).
+func (a *Admin) validate(rs rolemap.RuleSet) []rolemap.Problem {
+	ps := rs.Validate()
+	if a.fetched != nil {
+		ps = append(ps, rs.CheckFetched(a.fetched)...)
+	}
+	return ps
+}
+
 // save validates rs and saves it as the version after expected.
 func (a *Admin) save(ctx context.Context, expected int64, rs rolemap.RuleSet, meta store.ChangeMeta, saved *store.RuleVersion) error {
-	if ps := rs.Validate(); len(ps) > 0 {
+	if ps := a.validate(rs); len(ps) > 0 {
 		return &problemsError{problems: ps}
 	}
 	out, err := rs.MarshalYAML()

@@ -121,7 +121,7 @@ func (a *Admin) restore(c *gin.Context, expected, n int64, comment string) (stor
 	if err != nil {
 		return store.RuleVersion{}, asProblems(err)
 	}
-	if ps := rs.Validate(); len(ps) > 0 {
+	if ps := a.validate(rs); len(ps) > 0 {
 		return store.RuleVersion{}, &problemsError{problems: ps}
 	}
 	v, err := a.rules.Restore(c.Request.Context(), expected, n, changeMeta(c, comment))

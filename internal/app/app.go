@@ -215,7 +215,7 @@ func Run(ctx context.Context, o Options) error {
 	if o.Dev != nil {
 		builtinRules = o.Dev.Rules
 	}
-	if err := seedRules(ctx, rules, o.Admin, builtinRules, log); err != nil {
+	if err := seedRules(ctx, rules, o.Admin, builtinRules, o.Directory.Attributes.Extra, log); err != nil {
 		return err
 	}
 	// The compiled rules the portal, the SAML IdP (and in step 4 the token
@@ -321,6 +321,8 @@ func Run(ctx context.Context, o Options) error {
 		AuditLog:  auditStream,
 		Logger:    log,
 		Clock:     o.Now,
+
+		FetchedAttributes: append([]string{}, o.Directory.Attributes.Extra...),
 	})
 	if err != nil {
 		return fmt.Errorf("app: admin: %w", err)
@@ -334,6 +336,8 @@ func Run(ctx context.Context, o Options) error {
 		STSAudience:   o.OIDC.STSAudience,
 		MFASessionTag: o.MFA.SessionTag,
 		MFAMethods:    o.MFA.Methods,
+
+		DefaultSessionSeconds: o.SAML.AWS.DefaultSessionSeconds,
 	})
 
 	// Second factors: TOTP, WebAuthn, recovery codes, who must use them,

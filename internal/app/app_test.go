@@ -161,6 +161,7 @@ func openLDAPOptions(t testing.TB) Options {
 	o := Options{Logger: testLogger(t), Admin: admin.Config{Groups: []string{"admins"}}}
 	o.Directory = ldap.Config{Type: ldap.TypeOpenLDAP, URLs: []string{env["LDAP_URL"]}, BaseDN: env["LDAP_BASE_DN"],
 		BindDN: env["LDAP_BIND_DN"], BindPassword: env["LDAP_BIND_PW"]}
+	o.Directory.Attributes.Extra = []string{"department"} // the example rules tag it
 	o.Directory.ApplyPreset()
 	o.Directory.SetDefaults()
 	o.Redis = store.RedisConfig{Addrs: []string{env["REDIS_ADDR"]}, Password: os.Getenv("REDIS_PASSWORD")}
@@ -222,6 +223,7 @@ func TestSignInActiveDirectory(t *testing.T) {
 	o := openLDAPOptions(t)
 	o.Directory = ldap.Config{Type: ldap.TypeActiveDirectory, URLs: []string{env["AD_LDAPS_URL"]}, BaseDN: env["AD_BASE_DN"],
 		BindDN: env["AD_BIND_UPN"], BindPassword: env["AD_BIND_PW"], CAFile: env["AD_CA_CERT"]}
+	o.Directory.Attributes.Extra = []string{"department"} // the example rules tag it
 	o.Directory.ApplyPreset()
 	o.Directory.SetDefaults()
 	base := startApp(t, o)

@@ -23,6 +23,7 @@ func TestSignInLimitPerADAccount(t *testing.T) {
 	o := openLDAPOptions(t)
 	o.Directory = ldap.Config{Type: ldap.TypeActiveDirectory, URLs: []string{env["AD_LDAPS_URL"]}, BaseDN: env["AD_BASE_DN"],
 		BindDN: env["AD_BIND_UPN"], BindPassword: env["AD_BIND_PW"], CAFile: env["AD_CA_CERT"]}
+	o.Directory.Attributes.Extra = []string{"department"} // the example rules tag it
 	o.Directory.ApplyPreset()
 	o.Directory.SetDefaults()
 	o.LoginLimits.MaxFailuresPerUser = 3

@@ -17,12 +17,14 @@ import (
 // canonicalRules parses and validates a rule document and returns its
 // canonical YAML, the form every save through the admin UI produces, so that
 // history diffs compare like with like.
-func canonicalRules(name string, data []byte) ([]byte, error) {
+// fetched are the attributes the directory reads (directory.attributes.extra):
+// a tag that needs another is a problem too (rolemap.RuleSet.CheckFetched).
+func canonicalRules(name string, data []byte, fetched []string) ([]byte, error) {
 	rs, err := rolemap.ParseYAML(data)
 	if err != nil {
 		return nil, fmt.Errorf("app: %s: %w", name, err)
 	}
-	if ps := rs.Validate(); len(ps) > 0 {
+	if ps := append(rs.Validate(), rs.CheckFetched(fetched)...); len(ps) > 0 {
 		var b strings.Builder
 		for _, p := range ps {
 			fmt.Fprintf(&b, "\n  %s: %s", p.Path, p.Message)
@@ -36,7 +38,7 @@ func canonicalRules(name string, data []byte) ([]byte, error) {
 // start the file seeds them; in read-only mode the file replaces them at
 // every start (a no-op when unchanged). An invalid file stops wardend: it
 // would otherwise serve rules nobody meant.
-func seedRules(ctx context.Context, rules *store.Rules, cfg admin.Config, builtin []byte, log *slog.Logger) error {
+func seedRules(ctx context.Context, rules *store.Rules, cfg admin.Config, builtin []byte, fetched []string, log *slog.Logger) error {
 	name, data := cfg.RulesFile, builtin
 	if cfg.RulesFile != "" {
 		b, err := os.ReadFile(cfg.RulesFile)
@@ -49,7 +51,7 @@ func seedRules(ctx context.Context, rules *store.Rules, cfg admin.Config, builti
 	} else {
 		name = "built-in dev rules"
 	}
-	doc, err := canonicalRules(name, data)
+	doc, err := canonicalRules(name, data, fetched)
 	if err != nil {
 		return err
 	}

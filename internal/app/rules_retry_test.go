@@ -60,7 +60,7 @@ func TestWatchRulesRetriesFailedRead(t *testing.T) {
 	// The first (empty) version loads.
 	waitFor(t, 5*time.Second, func() bool { return holder.Load() != nil })
 
-	doc, err := canonicalRules("example", devconfig.ExampleRules)
+	doc, err := canonicalRules("example", devconfig.ExampleRules, []string{"department"})
 	if err != nil {
 		t.Fatal(err)
 	}

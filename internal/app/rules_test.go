@@ -44,7 +44,7 @@ func TestSeedRules(t *testing.T) {
 	}
 	log := testLogger(t)
 
-	if err := seedRules(ctx, rules, admin.Config{RulesFile: file}, nil, log); err != nil {
+	if err := seedRules(ctx, rules, admin.Config{RulesFile: file}, nil, []string{"department"}, log); err != nil {
 		t.Fatal(err)
 	}
 	v1, doc1, err := rules.Current(ctx)
@@ -56,14 +56,14 @@ func TestSeedRules(t *testing.T) {
 	if _, err := rules.Save(ctx, 1, []byte(edited), store.ChangeMeta{Author: "alice"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := seedRules(ctx, rules, admin.Config{RulesFile: file}, nil, log); err != nil {
+	if err := seedRules(ctx, rules, admin.Config{RulesFile: file}, nil, []string{"department"}, log); err != nil {
 		t.Fatal(err)
 	}
 	if v, _, _ := rules.Current(ctx); v.Version != 2 {
 		t.Fatalf("seeding a non-empty store changed it: version %d", v.Version)
 	}
 	// read-only: the file wins
-	if err := seedRules(ctx, rules, admin.Config{RulesFile: file, RulesReadOnly: true}, nil, log); err != nil {
+	if err := seedRules(ctx, rules, admin.Config{RulesFile: file, RulesReadOnly: true}, nil, []string{"department"}, log); err != nil {
 		t.Fatal(err)
 	}
 	v3, doc3, _ := rules.Current(ctx)
@@ -71,7 +71,7 @@ func TestSeedRules(t *testing.T) {
 		t.Fatalf("read-only start: version %d, doc equal to the file: %v", v3.Version, string(doc3) == string(doc1))
 	}
 	// again: nothing changes
-	if err := seedRules(ctx, rules, admin.Config{RulesFile: file, RulesReadOnly: true}, nil, log); err != nil {
+	if err := seedRules(ctx, rules, admin.Config{RulesFile: file, RulesReadOnly: true}, nil, []string{"department"}, log); err != nil {
 		t.Fatal(err)
 	}
 	if v, _, _ := rules.Current(ctx); v.Version != 3 {
@@ -80,14 +80,14 @@ func TestSeedRules(t *testing.T) {
 	// an invalid file stops the start and names the problem
 	bad := filepath.Join(dir, "bad.yaml")
 	os.WriteFile(bad, []byte("accounts:\n  - id: \"12\"\n    name: x\n    saml_provider: p\n"), 0o600)
-	err = seedRules(ctx, rules, admin.Config{RulesFile: bad, RulesReadOnly: true}, nil, log)
+	err = seedRules(ctx, rules, admin.Config{RulesFile: bad, RulesReadOnly: true}, nil, []string{"department"}, log)
 	if err == nil || !strings.Contains(err.Error(), "accounts[0].id") {
 		t.Fatalf("invalid file: %v", err)
 	}
 	if v, _, _ := rules.Current(ctx); v.Version != 3 {
 		t.Fatal("an invalid file changed the stored rules")
 	}
-	if err := seedRules(ctx, rules, admin.Config{RulesFile: filepath.Join(dir, "missing.yaml")}, nil, log); err == nil {
+	if err := seedRules(ctx, rules, admin.Config{RulesFile: filepath.Join(dir, "missing.yaml")}, nil, []string{"department"}, log); err == nil {
 		t.Fatal("a missing rules file must stop the start")
 	}
 }
@@ -119,7 +119,7 @@ func TestWatchRules(t *testing.T) {
 	holder := &rolemap.Holder{}
 	go watchRules(ctx, rules, holder, testLogger(t))
 
-	doc, err := canonicalRules("example", devconfig.ExampleRules)
+	doc, err := canonicalRules("example", devconfig.ExampleRules, []string{"department"})
 	if err != nil {
 		t.Fatal(err)
 	}

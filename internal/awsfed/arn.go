@@ -48,6 +48,9 @@ type RoleARN struct {
 // "/"-delimited with characters 0x21–0x7E and at most 512 long, the name
 // 1–64 characters of [A-Za-z0-9_+=,.@-], and the whole ARN at most 2048
 // characters. Nothing is trimmed or case-folded.
+//
+// Stricter than IAM in one point: a comma in the path or the name is
+// refused (NoComma), since Warden could not hand such a role to AWS.
 func ParseRoleARN(s string) (RoleARN, error) {
 	if len(s) > MaxARNLength {
 		return RoleARN{}, fmt.Errorf("%w: longer than %d characters", ErrInvalidARN, MaxARNLength)
@@ -81,7 +84,27 @@ func ParseRoleARN(s string) (RoleARN, error) {
 	if err := ValidRoleName(name); err != nil {
 		return RoleARN{}, err
 	}
+	if err := NoComma(path, name); err != nil {
+		return RoleARN{}, err
+	}
 	return RoleARN{Partition: part, Account: account, Path: path, Name: name}, nil
+}
+
+// NoComma refuses a role path or name with a comma. IAM allows commas in
+// both, but AWS reads the SAML Role attribute as "<role ARN>,<provider
+// ARN>", and the WardenRole session tag (the role name) cannot hold one
+// (ValidTagValue), so such a role cannot be federated through Warden.
+func NoComma(path, name string) error {
+	const saml = "IAM allows it, but AWS reads the SAML Role attribute as \"<role ARN>,<provider ARN>\""
+	if i := strings.IndexByte(name, ','); i >= 0 {
+		return fmt.Errorf("%w: role name %s has a comma at byte %d: %s and the WardenRole session tag cannot hold one: Warden cannot hand this role to AWS; rename it",
+			ErrInvalidARN, Quote(name), i, saml)
+	}
+	if i := strings.IndexByte(path, ','); i >= 0 {
+		return fmt.Errorf("%w: role path %s has a comma at byte %d: %s: Warden cannot hand this role to AWS; move it to a path without one",
+			ErrInvalidARN, Quote(path), i, saml)
+	}
+	return nil
 }
 
 // String formats the ARN. It does not validate; a RoleARN from

@@ -19,7 +19,7 @@ func TestParseRoleARN(t *testing.T) {
 		{"arn:aws:iam::123456789012:role/team/ops/Deploy", RoleARN{"aws", "123456789012", "/team/ops/", "Deploy"}},
 		{"arn:aws:iam::123456789012:role/!~:*/x", RoleARN{"aws", "123456789012", "/!~:*/", "x"}},
 		{"arn:aws:iam::123456789012:role/a//b/x", RoleARN{"aws", "123456789012", "/a//b/", "x"}},
-		{"arn:aws:iam::123456789012:role/A_b+c=d,e.f@g-h", RoleARN{"aws", "123456789012", "/", "A_b+c=d,e.f@g-h"}},
+		{"arn:aws:iam::123456789012:role/A_b+c=d.e@f-g", RoleARN{"aws", "123456789012", "/", "A_b+c=d.e@f-g"}},
 		{"arn:aws:iam::123456789012:role/" + name64, RoleARN{"aws", "123456789012", "/", name64}},
 		{"arn:aws:iam::123456789012:role" + path510 + "x", RoleARN{"aws", "123456789012", path510, "x"}},
 	}
@@ -64,6 +64,13 @@ func TestParseRoleARN(t *testing.T) {
 		{"arn:aws:iam::123456789012:role/jürgen", "outside [A-Za-z0-9_+=,.@-]"},
 		{"arn:aws:iam::123456789012:role/ x", "outside [A-Za-z0-9_+=,.@-]"},
 		{"arn:aws:iam::123456789012:role/x\n", "outside [A-Za-z0-9_+=,.@-]"},
+		// Legal in IAM, refused by Warden: the SAML Role attribute is
+		// "<role ARN>,<provider ARN>".
+		{"arn:aws:iam::123456789012:role/A_b+c=d,e.f@g-h", `role name "A_b+c=d,e.f@g-h" has a comma at byte 7`},
+		{"arn:aws:iam::123456789012:role/,", "has a comma at byte 0"},
+		{"arn:aws:iam::123456789012:role/team,ops/Deploy", `role path "/team,ops/" has a comma at byte 5`},
+		{"arn:aws:iam::123456789012:role/" + strings.Repeat("n", 63) + ",", "rename it"},
+		{"arn:aws:iam::123456789012:role/" + strings.Repeat("p", 500) + ",/x", "move it to a path without one"},
 		{"arn:aws:iam::123456789012:role/" + strings.Repeat("p/", 256) + "x", "role path longer than 512"},
 		{"arn:aws:iam::123456789012:role/" + strings.Repeat("p", 2100), "longer than 2048"},
 	}
@@ -146,6 +153,7 @@ func FuzzParseRoleARN(f *testing.F) {
 		"arn:aws:iam::123456789012:role//x",
 		"arn:aws:iam::123456789012:role/",
 		"arn:aws:iam:::role/x",
+		"arn:aws:iam::123456789012:role/a,b",
 		"",
 	} {
 		f.Add(s)
@@ -174,8 +182,24 @@ func FuzzParseRoleARN(f *testing.F) {
 				t.Fatalf("accepted ARN with byte %#x: %q", c, s)
 			}
 		}
-		if strings.ContainsAny(a.Name, "/:!*?") {
+		if strings.ContainsAny(a.Name, "/:!*?,") || strings.Contains(a.Path, ",") {
 			t.Fatalf("accepted a bad name %q", a.Name)
 		}
 	})
+}
+
+func TestNoComma(t *testing.T) {
+	if err := NoComma("/team/", "Deploy+x=y.z@w-v"); err != nil {
+		t.Errorf("no comma, refused: %v", err)
+	}
+	for _, tc := range []struct{ path, name, msg string }{
+		{"/", "a,b", `role name "a,b" has a comma at byte 1`},
+		{"/a,b/", "x", `role path "/a,b/" has a comma at byte 2`},
+		{"/a,b/", "c,d", "role name"}, // the name is reported first
+	} {
+		err := NoComma(tc.path, tc.name)
+		if err == nil || !errors.Is(err, ErrInvalidARN) || !strings.Contains(err.Error(), tc.msg) || !strings.Contains(err.Error(), `"<role ARN>,<provider ARN>"`) {
+			t.Errorf("NoComma(%q, %q) = %v, want %q and the reason", tc.path, tc.name, err, tc.msg)
+		}
+	}
 }

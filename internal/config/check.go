@@ -22,8 +22,10 @@ const (
 //
 // Problems found while decoding (unknown keys, wrong types, unset
 // variables, unreadable secret files) come first, in file order; then the
-// validation problems, by key path. A validation problem at a key that
-// already has a decoding problem is left out: it would only repeat it.
+// validation problems, by key path, among them those of the rule file that
+// admin.rules_file names (which Validate does not read). A validation
+// problem at a key that already has a decoding problem is left out: it
+// would only repeat it.
 func CheckConfig(path string, env func(string) (string, bool), w io.Writer) int {
 	if env == nil {
 		env = os.LookupEnv
@@ -34,8 +36,14 @@ func CheckConfig(path string, env func(string) (string, bool), w io.Writer) int 
 		return CheckUnreadable
 	}
 	c, problems := parse(data, env, readSecretFile)
+	var warnings []string
 	if c != nil {
-		problems = append(problems, without(c.problems(), problems)...)
+		rules, warning := c.rulesFileProblems()
+		problems = append(problems, without(sortProblems(append(c.problems(), rules...)), problems)...)
+		warnings = c.Warnings()
+		if warning != "" {
+			warnings = append(warnings, warning)
+		}
 	}
 	for _, p := range problems {
 		fmt.Fprintln(w, p.Error())
@@ -49,10 +57,8 @@ func CheckConfig(path string, env func(string) (string, bool), w io.Writer) int 
 	} else {
 		fmt.Fprintf(w, "%s: config OK\n", path)
 	}
-	if c != nil {
-		for _, warning := range c.Warnings() {
-			fmt.Fprintln(w, "warning: "+warning)
-		}
+	for _, warning := range warnings {
+		fmt.Fprintln(w, "warning: "+warning)
 	}
 	if len(problems) > 0 {
 		return CheckProblems

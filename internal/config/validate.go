@@ -1,13 +1,19 @@
 package config
 
 import (
+	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/url"
+	"os"
 	"reflect"
 	"regexp"
 	"slices"
 	"strings"
+
+	"github.com/wardenidp/warden/internal/directory/ldap"
+	"github.com/wardenidp/warden/internal/rolemap"
 )
 
 // Validate checks the whole configuration and returns nil, or one error
@@ -26,7 +32,7 @@ func (c *Config) problems() []*FieldError {
 		ps = append(ps, prefixed(block, t, err)...)
 	}
 	add("server", reflect.TypeOf(c.Server), c.Server.Validate())
-	add("directory", reflect.TypeOf(c.Directory), c.Directory.Validate())
+	add("directory", reflect.TypeOf(c.Directory), directoryError(c.Directory))
 	add("redis", reflect.TypeOf(c.Redis), c.Redis.Validate())
 	add("session", reflect.TypeOf(c.Session), c.Session.Validate())
 	add("login_limits", reflect.TypeOf(c.LoginLimits), c.LoginLimits.Validate())
@@ -55,7 +61,139 @@ func (c *Config) problems() []*FieldError {
 	}
 	// server.public_url against server.tls (https when the server speaks
 	// TLS) is checked by web.Config.Validate.
+	ps = append(ps, c.defaultIssuerProblems(ps)...)
+	ps = append(ps, c.sessionNameProblems(ps)...)
 	return sortProblems(ps)
+}
+
+// directoryError validates the directory block. A missing or unknown type
+// applies no preset, so user_filter, group_source and the attributes a
+// preset fills would be reported missing too, burying the one real
+// mistake under four others. Then only the type problem is kept, with the
+// problems the block has under every preset (openldap and
+// activedirectory): those that stay whatever type was meant.
+func directoryError(d ldap.Config) error {
+	err := d.Validate()
+	switch d.Type {
+	case ldap.TypeOpenLDAP, ldap.TypeActiveDirectory, ldap.TypeCustom:
+		return err
+	}
+	keep := flatten(err)
+	for _, preset := range []string{ldap.TypeOpenLDAP, ldap.TypeActiveDirectory} {
+		v := d
+		v.Type = preset
+		v.ApplyPreset()
+		under := map[string]bool{}
+		for _, e := range flatten(v.Validate()) {
+			under[e.Error()] = true
+		}
+		keep = slices.DeleteFunc(keep, func(e error) bool {
+			return !strings.HasPrefix(e.Error(), "type: ") && !under[e.Error()]
+		})
+	}
+	return errors.Join(keep...)
+}
+
+// defaultIssuerProblems checks the OIDC issuer that oidc.issuer left to its
+// default, server.public_url without a trailing slash, exactly as
+// oidcop.Config.Validate checks one that is set (item 28: AWS registers
+// the issuer as the IAM OIDC provider URL). A public_url that is itself
+// refused (a problem in ps) is not checked again.
+func (c *Config) defaultIssuerProblems(ps []*FieldError) []*FieldError {
+	if c.OIDC.Issuer != "" || c.Server.PublicURL == "" || hasProblemAt(ps, "server.public_url") {
+		return nil
+	}
+	o := c.OIDC
+	o.Issuer = strings.TrimRight(c.Server.PublicURL, "/")
+	var out []*FieldError
+	for _, e := range flatten(o.Validate()) {
+		if msg, ok := strings.CutPrefix(e.Error(), "issuer: "); ok {
+			out = append(out, &FieldError{Path: "oidc.issuer", Err: e,
+				Msg: fmt.Sprintf("not set, so it is server.public_url %q, which %s; set oidc.issuer, or change server.public_url", o.Issuer, msg)})
+		}
+	}
+	return out
+}
+
+// fetched reports whether the directory reads attribute a for every user
+// (directory.attributes.extra, compared case-insensitively).
+func (c *Config) fetched(a string) bool {
+	return slices.ContainsFunc(c.Directory.Attributes.Extra, func(x string) bool { return strings.EqualFold(x, a) })
+}
+
+// sessionNameProblems reports a saml.aws.session_name_attribute naming a
+// directory attribute the directory does not read: every sign-in to AWS
+// would fail. A name the saml block refuses (a problem in ps) is left to it.
+func (c *Config) sessionNameProblems(ps []*FieldError) []*FieldError {
+	const path = "saml.aws.session_name_attribute"
+	a := c.SAML.AWS.SessionNameAttribute
+	if a == "" || a == "username" || a == "email" || c.fetched(a) || hasProblemAt(ps, path) {
+		return nil
+	}
+	return []*FieldError{{Path: path,
+		Msg: fmt.Sprintf("%q is not read from the directory: add it to directory.attributes.extra, or every sign-in to AWS fails for want of a role session name", a)}}
+}
+
+// rulesFileProblems checks admin.rules_file for check-config: every
+// problem of the rule set (rolemap Validate), and the tag rules that read
+// a directory attribute the directory does not read
+// (rolemap.RuleSet.CheckFetched), each at admin.rules_file after the file
+// name. Validate does not read the file: wardend reads it at start, and
+// `wardend users revoke` must not wait on a rule. A file that cannot be
+// read here gives a warning instead (check-config may run on another
+// machine than wardend).
+func (c *Config) rulesFileProblems() (ps []*FieldError, warning string) {
+	name := c.Admin.RulesFile
+	if name == "" {
+		return nil, ""
+	}
+	data, err := readRulesFile(name)
+	if err != nil {
+		return nil, "admin.rules_file: cannot read " + fileErrorText(err) + "; the rules were not checked (wardend reads them at start)"
+	}
+	rule := func(p rolemap.Problem) {
+		ps = append(ps, &FieldError{Path: "admin.rules_file", Msg: name + ": " + p.String()})
+	}
+	rs, err := rolemap.ParseYAML(data)
+	var rerr *rolemap.Error
+	switch {
+	case errors.As(err, &rerr):
+		for _, p := range rerr.Problems {
+			rule(p)
+		}
+		return ps, ""
+	case err != nil:
+		return []*FieldError{{Path: "admin.rules_file", Msg: name + ": " + err.Error(), Err: err}}, ""
+	}
+	for _, p := range rs.Validate() {
+		rule(p)
+	}
+	for _, p := range rs.CheckFetched(c.Directory.Attributes.Extra) {
+		rule(p)
+	}
+	return ps, ""
+}
+
+// readRulesFile reads a regular file of at most rolemap.MaxDocumentBytes
+// (+1, so that ParseYAML reports one too large), so that a path such as
+// /dev/zero cannot hang a check.
+func readRulesFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if st, err := f.Stat(); err != nil {
+		return nil, err
+	} else if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: not a regular file", path)
+	}
+	return io.ReadAll(io.LimitReader(f, rolemap.MaxDocumentBytes+1))
+}
+
+// hasProblemAt reports whether ps has a problem at path.
+func hasProblemAt(ps []*FieldError, path string) bool {
+	return slices.ContainsFunc(ps, func(p *FieldError) bool { return p.Path == path })
 }
 
 // keyPathRE matches a relative key path at the start of a component's

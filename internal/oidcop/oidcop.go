@@ -170,21 +170,13 @@ func New(cfg Config, deps Deps) (*Provider, error) {
 	if cfg.Issuer == "" {
 		return nil, errors.New("oidcop: no issuer (set oidc.issuer or server.public_url)")
 	}
-	check := cfg
-	issuerWarning := ""
-	if defaulted {
-		// server.public_url was validated by the web config; a port or
-		// plain http there is legal for the web server but breaks AWS web
-		// identity (item 28): warn rather than refuse to start.
-		issuerWarning = issuerProblem(cfg.Issuer)
-		check.Issuer = ""
-	}
-	if err := check.Validate(); err != nil {
+	// A defaulted issuer (server.public_url) is checked exactly as a set
+	// one: AWS must be able to use it as an IAM OIDC provider URL.
+	if err := cfg.Validate(); err != nil {
+		if defaulted {
+			return nil, fmt.Errorf("oidcop: config (oidc.issuer is server.public_url %q; set oidc.issuer or fix public_url): %w", cfg.Issuer, err)
+		}
 		return nil, fmt.Errorf("oidcop: config: %w", err)
-	}
-	if issuerWarning != "" && deps.Logger != nil {
-		deps.Logger.Warn("oidc: the issuer (server.public_url) is not usable as an AWS IAM OIDC provider URL; set oidc.issuer or fix public_url",
-			"issuer", cfg.Issuer, "problem", issuerWarning)
 	}
 	switch {
 	case deps.Keys == nil:
@@ -267,7 +259,7 @@ func New(cfg Config, deps Deps) (*Provider, error) {
 		}),
 	}
 	if u, _ := url.Parse(p.issuer); u != nil && u.Scheme == "http" {
-		opts = append(opts, op.WithAllowInsecure()) // loopback (Validate), or a defaulted issuer (warned)
+		opts = append(opts, op.WithAllowInsecure()) // loopback only (Validate)
 	}
 	zp, err := op.NewProvider(opCfg, &storage{p: p}, op.StaticIssuer(p.issuer), opts...)
 	if err != nil {

@@ -178,6 +178,9 @@ func TestPatternDropped(t *testing.T) {
 		{"unknown partition from capture", "gov-aws-eu-Auditor", "unknown partition"},
 		{"invalid name from capture", "gov-aws-us-gov-a b", "outside [A-Za-z0-9_+=,.@-]"},
 		{"capture with colon", "gov-aws-us-gov-a:b", "outside"},
+		// IAM allows a comma; the SAML Role attribute cannot carry one.
+		{"capture with a comma", "AWS-111122223333-Ops,Admin", `gives "arn:aws:iam::111122223333:role/Ops,Admin": invalid ARN: role name "Ops,Admin" has a comma at byte 3`},
+		{"capture with a comma in the path", "gov-aws-us-gov-a,b/Auditor", `role path "/a,b/" has a comma`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := e.Evaluate(Input{Groups: []identity.Group{{Name: tc.group}, {Name: "admins"}}})
@@ -188,7 +191,7 @@ func TestPatternDropped(t *testing.T) {
 				t.Errorf("dropped = %v, want one mentioning %q", r.Dropped, tc.msg)
 			}
 			for _, g := range r.Grants {
-				if strings.Contains(g.RoleARN, "Auditor") || strings.Contains(g.RoleARN, "999999999999") {
+				if strings.Contains(g.RoleARN, "Auditor") || strings.Contains(g.RoleARN, "999999999999") || strings.Contains(g.RoleARN, ",") {
 					t.Errorf("invalid grant kept: %+v", g)
 				}
 			}

@@ -33,7 +33,9 @@
 // active elevations with Grant.Elevation.
 //
 // AWS limits applied (docs: aws-federation-rules.md items 9–15): role ARN
-// grammar and account IDs via awsfed.ParseRoleARN; SessionDuration 900–43200
+// grammar and account IDs via awsfed.ParseRoleARN, which also refuses a
+// comma (legal in IAM, but it breaks the SAML Role attribute
+// "<role ARN>,<provider ARN>"); SessionDuration 900–43200
 // (item 12); session tags at most 50, key ≤128 and value ≤256 characters of
 // letters, digits, spaces and _.:/=+-@, no "aws:" key prefix, keys unique
 // regardless of case, one value per tag (item 14); SourceIdentity 2–64

@@ -134,6 +134,9 @@ func checkTemplate(segs []segment, accounts map[string]*account) string {
 		}
 		return checkAccount(a, accounts)
 	}
+	if i := strings.IndexByte(s, ','); i >= 0 {
+		return `has a comma in its literal text: AWS reads the SAML Role attribute as "<role ARN>,<provider ARN>", so no role with a comma in its ARN can be handed to AWS`
+	}
 	if len(s)-holes > awsfed.MaxARNLength {
 		return fmt.Sprintf("%v: longer than %d characters", awsfed.ErrInvalidARN, awsfed.MaxARNLength)
 	}

@@ -600,3 +600,40 @@ func validAttrName(s string) bool {
 	}
 	return true
 }
+
+// CheckFetched reports each tag rule (tags.attributes[i].attribute,
+// tags.source_identity) whose value would come from a directory attribute
+// missing from fetched: the attributes the directory reads for every user
+// (directory.attributes.extra), compared case-insensitively. Such a rule
+// gives no tag to anyone, silently. Validate cannot see this, since a rule
+// set does not know the directory's configuration: call both where both
+// are known. Names Validate refuses are left to it.
+func (rs RuleSet) CheckFetched(fetched []string) []Problem {
+	have := make(map[string]bool, len(fetched))
+	for _, f := range fetched {
+		have[strings.ToLower(f)] = true
+	}
+	missing := func(name string) bool {
+		switch l := strings.ToLower(name); {
+		case l == AttrUsername, l == AttrEmail, l == AttrDisplayName:
+			return false
+		case len(name) > maxAttrName || !validAttrName(name):
+			return false
+		default:
+			return !have[l]
+		}
+	}
+	const msg = "%s is not read from the directory: add it to directory.attributes.extra in the wardend configuration, or %s"
+	var ps []Problem
+	for i, a := range rs.Tags.Attributes {
+		if missing(a.Attribute) {
+			ps = append(ps, Problem{Path: "tags.attributes[" + strconv.Itoa(i) + "].attribute",
+				Message: fmt.Sprintf(msg, awsfed.Quote(a.Attribute), "no user ever gets this tag")})
+		}
+	}
+	if s := rs.Tags.SourceIdentity; s != "" && missing(s) {
+		ps = append(ps, Problem{Path: "tags.source_identity",
+			Message: fmt.Sprintf(msg, awsfed.Quote(s), "no session ever gets a source identity")})
+	}
+	return ps
+}

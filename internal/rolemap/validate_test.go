@@ -39,6 +39,10 @@ func TestValidateProblems(t *testing.T) {
 		{"account name required", func(rs *RuleSet) { rs.Accounts[1].Name = "" }, []string{"accounts[1].name: is required"}},
 		{"role ARN grammar", func(rs *RuleSet) { rs.Grants[1].Roles[1].ARN = "arn:aws:iam::444455556666:role/Power User" }, []string{
 			"grants[1].roles[1].arn: invalid ARN: role name \"Power User\" has a character outside"}},
+		{"role name with a comma", func(rs *RuleSet) { rs.Grants[1].Roles[1].ARN = arn(staging, "Power,User") }, []string{
+			`grants[1].roles[1].arn: invalid ARN: role name "Power,User" has a comma at byte 5: IAM allows it, but AWS reads the SAML Role attribute as "<role ARN>,<provider ARN>"`}},
+		{"role path with a comma", func(rs *RuleSet) { rs.Grants[2].Roles[0].ARN = "arn:aws:iam::" + prod + ":role/a,b/ViewOnly" }, []string{
+			`grants[2].roles[0].arn: invalid ARN: role path "/a,b/" has a comma at byte 2`}},
 		{"role ARN partition", func(rs *RuleSet) { rs.Grants[0].Roles[1].ARN = "arn:aws:iam::" + gov + ":role/Admin" }, []string{
 			`grants[0].roles[1].arn: account 777788889999 is in partition "aws-us-gov", the ARN says "aws"`}},
 		{"role account not in catalogue", func(rs *RuleSet) { rs.Grants[0].Roles[0].ARN = arn("000000000000", "Admin") }, []string{
@@ -106,6 +110,12 @@ func TestValidateProblems(t *testing.T) {
 		{"template ends with slash", func(rs *RuleSet) { rs.Patterns[0].RoleARN = "arn:aws:iam::${account}:role/${role}/" }, []string{`ends with "/": no role name`}},
 		{"template bad name literal", func(rs *RuleSet) { rs.Patterns[0].RoleARN = "arn:aws:iam::${account}:role/${role}*" }, []string{
 			`role name part "*" has '*', outside [A-Za-z0-9_+=,.@-]`}},
+		{"template comma in the name", func(rs *RuleSet) { rs.Patterns[0].RoleARN = "arn:aws:iam::${account}:role/${role},x" }, []string{
+			`patterns[0].role_arn: can never give a valid role ARN: has a comma in its literal text: AWS reads the SAML Role attribute as "<role ARN>,<provider ARN>"`}},
+		{"template comma in the path", func(rs *RuleSet) { rs.Patterns[1].RoleARN = "arn:aws:iam::" + staging + ":role/teams,x/${team}/Ops" }, []string{
+			"patterns[1].role_arn: can never give a valid role ARN: has a comma in its literal text"}},
+		{"template literal ARN with a comma", func(rs *RuleSet) { rs.Patterns[0].RoleARN = "arn:aws:iam::111122223333:role/Ops,Admin" }, []string{
+			`patterns[0].role_arn: can never give a valid role ARN: invalid ARN: role name "Ops,Admin" has a comma at byte 3`}},
 		{"template space", func(rs *RuleSet) { rs.Patterns[0].RoleARN = "arn:aws:iam::${account}:role/ ${role}" }, []string{"has the character ' '"}},
 		{"template literal ARN invalid", func(rs *RuleSet) {
 			rs.Patterns[0].RoleARN = "arn:aws:iam::111122223333:role/" + strings.Repeat("r", 65)
@@ -298,5 +308,29 @@ func TestErrorText(t *testing.T) {
 	got := (&Error{Op: "compile", Problems: ps}).Error()
 	if !strings.HasPrefix(got, "rolemap: compile: grants[0].id: is required; grants[1].id") || !strings.HasSuffix(got, "; and 2 more") {
 		t.Errorf("Error() = %q", got)
+	}
+}
+
+func TestCheckFetched(t *testing.T) {
+	rs := testRuleSet() // tags: email, Department, display_name; source identity: username
+	if ps := rs.CheckFetched([]string{"department"}); len(ps) != 0 {
+		t.Errorf("department fetched: %v", ps)
+	}
+	if ps := rs.CheckFetched([]string{"employeeNumber", "DEPARTMENT"}); len(ps) != 0 {
+		t.Errorf("names are compared case-insensitively: %v", ps)
+	}
+	ps := rs.CheckFetched(nil)
+	want := `tags.attributes[1].attribute: "Department" is not read from the directory: add it to directory.attributes.extra in the wardend configuration, or no user ever gets this tag`
+	if len(ps) != 1 || ps[0].String() != want {
+		t.Errorf("nothing fetched:\n%swant:\n  %s", problemsText(ps), want)
+	}
+	rs.Tags.SourceIdentity = "employeeID"
+	rs.Tags.Attributes = append(rs.Tags.Attributes, TagAttribute{Attribute: "bad attr", Key: "x"}, TagAttribute{Attribute: "", Key: "y"})
+	ps = rs.CheckFetched([]string{"department"})
+	if len(ps) != 1 || ps[0].String() != `tags.source_identity: "employeeID" is not read from the directory: add it to directory.attributes.extra in the wardend configuration, or no session ever gets a source identity` {
+		t.Errorf("source identity (names Validate refuses are left to it):\n%s", problemsText(ps))
+	}
+	if ps := (RuleSet{}).CheckFetched(nil); len(ps) != 0 {
+		t.Errorf("no tag rules: %v", ps)
 	}
 }

@@ -293,6 +293,9 @@ func (s *Server) Config() ldap.Config {
 		DialTimeout:  2 * time.Second,
 		Timeout:      5 * time.Second,
 	}
+	// The example rules tag department (no dev user has one); read it, as
+	// a configuration with those rules must.
+	c.Attributes.Extra = []string{"department"}
 	c.ApplyPreset()
 	c.SetDefaults()
 	return c
