@@ -35,6 +35,7 @@ func RealOptions(t testing.TB, rulesFile string) (app.Options, string) {
 		Banner: io.Discard, DataDir: t.TempDir()}
 	o.Directory = ldap.Config{Type: ldap.TypeOpenLDAP, URLs: []string{env["LDAP_URL"]}, BaseDN: env["LDAP_BASE_DN"],
 		BindDN: env["LDAP_BIND_DN"], BindPassword: env["LDAP_BIND_PW"]}
+	o.Directory.Attributes.Extra = []string{"department"} // the example rules tag it
 	o.Directory.ApplyPreset()
 	o.Directory.SetDefaults()
 	o.Redis = store.RedisConfig{Addrs: []string{env["REDIS_ADDR"]}, Password: os.Getenv("REDIS_PASSWORD")}
