@@ -152,9 +152,10 @@ type Request struct {
 	ClientIP  string
 	RequestID string
 	// Via is the path that found the user gone (a directory cause only):
-	// "session" (a browser request's periodic re-check), "console", the
-	// route of a hand-off or admin change ("/saml/sso", "/device/approve",
-	// "/admin/api/accounts", ...), "token_exchange", "refresh".
+	// "session" (a browser request's periodic re-check), the route of a
+	// hand-off or admin change ("/aws/console", "/saml/sso",
+	// "/device/approve", "/admin/api/accounts", ...), "token_exchange",
+	// "refresh".
 	Via string
 }
 

@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/wardenidp/warden/internal/access"
+	"github.com/wardenidp/warden/internal/accesskeys"
 	"github.com/wardenidp/warden/internal/admin"
 	"github.com/wardenidp/warden/internal/audit"
 	"github.com/wardenidp/warden/internal/awsfed"
@@ -29,6 +30,7 @@ import (
 	"github.com/wardenidp/warden/internal/keys"
 	"github.com/wardenidp/warden/internal/mfa"
 	"github.com/wardenidp/warden/internal/oidcop"
+	"github.com/wardenidp/warden/internal/portal"
 	"github.com/wardenidp/warden/internal/rolemap"
 	"github.com/wardenidp/warden/internal/samlidp"
 	"github.com/wardenidp/warden/internal/store"
@@ -60,6 +62,10 @@ type Options struct {
 	// Elevation configures time-boxed elevation (request timeout, session
 	// tags, webhooks); zero values take the defaults.
 	Elevation elevation.Config
+	// AccessKeys configures the portal's Access keys panel
+	// (portal.access_keys); zero values take the defaults (on, the
+	// regional STS endpoint of each role's partition).
+	AccessKeys accesskeys.Config
 	// AuditMaxLen bounds the audit stream in Redis (0: store.DefaultAuditMaxLen).
 	AuditMaxLen int64
 	// DataDir holds generated keys (DataDir/keys).
@@ -258,11 +264,6 @@ func Run(ctx context.Context, o Options) error {
 		return fmt.Errorf("app: saml: %w", err)
 	}
 	closers = append(closers, idp.Close)
-	var portalDep web.Portal
-	if o.SAML.AWS.On() {
-		portalDep = portal{rules: holder, idp: idp, partition: o.SAML.AWS.Partition, elevations: elev}
-	}
-
 	// The one owner of a user's access: the fresh look-up of every
 	// hand-off, privileged act and session re-check, and the revocation
 	// of everything a user holds (sessions, token families, device codes).
@@ -353,6 +354,33 @@ func Run(ctx context.Context, o Options) error {
 		return fmt.Errorf("app: elevation pages: %w", err)
 	}
 
+	// The portal: the home page's AWS roles and /aws/console (without the
+	// AWS preset, the home page is the server's own account page).
+	mounts := []web.Mount{adm, idp, oidcProvider, deviceUI, mfaUI, elevUI}
+	if o.SAML.AWS.On() {
+		backend := portalBackend{rules: holder, idp: idp, partition: o.SAML.AWS.Partition, elevations: elev}
+		var keys portal.KeyMinter
+		if o.AccessKeys.On() {
+			svc, err := accesskeys.New(o.AccessKeys, accesskeys.Deps{Signer: accesskeys.SignerFunc(backend.stsResponse), Audit: auditTo,
+				DefaultSessionSeconds: o.SAML.AWS.DefaultSessionSeconds})
+			if err != nil {
+				return fmt.Errorf("app: %w", err)
+			}
+			keys = svc
+		}
+		portalUI, err := portal.New(portal.Deps{
+			Backend:   backend,
+			PublicURL: o.Server.PublicURL,
+			Audit:     auditTo,
+			Logger:    log,
+			Keys:      keys,
+		})
+		if err != nil {
+			return fmt.Errorf("app: portal: %w", err)
+		}
+		mounts = append(mounts, portalUI)
+	}
+
 	srv, err := web.New(o.Server, web.Deps{
 		Directory: dir,
 		Sessions:  sessions,
@@ -366,8 +394,7 @@ func Run(ctx context.Context, o Options) error {
 		Registry: reg,
 		Gatherer: reg,
 		Audit:    auditTo,
-		Mounts:   []web.Mount{adm, idp, oidcProvider, deviceUI, mfaUI, elevUI},
-		Portal:   portalDep,
+		Mounts:   mounts,
 
 		SecondFactor: mfaPolicy,
 		Clock:        appClock{now: o.Now},

@@ -7,14 +7,14 @@ import (
 
 	"github.com/wardenidp/warden/internal/elevation"
 	"github.com/wardenidp/warden/internal/identity"
+	"github.com/wardenidp/warden/internal/portal"
 	"github.com/wardenidp/warden/internal/rolemap"
 	"github.com/wardenidp/warden/internal/samlidp"
-	"github.com/wardenidp/warden/internal/web"
 )
 
-// portal adapts the rules Holder and the SAML IdP to web.Portal, so that the
-// web package does not import samlidp.
-type portal struct {
+// portalBackend adapts the rules Holder and the SAML IdP to portal.Backend,
+// so that the portal package does not import samlidp.
+type portalBackend struct {
 	rules      *rolemap.Holder
 	idp        *samlidp.IdP
 	partition  string // the AWS partition console sign-in goes to
@@ -22,15 +22,15 @@ type portal struct {
 }
 
 var (
-	_ web.Portal             = portal{}
-	_ web.ConsolePartitioner = portal{}
+	_ portal.Backend            = portalBackend{}
+	_ portal.ConsolePartitioner = portalBackend{}
 )
 
 // Grants evaluates the current rules for the user: the session's groups
 // and attributes, the rules as they are now (watchRules keeps the Holder at
 // the stored version on every replica), plus the eligible roles an active
 // elevation grants now (their SessionSeconds capped at the time left).
-func (p portal) Grants(ctx context.Context, u identity.User) (rolemap.Result, error) {
+func (p portalBackend) Grants(ctx context.Context, u identity.User) (rolemap.Result, error) {
 	res := p.rules.Load().Evaluate(rolemap.InputFromUser(u))
 	if p.elevations != nil {
 		if err := p.elevations.Apply(ctx, u, &res); err != nil {
@@ -41,23 +41,40 @@ func (p portal) Grants(ctx context.Context, u identity.User) (rolemap.Result, er
 }
 
 // Console makes the one-role IdP-initiated response and translates the
-// IdP's refusals into the web package's.
-func (p portal) Console(ctx context.Context, u identity.User, authn identity.Authn, g rolemap.Grant, relayState string) (web.ConsolePost, error) {
+// IdP's refusals into the portal's.
+func (p portalBackend) Console(ctx context.Context, u identity.User, authn identity.Authn, g rolemap.Grant, relayState string) (portal.ConsolePost, error) {
 	post, err := p.idp.AWSConsoleAuthn(ctx, u, authn, g, relayState)
-	switch {
-	case err == nil:
-		return web.ConsolePost{URL: post.URL, SAMLResponse: post.SAMLResponse, RelayState: post.RelayState}, nil
-	case errors.Is(err, samlidp.ErrBadRelayState):
-		return web.ConsolePost{}, fmt.Errorf("%w: %w", web.ErrBadDestination, err)
-	case errors.Is(err, samlidp.ErrTooLarge):
-		return web.ConsolePost{}, fmt.Errorf("%w: %w", web.ErrResponseTooLarge, err)
-	case errors.Is(err, samlidp.ErrInsufficientAuthn):
-		return web.ConsolePost{}, fmt.Errorf("%w: %w", web.ErrNeedsFactor, err)
-	case errors.Is(err, samlidp.ErrSessionName):
-		return web.ConsolePost{}, fmt.Errorf("%w: %w", web.ErrUnusableUser, err)
+	if err != nil {
+		return portal.ConsolePost{}, portalError(err)
 	}
-	return web.ConsolePost{}, err
+	return portal.ConsolePost{URL: post.URL, SAMLResponse: post.SAMLResponse, RelayState: post.RelayState}, nil
 }
 
-// ConsolePartition implements web.ConsolePartitioner.
-func (p portal) ConsolePartition() string { return p.partition }
+// stsResponse is the Access keys panel's signer (accesskeys.Signer): the
+// one-role response for STS that the CLI's token exchange gets, with the
+// IdP's refusals translated into the portal's.
+func (p portalBackend) stsResponse(ctx context.Context, u identity.User, authn identity.Authn, g rolemap.Grant, res rolemap.Result) (string, error) {
+	a, err := p.idp.STSResponseFor(ctx, "access-keys", u, authn, g, res)
+	if err != nil {
+		return "", portalError(err)
+	}
+	return a.Response, nil
+}
+
+// portalError wraps the IdP's refusals in the portal's.
+func portalError(err error) error {
+	switch {
+	case errors.Is(err, samlidp.ErrBadRelayState):
+		return fmt.Errorf("%w: %w", portal.ErrBadDestination, err)
+	case errors.Is(err, samlidp.ErrTooLarge):
+		return fmt.Errorf("%w: %w", portal.ErrResponseTooLarge, err)
+	case errors.Is(err, samlidp.ErrInsufficientAuthn):
+		return fmt.Errorf("%w: %w", portal.ErrNeedsFactor, err)
+	case errors.Is(err, samlidp.ErrSessionName):
+		return fmt.Errorf("%w: %w", portal.ErrUnusableUser, err)
+	}
+	return err
+}
+
+// ConsolePartition implements portal.ConsolePartitioner.
+func (p portalBackend) ConsolePartition() string { return p.partition }

@@ -12,7 +12,10 @@
 // (sections A–E), cited item by item where they apply.
 package awsfed
 
-import "fmt"
+import (
+	"errors"
+	"fmt"
+)
 
 // Partition describes one AWS partition: a separate set of regions with its
 // own ARN prefix, sign-in and console hosts.
@@ -90,3 +93,8 @@ func STSEndpoint(partition, region string) (string, error) {
 	}
 	return "https://sts." + region + "." + p.DNSSuffix, nil
 }
+
+// ErrOtherPartition: a role is in an AWS partition this Warden does not
+// sign in to: the portal refuses such a console link or access keys with
+// it, samlidp and oidcop such a role-scoped token.
+var ErrOtherPartition = errors.New("role is in another AWS partition")

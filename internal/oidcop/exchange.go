@@ -505,7 +505,7 @@ func (x *Exchanger) issueSAML(ctx context.Context, user identity.User, authn ide
 		xe := insufficientAuthn(grant, authn)
 		xe.err = err
 		return nil, xe
-	case errors.Is(err, web.ErrOtherPartition):
+	case errors.Is(err, awsfed.ErrOtherPartition):
 		return nil, &exchangeError{status: http.StatusBadRequest, code: "invalid_target", auditResult: "other_partition", err: err,
 			desc: "this role is in an AWS partition that Warden's SAML sign-in is not configured for; request an id_token instead"}
 	case errors.Is(err, samlidp.ErrSessionName):

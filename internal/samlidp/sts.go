@@ -7,9 +7,9 @@ import (
 	"time"
 
 	"github.com/wardenidp/warden/internal/audit"
+	"github.com/wardenidp/warden/internal/awsfed"
 	"github.com/wardenidp/warden/internal/identity"
 	"github.com/wardenidp/warden/internal/rolemap"
-	"github.com/wardenidp/warden/internal/web"
 )
 
 // STSAssertion is a signed SAML Response made for STS AssumeRoleWithSAML.
@@ -42,15 +42,22 @@ type STSAssertion struct {
 // AuthnContextClassRef and the authentication tag, as in AWSConsoleAuthn.
 // The caller has checked that res holds grant and that authn satisfies it.
 // Errors as AWSConsoleAuthn's: ErrAWSDisabled, ErrSessionName,
-// ErrTooLarge, ErrInsufficientAuthn, and web.ErrOtherPartition for a grant
+// ErrTooLarge, ErrInsufficientAuthn, and awsfed.ErrOtherPartition for a grant
 // outside the configured partition.
 func (i *IdP) STSResponse(ctx context.Context, user identity.User, authn identity.Authn, grant rolemap.Grant, res rolemap.Result) (STSAssertion, error) {
+	return i.STSResponseFor(ctx, "token-exchange", user, authn, grant, res)
+}
+
+// STSResponseFor is STSResponse for another flow than the CLI's token
+// exchange, named in the audit event ("access-keys": the portal's panel,
+// where wardend calls STS itself).
+func (i *IdP) STSResponseFor(ctx context.Context, flow string, user identity.User, authn identity.Authn, grant rolemap.Grant, res rolemap.Result) (STSAssertion, error) {
 	if i.aws == nil {
 		return STSAssertion{}, ErrAWSDisabled
 	}
 	if grant.Partition != "" && grant.Partition != i.aws.partition {
 		return STSAssertion{}, fmt.Errorf("samlidp: role %s is in partition %s, AWS sign-in is configured for %s: %w",
-			grant.RoleARN, grant.Partition, i.aws.partition, web.ErrOtherPartition)
+			grant.RoleARN, grant.Partition, i.aws.partition, awsfed.ErrOtherPartition)
 	}
 	now := i.now().UTC()
 	authn = normalAuthn(authn, now)
@@ -72,7 +79,7 @@ func (i *IdP) STSResponse(ctx context.Context, user identity.User, authn identit
 	if len(resp.Base64) > MaxResponseBase64 {
 		return STSAssertion{}, &TooLargeError{Roles: 1, Length: len(resp.Base64)}
 	}
-	detail := map[string]string{"sp": "aws", "flow": "token-exchange", "assertion_id": a.ID, "method": authn.Method}
+	detail := map[string]string{"sp": "aws", "flow": flow, "assertion_id": a.ID, "method": authn.Method}
 	if grant.Elevation != nil {
 		detail["elevation"], detail["session_seconds"] = grant.Elevation.ID, strconv.Itoa(secs)
 	}

@@ -5,8 +5,8 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/wardenidp/warden/internal/awsfed"
 	"github.com/wardenidp/warden/internal/rolemap"
-	"github.com/wardenidp/warden/internal/web"
 )
 
 // TestSTSResponse: the token exchange's response passes the same rule
@@ -65,7 +65,7 @@ func TestSTSResponseRefuses(t *testing.T) {
 	user := testUsers["alice"]
 	res := f.rules.Load().Evaluate(rolemap.InputFromUser(user))
 	gov := grantOf(t, f.rules, "alice", "arn:aws-us-gov:iam::777788889999:role/AdministratorAccess")
-	if _, err := f.idp.STSResponse(context.Background(), user, f.password(), gov, res); !errors.Is(err, web.ErrOtherPartition) {
+	if _, err := f.idp.STSResponse(context.Background(), user, f.password(), gov, res); !errors.Is(err, awsfed.ErrOtherPartition) {
 		t.Errorf("other partition: %v", err)
 	}
 	off := false

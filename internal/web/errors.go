@@ -4,6 +4,8 @@ import (
 	"net/http"
 
 	"github.com/gin-gonic/gin"
+
+	"github.com/wardenidp/warden/internal/identity"
 )
 
 // publicText is the fixed text shown for a status: never an internal error.
@@ -47,5 +49,28 @@ func (s *Server) renderErrorPage(c *gin.Context, status int, heading, message, r
 		c.JSON(status, gin.H{"error": message, "request_id": state(c).id})
 		return
 	}
-	s.render(c, status, "error.html", view{Heading: heading, Message: message, RetryLink: retry})
+	v := view{Heading: heading, Message: message, RetryLink: retry}
+	if v.User = s.errorPageUser(c, status); v.User != nil {
+		v.BodyClass = "app" // the header as on the signed-in pages
+	}
+	s.render(c, status, "error.html", v)
+}
+
+// errorPageUser is the signed-in user whose name and links the error page's
+// header shows: the session the route loaded, else the one the session
+// cookie names, read without a directory re-check (the header grants
+// nothing). None for a 5xx (the session store may be what failed).
+func (s *Server) errorPageUser(c *gin.Context, status int) *identity.User {
+	if st := state(c); st.session != nil {
+		u := st.session.User
+		return &u
+	}
+	if status >= http.StatusInternalServerError {
+		return nil
+	}
+	sess, _, err := s.storedSession(c)
+	if err != nil {
+		return nil
+	}
+	return &sess.User
 }

@@ -13,7 +13,6 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/wardenidp/warden/internal/identity"
-	"github.com/wardenidp/warden/internal/rolemap"
 	"github.com/wardenidp/warden/internal/store"
 )
 
@@ -213,58 +212,6 @@ func TestRequireFactorIfEnrolled(t *testing.T) {
 	f.mu.Unlock()
 	if rec := b.get("/if-enrolled"); rec.Code != http.StatusServiceUnavailable {
 		t.Fatalf("factor store down: %d, want 503", rec.Code)
-	}
-}
-
-func TestConsoleStepUp(t *testing.T) {
-	p := &fakePortal{grants: map[string][]rolemap.Grant{}, acs: "https://signin.aws.amazon.com/saml"}
-	admin := grant("prod", "111122223333", "Admin", 3600)
-	admin.RequireMFA = true
-	keyOnly := grant("prod", "111122223333", "BreakGlass", 3600)
-	keyOnly.MFAMethods = []string{identity.MethodWebAuthn}
-	p.grants["bob"] = []rolemap.Grant{admin, keyOnly, grant("prod", "111122223333", "ReadOnly", 3600)}
-	var e *env
-	e = newEnv(t, withPortal(p), withFactor(&fakeFactor{enrolled: true}, func() time.Time { return e.clock.Now() }))
-	b := signedIn(t, e)
-	home := b.get("/")
-	if !strings.Contains(home.Body.String(), `title="Asks for your second factor">MFA</span>`) ||
-		!strings.Contains(home.Body.String(), `>passkey</span>`) {
-		t.Fatal("the portal does not mark the roles that ask for more")
-	}
-	csrf := csrfFrom(t, home.Body.String())
-	// ReadOnly needs nothing more.
-	if rec := b.post("/aws/console", url.Values{"csrf_token": {csrf}, "role": {"arn:aws:iam::111122223333:role/ReadOnly"}}); rec.Code != http.StatusOK {
-		t.Fatalf("ReadOnly: %d", rec.Code)
-	}
-	// Admin: the factor first, then back to the same role as a GET.
-	rec := b.post("/aws/console", url.Values{"csrf_token": {csrf}, "role": {admin.RoleARN}})
-	loc := rec.Header().Get("Location")
-	if rec.Code != http.StatusSeeOther || !strings.HasPrefix(loc, "/mfa?") {
-		t.Fatalf("Admin with a password-only session: %d %q", rec.Code, loc)
-	}
-	u, _ := url.Parse(loc)
-	next := u.Query().Get("next")
-	if !strings.HasPrefix(next, "/aws/console?role=") {
-		t.Fatalf("step-up returns to %q", next)
-	}
-	if n := len(p.Calls()); n != 1 {
-		t.Fatalf("%d console responses made, want only ReadOnly's", n)
-	}
-	var stepped bool
-	for _, ev := range e.audit.Events() {
-		stepped = stepped || (ev.Action == "aws.console" && ev.Result == "step_up" && ev.Object == admin.RoleARN)
-	}
-	if !stepped {
-		t.Fatal("no aws.console step_up audit event")
-	}
-	passFactor(t, b, next)
-	if rec := b.get(next); rec.Code != http.StatusOK || len(p.Calls()) != 2 {
-		t.Fatalf("Admin after TOTP: %d, %d calls", rec.Code, len(p.Calls()))
-	}
-	// BreakGlass takes a passkey only: TOTP is not enough.
-	rec = b.post("/aws/console", url.Values{"csrf_token": {csrfFrom(t, b.get("/").Body.String())}, "role": {keyOnly.RoleARN}})
-	if rec.Code != http.StatusSeeOther || !strings.Contains(rec.Header().Get("Location"), "methods=webauthn") {
-		t.Fatalf("BreakGlass with TOTP: %d %q", rec.Code, rec.Header().Get("Location"))
 	}
 }
 

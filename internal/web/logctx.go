@@ -36,3 +36,13 @@ func (h requestIDHandler) WithAttrs(as []slog.Attr) slog.Handler {
 func (h requestIDHandler) WithGroup(name string) slog.Handler {
 	return requestIDHandler{h.Handler.WithGroup(name)}
 }
+
+// RequestLogger returns l adding request_id (RequestID of the record's
+// context) to every record logged with a request's context, as the
+// server's own log does: for a Mount's logger.
+func RequestLogger(l *slog.Logger) *slog.Logger {
+	if _, ok := l.Handler().(requestIDHandler); ok {
+		return l
+	}
+	return slog.New(requestIDHandler{l.Handler()})
+}

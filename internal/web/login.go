@@ -127,32 +127,13 @@ func (s *Server) handleLogin(c *gin.Context) {
 		c.Redirect(http.StatusSeeOther, factorURL(in.Next, nil, false))
 		return
 	}
-	if role, dest, ok := s.consoleNext(in.Next); ok {
-		// A console link (a bookmark of a role, or a link that met the
-		// sign-in page): answer with its SAML post page now, as the GET
-		// that the redirect would cause answers, for the user the sign-in
-		// just read from the directory. It saves the browser a round trip
-		// and the server a session read and a second directory look-up.
-		st.signedIn, st.token = &sess, token
-		s.console(c, role, dest, false)
+	// A next page that a Mount answers itself (the portal's console links):
+	// its page now, for the session just made (page.go, NextAnswerer).
+	st.session, st.token = &sess, token
+	if s.answerNext(c, in.Next) {
 		return
 	}
 	c.Redirect(http.StatusSeeOther, in.Next)
-}
-
-// consoleNext reports whether next (safeNext's) is a console link, GET
-// /aws/console?role=…[&destination=…], and its parameters.
-func (s *Server) consoleNext(next string) (role, dest string, ok bool) {
-	path, query, _ := strings.Cut(next, "?")
-	if s.portal == nil || path != "/aws/console" {
-		return "", "", false
-	}
-	q, err := url.ParseQuery(query)
-	if err != nil {
-		return "", "", false
-	}
-	role, dest = q.Get("role"), q.Get("destination")
-	return role, dest, role != ""
 }
 
 // signIn runs one sign-in: input bounds, limiter, directory, session. It

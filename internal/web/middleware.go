@@ -26,15 +26,12 @@ type reqState struct {
 	clientIP string
 	start    time.Time
 	srv      *Server
-	// Mounted routes only (loadSession): the session, and the session
-	// cookie value that CSRF tokens are bound to.
+	// Mounted routes (loadSession) and a sign-in once it made the session
+	// (NextAnswerer): the session, and the session cookie value that CSRF
+	// tokens are bound to.
 	session *store.Session
 	token   string
-	// signedIn: the session this request (a sign-in) made, with the user
-	// as the directory gave them a moment ago; the console link a sign-in
-	// goes on to uses it instead of reading it back (console).
-	signedIn *store.Session
-	api      bool // a Mount's API route: errors are JSON
+	api     bool // a Mount's API route: errors are JSON
 	// partial: the route accepts a session whose sign-in waits for its
 	// second factor (Route.Partial); pending: such a session was found on
 	// a route that does not.

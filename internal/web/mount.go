@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"html/template"
 	"io/fs"
-	"log/slog"
 	"mime"
 	"mime/multipart"
 	"net/http"
@@ -62,6 +61,7 @@ type Route struct {
 }
 
 // Mount is a sub-application: its routes are added to the server's table.
+// A Mount that serves GET / replaces the server's home page (page.go).
 type Mount interface {
 	Routes() []Route
 }
@@ -71,7 +71,8 @@ type Mount interface {
 // starts with "_" are partials, parsed into every page of the Mount and never
 // pages themselves. Page names must not collide with the server's own pages
 // or another Mount's. funcs are added to the template functions ("asset",
-// the hashed URL of a static file, is always present and cannot be replaced).
+// the hashed URL of a static file, and "valueAttr", a form field's
+// value="…" attribute, are always present and cannot be replaced).
 // A partial may define the layout block "head" (e.g. a <script src>).
 type Templater interface {
 	Templates() (fsys fs.FS, funcs template.FuncMap)
@@ -263,12 +264,7 @@ func Fail(c *gin.Context, status int, publicMsg string, err error) {
 		return
 	}
 	if err != nil {
-		level := slog.LevelWarn
-		if status >= 500 && status != http.StatusServiceUnavailable {
-			level = slog.LevelError
-		}
-		s.log.LogAttrs(c.Request.Context(), level, "request failed",
-			slog.Int("status", status), slog.String("err", err.Error()))
+		s.logFailure(c, status, err)
 	}
 	heading, msg := publicText(status)
 	if publicMsg != "" {

@@ -261,7 +261,7 @@ func TestMountBodyLimitAndMultipart(t *testing.T) {
 
 func TestMountRejectsBadMounts(t *testing.T) {
 	h := func(*gin.Context) {}
-	page := fstest.MapFS{"home.html": {Data: []byte(`{{define "content"}}x{{end}}`)}}
+	page := fstest.MapFS{"login.html": {Data: []byte(`{{define "content"}}x{{end}}`)}}
 	for name, m := range map[string]Mount{
 		"conflicts with /login": &testMount{routes: []Route{{Method: "GET", Path: "/login", Handler: h}}},
 		"duplicate route": &testMount{routes: []Route{{Method: "GET", Path: "/a", Handler: h},

@@ -508,7 +508,7 @@ func TestPprofDebugListener(t *testing.T) {
 	if code, _ := get(base + "/debug/pprof/goroutine?debug=1"); code != http.StatusNotFound {
 		t.Fatalf("main listener serves the profiler: %d", code)
 	}
-	if code, body := get(dbg + "/login"); code != http.StatusNotFound || !strings.Contains(body, "request ID <code>") {
+	if code, body := get(dbg + "/login"); code != http.StatusNotFound || !strings.Contains(body, "Request ID <code>") {
 		t.Fatalf("debug listener serves pages, or its 404 has no request ID: %d %.300s", code, body)
 	}
 	cancel()

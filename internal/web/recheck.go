@@ -34,7 +34,7 @@ type sessionRechecker interface {
 var errUserGone = fmt.Errorf("web: the directory no longer lets the session's user in: %w", store.ErrNotFound)
 
 // recheck looks the session's user up afresh and returns the session with
-// the fresh user (stored, so the portal shows the roles of that look-up).
+// the fresh user (stored, so that the pages show that look-up).
 //
 // strict is for hand-offs and privileged acts: an outage is returned (the
 // caller answers 503). Otherwise (a re-check because the last one is older

@@ -109,12 +109,9 @@ type Deps struct {
 	Clock    Clock        // nil: SystemClock
 	Audit    audit.Logger // nil: audit.Discard
 	Rand     io.Reader    // nil: crypto/rand.Reader (tokens, request IDs)
-	// Mounts are sub-applications (the admin UI) served behind the same
-	// middleware; see mount.go.
+	// Mounts are sub-applications (the admin UI, the portal) served behind
+	// the same middleware; see mount.go and page.go.
 	Mounts []Mount
-	// Portal, when set, lists the user's AWS roles on the home page and
-	// serves /aws/console (portal.go). Nil: no AWS section, no route.
-	Portal Portal
 	// Users, when set, re-checks the user of a browser session in the
 	// directory: at every hand-off to AWS and privileged act (routes marked
 	// Fresh), and at any request once the last look-up is older than
@@ -134,7 +131,6 @@ type Server struct {
 	origin   string // scheme://host of PublicURL
 	dir      Authenticator
 	sessions Sessions
-	frames   postFrames // saml_post.html cut at its values (postpage.go)
 	limiter  Limiter
 	health   []HealthCheck
 	log      *slog.Logger
@@ -154,12 +150,12 @@ type Server struct {
 	engine       *gin.Engine
 	handler      http.Handler
 	mounts       []Mount
-	portal       Portal
 	users        UserChecker
 	factor       SecondFactor
 	factorPage   FactorPager // the Mount that asks for the factor, if any
 	recheckEvery time.Duration
 	limits       map[string]int64 // method+" "+route path -> body limit, where not maxBody
+	headOf       map[string]bool  // paths whose HEAD route runs their GET route (head.go)
 	sample       *sampler         // which successful requests the access log shows
 	draining     atomic.Bool      // set at shutdown: /readyz answers 503
 }
@@ -202,7 +198,6 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		rand:     deps.Rand,
 		csrfKey:  append([]byte(nil), deps.CSRFKey...),
 		mounts:   deps.Mounts,
-		portal:   deps.Portal,
 
 		users:        deps.Users,
 		factor:       deps.SecondFactor,
@@ -292,8 +287,11 @@ type mountedRoute struct {
 
 // routes is every route of the package, in one place.
 func (s *Server) routes() []route {
-	rs := []route{
-		{http.MethodGet, "/", s.handleHome},
+	var rs []route
+	if !s.mountServesHome() { // else a Mount's page replaces it (page.go)
+		rs = append(rs, route{http.MethodGet, homePath, s.handleHome})
+	}
+	rs = append(rs, []route{
 		{http.MethodGet, "/login", s.handleLoginForm},
 		{http.MethodPost, "/login", s.handleLogin},
 		{http.MethodGet, "/logout", s.handleLogoutConfirm}, // a GET never signs out
@@ -303,19 +301,13 @@ func (s *Server) routes() []route {
 		{http.MethodGet, "/metrics", s.guarded("metrics", s.promHandler)}, // server.metrics decides who (metrics_access.go)
 		{http.MethodGet, "/static/:name", s.handleStatic},
 		{http.MethodHead, "/static/:name", s.handleStatic},
-	}
+	}...)
 	if s.passwordChanger() != nil {
 		// the change form of an expired or must-change password (password.go)
 		rs = append(rs, route{http.MethodPost, passwordPath, s.handlePasswordChange})
 	}
 	// server.debug.pprof: the profiler, behind the same rule as /metrics (pprof.go)
 	rs = append(rs, s.pprofRoutes()...)
-	if s.portal != nil {
-		// GET for bookmarks and deep links, POST from the portal's buttons
-		// (handleConsole says why the GET is safe).
-		rs = append(rs, route{http.MethodGet, "/aws/console", s.handleConsole},
-			route{http.MethodPost, "/aws/console", s.handleConsole})
-	}
 	return rs
 }
 
@@ -341,7 +333,7 @@ func (s *Server) newEngine() (*gin.Engine, error) {
 	for _, r := range s.routes() {
 		all = append(all, mountedRoute{r.method, r.path, []gin.HandlerFunc{r.handler}, 0})
 	}
-	for _, r := range append(all, s.mountRoutes()...) {
+	for _, r := range s.withHead(append(all, s.mountRoutes()...)) {
 		if err := handle(e, r.method, r.path, r.handlers); err != nil {
 			return nil, err
 		}
@@ -377,10 +369,14 @@ func (s *Server) Handler() http.Handler { return s.handler }
 type RouteInfo struct{ Method, Path string }
 
 // Routes lists every registered route, the Mounts' included, sorted by path
-// then method (tests sweep them all).
+// then method (tests sweep them all), but for the HEAD routes that run a
+// GET route's handlers (head.go): sweeping the GET sweeps them.
 func (s *Server) Routes() []RouteInfo {
 	var out []RouteInfo
 	for _, r := range s.engine.Routes() {
+		if r.Method == http.MethodHead && s.headOf[r.Path] {
+			continue
+		}
 		out = append(out, RouteInfo{Method: r.Method, Path: r.Path})
 	}
 	sort.Slice(out, func(i, j int) bool {

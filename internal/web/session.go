@@ -99,8 +99,8 @@ func (s *Server) storeUnavailable(c *gin.Context, err error) {
 	s.renderError(c, http.StatusServiceUnavailable)
 }
 
-// handleHome is the portal: the AWS roles the signed-in user holds now
-// (when a Portal is configured) and who the user is.
+// handleHome is the home page when no Mount serves one (page.go): who the
+// signed-in user is, their groups, and sign-out.
 func (s *Server) handleHome(c *gin.Context) {
 	sess, token, err := s.currentSession(c)
 	if err != nil {
@@ -112,20 +112,7 @@ func (s *Server) handleHome(c *gin.Context) {
 		s.fail(c, http.StatusInternalServerError, err)
 		return
 	}
-	v := view{User: &sess.User, CSRF: csrf, Wide: true}
-	if s.portal != nil {
-		v.BodyClass = "app"
-		res, err := s.portal.Grants(c.Request.Context(), sess.User)
-		if err != nil {
-			// The rest of the page is still useful: say so, log the detail.
-			s.log.LogAttrs(c.Request.Context(), slog.LevelWarn, "portal: grants", slog.String("err", err.Error()))
-			v.Portal = &portalView{Error: true}
-		} else {
-			v.Portal = buildPortal(res.Grants, s.origin, s.consolePartition())
-			v.Portal.addEligible(res.Eligible, res.Grants)
-		}
-	}
-	s.render(c, http.StatusOK, "home.html", v)
+	s.render(c, http.StatusOK, "account.html", view{User: &sess.User, CSRF: csrf, Wide: true})
 }
 
 // handleLogoutConfirm shows a form that POSTs /logout: a GET never signs

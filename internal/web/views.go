@@ -3,6 +3,7 @@ package web
 import (
 	"bytes"
 	"fmt"
+	"html"
 	"html/template"
 	"log/slog"
 	"net/http"
@@ -24,11 +25,6 @@ type view struct {
 	Nav       []NavLink // header links (Navigator mounts), filled in by render
 	BodyClass string
 	Data      any // a Mount's page data (Render)
-
-	// home page: the AWS roles (nil without a Portal)
-	Portal *portalView
-	// saml_post.html and console_confirm.html
-	Console *consolePage
 
 	// login
 	Next     string
@@ -60,8 +56,8 @@ func (v *views) layout(funcs template.FuncMap) (*template.Template, error) {
 	return t, nil
 }
 
-var pageFiles = []string{"login.html", "home.html", "logout.html", "error.html", "account_state.html",
-	"saml_post.html", "console_confirm.html", "password_change.html"}
+var pageFiles = []string{"login.html", "account.html", "logout.html", "error.html", "account_state.html",
+	"password_change.html"}
 
 func parseViews(a *assets, mounts []Mount) (*views, error) {
 	funcs := template.FuncMap{"asset": a.url, "valueAttr": valueAttr}
@@ -123,6 +119,16 @@ func (s *Server) render(c *gin.Context, status int, page string, v view) {
 // Anything else is escaped.
 func valueAttr(v string) template.HTMLAttr {
 	return template.HTMLAttr(`value="` + attrValue(v) + `"`)
+}
+
+// attrValue is what valueAttr puts between the quotes of value="…".
+func attrValue(v string) string {
+	for i := 0; i < len(v); i++ {
+		if !base64Char[v[i]] {
+			return html.EscapeString(v)
+		}
+	}
+	return v
 }
 
 // base64Char: the characters of standard base64 (RFC 4648 §4).

@@ -1,7 +1,6 @@
-package web
+package portal
 
 import (
-	"context"
 	"encoding/base64"
 	"fmt"
 	"html"
@@ -10,98 +9,10 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 
-	"github.com/wardenidp/warden/internal/identity"
 	"github.com/wardenidp/warden/internal/rolemap"
 )
-
-// fakePortal hands out a fixed grant list per username and records Console
-// calls. Console refuses destinations outside https://console.aws.amazon.com/
-// (the real check is samlidp.ValidRelayState, adapted in internal/app).
-type fakePortal struct {
-	mu         sync.Mutex
-	grants     map[string][]rolemap.Grant
-	grantsErr  error
-	consoleErr error
-	acs        string
-	calls      []consoleCall
-}
-
-type consoleCall struct {
-	User  string
-	Grant rolemap.Grant
-	Dest  string
-}
-
-func (p *fakePortal) Grants(_ context.Context, u identity.User) (rolemap.Result, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.grantsErr != nil {
-		return rolemap.Result{}, p.grantsErr
-	}
-	return rolemap.Result{Grants: append([]rolemap.Grant(nil), p.grants[u.Username]...)}, nil
-}
-
-func (p *fakePortal) Console(_ context.Context, u identity.User, _ identity.Authn, g rolemap.Grant, dest string) (ConsolePost, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.calls = append(p.calls, consoleCall{u.Username, g, dest})
-	if p.consoleErr != nil {
-		return ConsolePost{}, p.consoleErr
-	}
-	if dest != "" && !strings.HasPrefix(dest, "https://console.aws.amazon.com/") {
-		return ConsolePost{}, fmt.Errorf("fake: relay state: %w", ErrBadDestination)
-	}
-	resp := base64.StdEncoding.EncodeToString([]byte("<Response role=\"" + g.RoleARN + "\" user=\"" + u.Username + "\"/>"))
-	return ConsolePost{URL: p.acs, SAMLResponse: resp, RelayState: dest}, nil
-}
-
-func (p *fakePortal) Calls() []consoleCall {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return append([]consoleCall(nil), p.calls...)
-}
-
-func (p *fakePortal) set(f func(p *fakePortal)) { p.mu.Lock(); f(p); p.mu.Unlock() }
-
-func grant(acctName, acctID, role string, secs int) rolemap.Grant {
-	return rolemap.Grant{RoleARN: "arn:aws:iam::" + acctID + ":role/" + role,
-		ProviderARN: "arn:aws:iam::" + acctID + ":saml-provider/warden", AccountID: acctID,
-		AccountName: acctName, Partition: "aws", RoleName: role, SessionSeconds: secs}
-}
-
-// bobGrants are in rolemap's order (account ID, then ARN), not the portal's.
-var bobGrants = []rolemap.Grant{
-	grant("prod", "111122223333", "ReadOnly", 3600),
-	grant("prod", "111122223333", "ViewOnly", 0),
-	grant("staging", "444455556666", "PowerUser", 28800),
-	grant("Analytics", "999988887777", "team/Reader", 0), // a role with a path
-}
-
-func init() {
-	// the path variant: name Reader, path /team/
-	bobGrants[3].RoleARN = "arn:aws:iam::999988887777:role/team/Reader"
-	bobGrants[3].RoleName = "Reader"
-}
-
-func withPortal(p Portal) envOption { return func(_ *Config, d *Deps) { d.Portal = p } }
-
-func newPortalEnv(t testing.TB) (*env, *fakePortal) {
-	t.Helper()
-	p := &fakePortal{grants: map[string][]rolemap.Grant{"bob": bobGrants}, acs: "https://signin.aws.amazon.com/saml"}
-	return newEnv(t, withPortal(p)), p
-}
-
-func signedIn(t testing.TB, e *env) *browser {
-	t.Helper()
-	b := e.browser(t)
-	if rec := b.login("bob", testPassword, "/"); rec.Code != http.StatusSeeOther {
-		t.Fatalf("sign-in: %d", rec.Code)
-	}
-	return b
-}
 
 var (
 	accountRe = regexp.MustCompile(`<span class="acctname">([^<]*)</span> <span class="acctid">(\d+)</span>`)
@@ -166,7 +77,7 @@ func TestPortalHome(t *testing.T) {
 func TestPortalHomeStates(t *testing.T) {
 	t.Run("no roles", func(t *testing.T) {
 		e, p := newPortalEnv(t)
-		p.set(func(p *fakePortal) { p.grants = nil })
+		p.set(func(p *fakeBackend) { p.grants = nil })
 		body := signedIn(t, e).get("/").Body.String()
 		if !strings.Contains(body, "You have no AWS roles yet; ask your admin.") || strings.Contains(body, `id="roles"`) {
 			t.Errorf("empty state missing:\n%s", body)
@@ -175,7 +86,7 @@ func TestPortalHomeStates(t *testing.T) {
 	t.Run("grants fail", func(t *testing.T) {
 		e, p := newPortalEnv(t)
 		b := signedIn(t, e)
-		p.set(func(p *fakePortal) { p.grantsErr = fmt.Errorf("rules: %w", errBoom) })
+		p.set(func(p *fakeBackend) { p.grantsErr = fmt.Errorf("rules: %w", errBoom) })
 		rec := b.get("/")
 		body := rec.Body.String()
 		if rec.Code != http.StatusOK || !strings.Contains(body, "cannot be listed right now") || !strings.Contains(body, "Bob Brown") {
@@ -186,14 +97,14 @@ func TestPortalHomeStates(t *testing.T) {
 		}
 	})
 	t.Run("no portal", func(t *testing.T) {
-		e := newEnv(t)
+		e := newEnv(t) // the server's own home page
 		b := signedIn(t, e)
 		body := b.get("/").Body.String()
 		if strings.Contains(body, "AWS roles") || strings.Contains(body, "portal.") {
-			t.Error("AWS section without a Portal")
+			t.Error("AWS section without the portal")
 		}
 		if rec := b.get("/aws/console?role=prod/ReadOnly"); rec.Code != http.StatusNotFound {
-			t.Errorf("/aws/console without a Portal: %d", rec.Code)
+			t.Errorf("/aws/console without the portal: %d", rec.Code)
 		}
 	})
 }
@@ -304,7 +215,7 @@ func TestConsoleRequests(t *testing.T) {
 		query    url.Values
 		hdr      []string
 		noCSRF   bool
-		setup    func(p *fakePortal)
+		setup    func(p *fakeBackend)
 		code     int
 		text     string // in the body
 		calls    int    // Console calls
@@ -327,15 +238,15 @@ func TestConsoleRequests(t *testing.T) {
 		{name: "no role", method: "GET", query: url.Values{}, code: 400, text: "does not name a role"},
 		{name: "role too long", method: "GET", query: url.Values{"role": {"prod/" + strings.Repeat("a", 3000)}}, code: 400},
 		{name: "destination too long", method: "GET", query: url.Values{"role": {"prod/ReadOnly"}, "destination": {"https://console.aws.amazon.com/" + strings.Repeat("a", 5000)}}, code: 400},
-		{name: "too large", method: "GET", query: url.Values{"role": {"prod/ReadOnly"}}, setup: func(p *fakePortal) { p.consoleErr = fmt.Errorf("samlidp: %w", ErrResponseTooLarge) },
+		{name: "too large", method: "GET", query: url.Values{"role": {"prod/ReadOnly"}}, setup: func(p *fakeBackend) { p.consoleErr = fmt.Errorf("samlidp: %w", ErrResponseTooLarge) },
 			code: 422, text: "larger than AWS accepts", calls: 1, audit: "too_large"},
-		{name: "unusable user", method: "GET", query: url.Values{"role": {"prod/ReadOnly"}}, setup: func(p *fakePortal) { p.consoleErr = fmt.Errorf("samlidp: %w", ErrUnusableUser) },
+		{name: "unusable user", method: "GET", query: url.Values{"role": {"prod/ReadOnly"}}, setup: func(p *fakeBackend) { p.consoleErr = fmt.Errorf("samlidp: %w", ErrUnusableUser) },
 			code: 422, text: "Ask your admin", calls: 1, audit: "unusable_user"},
-		{name: "signing fails", method: "GET", query: url.Values{"role": {"prod/ReadOnly"}}, setup: func(p *fakePortal) { p.consoleErr = errBoom },
+		{name: "signing fails", method: "GET", query: url.Values{"role": {"prod/ReadOnly"}}, setup: func(p *fakeBackend) { p.consoleErr = errBoom },
 			code: 500, calls: 1, audit: "error"},
-		{name: "bad ACS", method: "GET", query: url.Values{"role": {"prod/ReadOnly"}}, setup: func(p *fakePortal) { p.acs = "javascript:alert(1)" },
+		{name: "bad ACS", method: "GET", query: url.Values{"role": {"prod/ReadOnly"}}, setup: func(p *fakeBackend) { p.acs = "javascript:alert(1)" },
 			code: 500, calls: 1, audit: "error"},
-		{name: "grants fail", method: "GET", query: url.Values{"role": {"prod/ReadOnly"}}, setup: func(p *fakePortal) { p.grantsErr = errBoom }, code: 503},
+		{name: "grants fail", method: "GET", query: url.Values{"role": {"prod/ReadOnly"}}, setup: func(p *fakeBackend) { p.grantsErr = errBoom }, code: 503},
 		{name: "POST without CSRF token", method: "POST", query: url.Values{"role": {"prod/ReadOnly"}}, noCSRF: true, code: 403, text: "Your form expired"},
 		{name: "POST from another origin", method: "POST", query: url.Values{"role": {"prod/ReadOnly"}}, hdr: []string{"Sec-Fetch-Site", "cross-site"}, code: 403, text: "Your form expired"},
 		{name: "PUT", method: "PUT", query: url.Values{"role": {"prod/ReadOnly"}}, code: 405},
@@ -479,7 +390,7 @@ func TestConsoleGrantsAreFresh(t *testing.T) {
 	e, p := newPortalEnv(t)
 	b := signedIn(t, e)
 	csrf := csrfFrom(t, b.get("/").Body.String())
-	p.set(func(p *fakePortal) { p.grants = map[string][]rolemap.Grant{"bob": bobGrants[1:]} })
+	p.set(func(p *fakeBackend) { p.grants = map[string][]rolemap.Grant{"bob": bobGrants[1:]} })
 	rec := b.post("/aws/console", url.Values{"csrf_token": {csrf}, "role": {"arn:aws:iam::111122223333:role/ReadOnly"}})
 	if rec.Code != http.StatusForbidden || len(p.Calls()) != 0 {
 		t.Errorf("revoked role: %d, %d calls", rec.Code, len(p.Calls()))
@@ -501,9 +412,9 @@ func TestFormActionSources(t *testing.T) {
 		{"", ""},
 	}
 	for _, tc := range tests {
-		got, err := formActionSources(tc.acs)
-		if (err != nil) != (tc.want == "") || got != tc.want {
-			t.Errorf("formActionSources(%q) = %q, %v; want %q", tc.acs, got, err, tc.want)
+		srcs, err := formActionSources(tc.acs)
+		if got := strings.Join(srcs, " "); (err != nil) != (tc.want == "") || got != tc.want {
+			t.Errorf("formActionSources(%q) = %q, %v; want %q", tc.acs, srcs, err, tc.want)
 		}
 	}
 }
@@ -516,16 +427,16 @@ func TestSessionText(t *testing.T) {
 	}
 }
 
-// partitionPortal signs in to the aws partition only.
-type partitionPortal struct{ *fakePortal }
+// partitionBackend signs in to the aws partition only.
+type partitionBackend struct{ *fakeBackend }
 
-func (partitionPortal) ConsolePartition() string { return "aws" }
+func (partitionBackend) ConsolePartition() string { return "aws" }
 
 func TestConsoleOtherPartition(t *testing.T) {
 	gov := rolemap.Grant{RoleARN: "arn:aws-us-gov:iam::777788889999:role/ViewOnly", ProviderARN: "arn:aws-us-gov:iam::777788889999:saml-provider/warden-gov",
 		AccountID: "777788889999", AccountName: "sandbox", Partition: "aws-us-gov", RoleName: "ViewOnly"}
-	p := &fakePortal{grants: map[string][]rolemap.Grant{"bob": append([]rolemap.Grant{gov}, bobGrants...)}, acs: "https://signin.aws.amazon.com/saml"}
-	e := newEnv(t, withPortal(partitionPortal{p}))
+	p := &fakeBackend{grants: map[string][]rolemap.Grant{"bob": append([]rolemap.Grant{gov}, bobGrants...)}, acs: "https://signin.aws.amazon.com/saml"}
+	e := newEnv(t, withBackend(partitionBackend{p}))
 	b := signedIn(t, e)
 	body := b.get("/").Body.String()
 	if strings.Contains(body, `value="`+gov.RoleARN+`"`) || !strings.Contains(body, "not from here") || !strings.Contains(body, `<span class="tag">aws-us-gov</span>`) {

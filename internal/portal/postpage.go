@@ -1,8 +1,7 @@
-package web
+package portal
 
 import (
 	"bytes"
-	"html"
 	"net/http"
 	"strconv"
 	"strings"
@@ -12,6 +11,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/wardenidp/warden/internal/identity"
+	"github.com/wardenidp/warden/internal/web"
 )
 
 // The SAML post page (saml_post.html in the layout) answers every console
@@ -60,7 +60,7 @@ type postFrames struct {
 
 const maxPostFrames = 64
 
-func postFrameKey(nav []NavLink, relay bool) string {
+func postFrameKey(nav []web.NavLink, relay bool) string {
 	var b strings.Builder
 	for _, n := range nav {
 		b.WriteString(n.Path)
@@ -74,19 +74,15 @@ func postFrameKey(nav []NavLink, relay bool) string {
 	return b.String()
 }
 
-// frame returns the frame for nav and relay, rendering it on first use;
-// nil when it cannot (the cache is full, or the template failed).
-func (s *Server) postFrame(nav []NavLink, relay bool) *postFrame {
+// postFrame returns the frame for nav and relay, rendering it on first
+// use; nil when it cannot (the cache is full, or the template failed).
+func (p *UI) postFrame(c *gin.Context, nav []web.NavLink, relay bool) *postFrame {
 	key := postFrameKey(nav, relay)
-	s.frames.mu.RLock()
-	f, ok := s.frames.m[key]
-	s.frames.mu.RUnlock()
+	p.frames.mu.RLock()
+	f, ok := p.frames.m[key]
+	p.frames.mu.RUnlock()
 	if ok {
 		return f
-	}
-	t, found := s.views.pages["saml_post.html"]
-	if !found {
-		return nil
 	}
 	m := func(f postField) string { return postMarker + strconv.Itoa(int(f)) + "Z" }
 	page := consolePage{RoleName: m(pfRole), AccountName: m(pfAccountName), AccountID: m(pfAccountID),
@@ -96,19 +92,19 @@ func (s *Server) postFrame(nav []NavLink, relay bool) *postFrame {
 	}
 	var buf bytes.Buffer
 	user := identity.User{Username: m(pfUser)}
-	if err := t.ExecuteTemplate(&buf, "layout", view{User: &user, Nav: nav, Console: &page, RequestID: m(pfRequestID)}); err != nil {
+	if err := web.ExecutePage(c, &buf, pagePost, &page, web.PageFrame{User: &user, Nav: nav, RequestID: m(pfRequestID), Card: true}); err != nil {
 		return nil
 	}
 	f = cutFrame(buf.String())
-	s.frames.mu.Lock()
-	defer s.frames.mu.Unlock()
-	if s.frames.m == nil {
-		s.frames.m = map[string]*postFrame{}
+	p.frames.mu.Lock()
+	defer p.frames.mu.Unlock()
+	if p.frames.m == nil {
+		p.frames.m = map[string]*postFrame{}
 	}
-	if len(s.frames.m) >= maxPostFrames {
+	if len(p.frames.m) >= maxPostFrames {
 		return nil
 	}
-	s.frames.m[key] = f
+	p.frames.m[key] = f
 	return f
 }
 
@@ -171,41 +167,24 @@ func postURL(v string) bool {
 	return true
 }
 
-// attrValue is what valueAttr puts between the quotes of value="…".
-func attrValue(v string) string {
-	for i := 0; i < len(v); i++ {
-		if !base64Char[v[i]] {
-			return html.EscapeString(v)
-		}
-	}
-	return v
-}
-
-// renderPost writes saml_post.html for v (render's view of a console
-// click) from its frame, or through render when a value or the cache says
-// so.
-func (s *Server) renderPost(c *gin.Context, v view) {
-	v.RequestID = state(c).id
-	if v.User != nil && v.Nav == nil {
-		v.Nav = s.nav(*v.User)
-	}
-	p := v.Console
-	vals := [pfCount]string{pfRole: p.RoleName, pfAccountName: p.AccountName, pfAccountID: p.AccountID,
-		pfURL: p.Post.URL, pfRequestID: v.RequestID}
-	if v.User != nil {
-		vals[pfUser] = v.User.Username
-	}
+// renderPost writes saml_post.html for page (a console click of user)
+// from its frame, or through the template (web.RenderCard) when a value or
+// the cache says so.
+func (p *UI) renderPost(c *gin.Context, user identity.User, page *consolePage) {
+	rid := web.RequestID(c.Request.Context())
+	nav := web.Nav(c, user)
+	vals := [pfCount]string{pfUser: user.Username, pfRole: page.RoleName, pfAccountName: page.AccountName,
+		pfAccountID: page.AccountID, pfURL: page.Post.URL, pfRequestID: rid}
 	var f *postFrame
-	if v.User != nil && v.RequestID != "" && postURL(p.Post.URL) &&
-		postText(vals[pfUser]) && postText(p.RoleName) && postText(p.AccountName) && postText(p.AccountID) && postText(v.RequestID) {
-		f = s.postFrame(v.Nav, p.Post.RelayState != "")
+	if rid != "" && postURL(page.Post.URL) && postText(user.Username) && postText(page.RoleName) &&
+		postText(page.AccountName) && postText(page.AccountID) && postText(rid) {
+		f = p.postFrame(c, nav, page.Post.RelayState != "")
 	}
 	if f == nil {
-		s.render(c, http.StatusOK, "saml_post.html", v)
+		web.RenderCard(c, http.StatusOK, pagePost, page)
 		return
 	}
-	resp, relay := attrValue(p.Post.SAMLResponse), attrValue(p.Post.RelayState)
-	vals[pfResponse], vals[pfRelay] = resp, relay
+	vals[pfResponse], vals[pfRelay] = web.AttrValue(page.Post.SAMLResponse), web.AttrValue(page.Post.RelayState)
 	n := 0
 	for _, part := range f.parts {
 		n += len(part)
@@ -225,3 +204,5 @@ func (s *Server) renderPost(c *gin.Context, v view) {
 	c.Header("Content-Length", strconv.Itoa(buf.Len()))
 	c.Data(http.StatusOK, "text/html; charset=utf-8", buf.Bytes())
 }
+
+var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}

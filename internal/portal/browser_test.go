@@ -1,4 +1,4 @@
-package web
+package portal
 
 import (
 	"context"
@@ -148,10 +148,10 @@ func key(k string) chromedp.Action[chromedp.Void] { return chromedp.KeyEvent(k) 
 func TestBrowserPortal(t *testing.T) {
 	b := newChrome(t)
 	acs := newACSRecorder(t)
-	p := &fakePortal{grants: map[string][]rolemap.Grant{"bob": bobGrants}, acs: acs.srv.URL + "/saml"}
+	p := &fakeBackend{grants: map[string][]rolemap.Grant{"bob": bobGrants}, acs: acs.srv.URL + "/saml"}
 	hs := httptest.NewUnstartedServer(nil)
 	base := "http://" + hs.Listener.Addr().String()
-	e := newEnv(t, withPublicURL(base), withPortal(p))
+	e := newEnv(t, withPublicURL(base), withBackend(p))
 	hs.Config.Handler = e.h
 	hs.Start()
 	defer hs.Close()

@@ -1,4 +1,4 @@
-package web
+package portal
 
 import (
 	"context"
@@ -13,14 +13,14 @@ import (
 	"github.com/wardenidp/warden/internal/rolemap"
 )
 
-// elevPortal is a Portal whose result has eligible roles, one of them
+// elevBackend is a Backend whose result has eligible roles, one of them
 // elevated (as internal/elevation's Apply leaves it).
-type elevPortal struct {
-	fakePortal
+type elevBackend struct {
+	fakeBackend
 	res rolemap.Result
 }
 
-func (p *elevPortal) Grants(context.Context, identity.User) (rolemap.Result, error) {
+func (p *elevBackend) Grants(context.Context, identity.User) (rolemap.Result, error) {
 	return p.res, nil
 }
 
@@ -39,11 +39,11 @@ func TestPortalEligibleAndElevated(t *testing.T) {
 	elevated.Eligible = nil
 	elevated.SessionSeconds = 3000
 	elevated.Elevation = &rolemap.Elevated{ID: "0123456789abcdef0123456789abcdef", EndsAt: ends, Reason: "INC-1"}
-	p := &elevPortal{fakePortal: fakePortal{acs: "https://signin.aws.amazon.com/saml"}, res: rolemap.Result{
+	p := &elevBackend{fakeBackend: fakeBackend{acs: "https://signin.aws.amazon.com/saml"}, res: rolemap.Result{
 		Grants:   []rolemap.Grant{elevated, grant("prod", "111122223333", "ReadOnly", 3600)},
 		Eligible: []rolemap.Grant{prodAdmin, stageAdmin, debug},
 	}}
-	e := newEnv(t, withPortal(p))
+	e := newEnv(t, withBackend(p))
 	body := signedIn(t, e).get("/").Body.String()
 
 	// The elevated role: its Console button, and the end next to it.
