@@ -153,6 +153,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		OIDC:        cfg.OIDC,
 		MFA:         cfg.MFA,
 		Elevation:   cfg.Elevation,
+		AccessKeys:  cfg.Portal.AccessKeys,
 		DataDir:     cfg.DataDir,
 		Logger:      logger,
 		Banner:      stdout,

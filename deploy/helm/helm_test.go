@@ -793,7 +793,7 @@ func checkNetworkPolicies(nps []*networkingv1.NetworkPolicy, wardend labels.Set,
 			bad("wardend's NetworkPolicy allows egress to any port")
 		}
 	}
-	for _, p := range []int{389, 636, 53} {
+	for _, p := range []int{389, 636, 443, 53} {
 		if !ports[p] {
 			bad("wardend's NetworkPolicy lets no traffic out to port %d", p)
 		}

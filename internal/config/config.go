@@ -21,6 +21,7 @@ import (
 	"net"
 	"strings"
 
+	"github.com/wardenidp/warden/internal/accesskeys"
 	"github.com/wardenidp/warden/internal/admin"
 	"github.com/wardenidp/warden/internal/directory/ldap"
 	"github.com/wardenidp/warden/internal/elevation"
@@ -46,11 +47,19 @@ type Config struct {
 	OIDC        oidcop.Config       `yaml:"oidc"`
 	MFA         mfa.Config          `yaml:"mfa"`
 	Elevation   elevation.Config    `yaml:"elevation"`
+	Portal      PortalConfig        `yaml:"portal"`
 	Log         LogConfig           `yaml:"log"`
 	// DataDir is where wardend keeps what it generates (signing keys and
 	// certificates).
 	DataDir string    `yaml:"data_dir"`
 	Dev     DevConfig `yaml:"dev"`
+}
+
+// PortalConfig holds the settings of the user's portal.
+type PortalConfig struct {
+	// AccessKeys is the "Access keys" panel: short-term credentials per
+	// role, minted by wardend at STS.
+	AccessKeys accesskeys.Config `yaml:"access_keys"`
 }
 
 // LogConfig sets the level and format of wardend's log (log/slog).
@@ -113,6 +122,7 @@ func applyDefaults(c *Config) {
 	c.OIDC.SetDefaults()
 	c.MFA.SetDefaults()
 	c.Elevation.SetDefaults()
+	c.Portal.AccessKeys.SetDefaults()
 	c.Log.setDefaults()
 	if c.DataDir == "" {
 		c.DataDir = DefaultDataDir

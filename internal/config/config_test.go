@@ -498,7 +498,7 @@ func TestYAMLShape(t *testing.T) {
 	for i := 0; i < len(n.Content[0].Content); i += 2 {
 		keys = append(keys, n.Content[0].Content[i].Value)
 	}
-	want := "server directory redis session login_limits admin keys saml oidc mfa elevation log data_dir dev"
+	want := "server directory redis session login_limits admin keys saml oidc mfa elevation portal log data_dir dev"
 	if strings.Join(keys, " ") != want {
 		t.Errorf("top-level keys %q, want %q", keys, want)
 	}

@@ -81,7 +81,7 @@ colour: blue
 				"directory.attributes.usrname: unknown key (line 9); did you mean username?",
 				"directory.attributes.disply_name: unknown key (line 10); did you mean display_name?",
 				"redis.tls.enable: unknown key (line 13); did you mean enabled?",
-				"colour: unknown key (line 14); known keys here: server, directory, redis, session, login_limits, admin, keys, saml, oidc, mfa, elevation, log, data_dir, dev",
+				"colour: unknown key (line 14); known keys here: server, directory, redis, session, login_limits, admin, keys, saml, oidc, mfa, elevation, portal, log, data_dir, dev",
 			},
 		},
 		{
@@ -119,7 +119,7 @@ colour: blue
 			name: "merge key",
 			doc:  "base: &b {level: info}\nlog:\n  <<: *b\n",
 			want: []string{
-				"base: unknown key (line 1); known keys here: server, directory, redis, session, login_limits, admin, keys, saml, oidc, mfa, elevation, log, data_dir, dev",
+				"base: unknown key (line 1); known keys here: server, directory, redis, session, login_limits, admin, keys, saml, oidc, mfa, elevation, portal, log, data_dir, dev",
 				"log.<<: merge keys (<<) are not supported (line 3); repeat the keys",
 			},
 		},

@@ -42,6 +42,7 @@ func (c *Config) problems() []*FieldError {
 	add("oidc", reflect.TypeOf(c.OIDC), c.OIDC.Validate())
 	add("mfa", reflect.TypeOf(c.MFA), c.MFA.Validate())
 	add("elevation", reflect.TypeOf(c.Elevation), c.Elevation.Validate())
+	add("portal.access_keys", reflect.TypeOf(c.Portal.AccessKeys), c.Portal.AccessKeys.Validate())
 
 	bad := func(path, format string, args ...any) {
 		ps = append(ps, &FieldError{Path: path, Msg: fmt.Sprintf(format, args...)})
