@@ -15,6 +15,8 @@
 #   make testenv-up   start the servers, print `export` lines (eval "$(make -s testenv-up)")
 #   make testenv-down stop them
 #   make testenv-verify  check the servers and their seed data (55 checks)
+#   make screenshots  the pictures of README.md and docs/ (docs/img), taken by
+#                     the browser tests (Chromium) against the real servers
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -57,7 +59,7 @@ define with_testenv
 	  $(1)
 endef
 
-.PHONY: all deps test test-under-load test-short bench fuzz lint build dev testenv-up testenv-down testenv-verify clean
+.PHONY: all deps test test-under-load test-short bench fuzz lint build dev testenv-up testenv-down testenv-verify screenshots clean
 
 all: lint build test
 
@@ -112,6 +114,13 @@ testenv-down:
 
 testenv-verify:
 	@deploy/testenv/verify.sh
+
+# docs/img: TestBrowserLayout (portal, device, second factor, admin pages,
+# 1280x900 and 390x844) and the elevation tests save what README.md and
+# docs/ show; TestDocImages checks that every picture they name exists
+screenshots: deps
+	$(call with_testenv,WARDEN_SCREENSHOTS=$(CURDIR)/docs/img $(GO) test -count=1 -timeout 10m \
+	  -run '^(TestBrowserLayout|TestBrowserElevation.*)$$' ./internal/app/)
 
 clean:
 	rm -rf $(BIN)

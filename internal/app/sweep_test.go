@@ -81,6 +81,7 @@ var sweepParams = []struct {
 	{"/elevations", []string{"role", "duration", "reason", "start", "comment", "done", "csrf_token"}},
 	{"/api/elevations", []string{"roles", "seconds", "duration", "reason", "start_at", "comment", "access_token"}},
 	{"/aws/console", []string{"role", "destination", "csrf_token"}},
+	{"/aws/keys", []string{"role", "duration", "csrf_token"}},
 	{"/mfa", []string{"next", "methods", "fresh", "method", "code", "enrollment", "name", "csrf_token"}},
 	{"/account/security", []string{"id", "name", "done", "low", "next", "csrf_token"}},
 	{"/login/password", []string{"username", "password", "new_password", "confirm_password", "reason", "next", "csrf_token"}},
