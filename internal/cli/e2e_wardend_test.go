@@ -46,9 +46,24 @@ func TestCLIAgainstWardendE2E(t *testing.T) {
 		t.Fatalf("login stderr:\n%s", stderr)
 	}
 
+	// 1b. status --json: wardend said how long the sign-in lasts
+	// (refresh_token_expires_in: refresh_token_lifetime, 12 h by default).
+	stdout, stderr, err := runCLI(a, "status", "--json")
+	if err != nil {
+		t.Fatalf("status: %v\n%s", err, stderr)
+	}
+	var st struct {
+		Username   string    `json:"username"`
+		ValidUntil time.Time `json:"valid_until"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &st); err != nil || st.Username != "bob" || st.ValidUntil.Before(time.Now().Add(11*time.Hour)) ||
+		st.ValidUntil.After(time.Now().Add(12*time.Hour+time.Minute)) {
+		t.Errorf("status --json: valid_until %v (%v)\n%s", st.ValidUntil, err, stdout)
+	}
+
 	// 2. roles --json: bob's roles from the example rules (developers and,
 	// through nesting, engineering).
-	stdout, stderr, err := runCLI(a, "roles", "--json")
+	stdout, stderr, err = runCLI(a, "roles", "--json")
 	if err != nil {
 		t.Fatalf("roles: %v\n%s", err, stderr)
 	}

@@ -245,6 +245,14 @@ func TestRefreshRotationAndReuse(t *testing.T) {
 	if tok2.RefreshToken == "" || tok2.RefreshToken == rt1 || tok2.AccessToken == at1 {
 		t.Fatalf("refresh did not rotate: %+v", tok2)
 	}
+	// Both responses say how long the sign-in lasts: the family's absolute
+	// end, which rotation does not move (refresh_token_lifetime, 12 h).
+	for i, tk := range []*oauth2.Token{tok, tok2} {
+		left, ok := tk.Extra("refresh_token_expires_in").(float64)
+		if !ok || left <= 11*3600 || left > 12*3600 {
+			t.Errorf("response %d: refresh_token_expires_in %v", i+1, tk.Extra("refresh_token_expires_in"))
+		}
+	}
 	raw, _ := tok2.Extra("id_token").(string)
 	prov, err := gooidc.NewProvider(ctx, s.base)
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -70,6 +71,10 @@ type scratch struct {
 	// unavailable is set by storage methods that could not reach Redis or
 	// the directory: the response is then replaced by a 503.
 	unavailable error
+	// refreshEnds is the absolute end of the refresh token the response
+	// carries (set when one is issued or rotated): the response says it as
+	// refresh_token_expires_in (withRefreshExpiry).
+	refreshEnds time.Time
 }
 
 type scratchKey struct{}
@@ -207,8 +212,29 @@ func (p *Provider) runOP(c *gin.Context, r *http.Request, sc *scratch, fn http.H
 		c.Header("Cache-Control", "no-store")
 	}
 	c.Status(bw.status)
-	_, _ = c.Writer.Write(bw.body.Bytes())
+	body := bw.body.Bytes()
+	if bw.status == http.StatusOK && !sc.refreshEnds.IsZero() {
+		body = withRefreshExpiry(body, sc.refreshEnds.Sub(p.now()))
+	}
+	_, _ = c.Writer.Write(body)
 	c.Abort()
+}
+
+// withRefreshExpiry adds refresh_token_expires_in (seconds; the name
+// several providers use, with refresh_expires_in) to a token response that
+// carries a refresh token, so that a client can tell its user how long the
+// sign-in lasts without another request. Anything else is left as it is.
+func withRefreshExpiry(body []byte, left time.Duration) []byte {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(body, &m); err != nil || m["refresh_token"] == nil || m["refresh_token_expires_in"] != nil {
+		return body
+	}
+	m["refresh_token_expires_in"] = json.RawMessage(strconv.FormatInt(int64(max(left, 0)/time.Second), 10))
+	out, err := json.Marshal(m)
+	if err != nil {
+		return body
+	}
+	return out
 }
 
 // oauthError answers an RFC 6749 §5.2 error.

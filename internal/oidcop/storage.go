@@ -380,6 +380,9 @@ func (s *storage) CreateAccessAndRefreshTokens(ctx context.Context, req op.Token
 		case err != nil:
 			return "", "", time.Time{}, oidc.ErrInvalidGrant().WithDescription("invalid or expired refresh token")
 		}
+		if sc := scratchOf(ctx); sc != nil {
+			sc.refreshEnds = g.Expires
+		}
 		return g.ID + "." + at, newRT, now.Add(p.cfg.AccessTokenLifetime), nil
 	}
 	g, err := p.newGrant(ctx, req)
@@ -391,6 +394,9 @@ func (s *storage) CreateAccessAndRefreshTokens(ctx context.Context, req op.Token
 		return "", "", time.Time{}, outage(ctx, err)
 	}
 	p.recordIssue(ctx, g, req, true)
+	if sc := scratchOf(ctx); sc != nil {
+		sc.refreshEnds = g.Expires
+	}
 	return g.ID + "." + at, newRT, now.Add(p.cfg.AccessTokenLifetime), nil
 }
 
