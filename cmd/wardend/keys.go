@@ -20,9 +20,14 @@ import (
 )
 
 const keysUsage = `usage:
-  wardend keys list    -data-dir DIR | -config FILE   show every key, its state and fingerprint
-  wardend keys rotate  -data-dir DIR | -config FILE   make a next key: published, not signing yet
-  wardend keys promote -data-dir DIR | -config FILE   make the next key sign; the current one becomes previous
+  wardend keys list    -data-dir DIR | -config FILE [-alg ES256]   show every key, its state and fingerprint
+  wardend keys rotate  -data-dir DIR | -config FILE [-alg ES256]   make a next key: published, not signing yet
+  wardend keys promote -data-dir DIR | -config FILE [-alg ES256]   make the next key sign; the current one becomes previous
+
+-alg picks the ring: RS256 (default; SAML, and OIDC tokens unless
+oidc.signing_algorithm is ES256) or ES256 (EC P-256, OIDC tokens only).
+The first "rotate -alg ES256" makes the ES256 ring: its key is published
+in /oauth/keys at once and signs once oidc.signing_algorithm is ES256.
 
 The keys live where the configuration's keys block says: keys.dir
 (default DIR/keys, data_dir in the configuration), or Redis with
@@ -46,6 +51,7 @@ func keysCmd(args []string, stdout, stderr io.Writer) int {
 	fs.Usage = func() { fmt.Fprint(stderr, keysUsage+"\nflags:\n"); fs.PrintDefaults() }
 	dataDir := fs.String("data-dir", "", "the data directory (data_dir); keys are in DIR/keys")
 	cfgPath := fs.String("config", "", "configuration file: data_dir, the keys block and server.public_url come from it")
+	alg := fs.String("alg", keys.AlgRS256, "the key ring: RS256 or ES256")
 	if err := fs.Parse(args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -62,6 +68,10 @@ func keysCmd(args []string, stdout, stderr io.Writer) int {
 		publicURL string
 		again     = "-data-dir " + *dataDir
 	)
+	if *alg != keys.AlgRS256 && *alg != keys.AlgES256 {
+		fmt.Fprintf(stderr, "wardend keys %s: -alg must be %s or %s (got %q)\n", sub, keys.AlgRS256, keys.AlgES256, *alg)
+		return 2
+	}
 	switch {
 	case *cfgPath != "":
 		var err error
@@ -98,11 +108,17 @@ func keysCmd(args []string, stdout, stderr io.Writer) int {
 		defer rs.Close()
 	}
 	ks, err := app.KeyStore(kc, *dataDir, rs)
+	if err == nil {
+		ks, err = keys.ForAlg(ks, *alg)
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "wardend keys %s: %v\n", sub, err)
 		return 1
 	}
-	k := keysRun{st: ks, again: again, cfg: kc, publicURL: publicURL, now: time.Now, out: stdout}
+	if *alg != keys.AlgRS256 {
+		again += " -alg " + *alg
+	}
+	k := keysRun{st: ks, alg: *alg, again: again, cfg: kc, publicURL: publicURL, now: time.Now, out: stdout}
 	switch sub {
 	case "list":
 		err = k.list()
@@ -111,7 +127,9 @@ func keysCmd(args []string, stdout, stderr io.Writer) int {
 	case "promote":
 		err = k.promote()
 	}
-	if errors.Is(err, keys.ErrNoRing) {
+	if errors.Is(err, keys.ErrNoRing) && *alg == keys.AlgES256 {
+		err = fmt.Errorf("%w\n(`wardend keys rotate %s` makes it, or a start with oidc.signing_algorithm: ES256)", err, again)
+	} else if errors.Is(err, keys.ErrNoRing) {
 		err = fmt.Errorf("%w\n(start wardend once with this configuration: it creates the ring, or migrates step 1's signing-key.pem)", err)
 	}
 	if err != nil {
@@ -126,6 +144,7 @@ func keysConfig(c *config.Config) keys.Config { return c.Keys }
 
 type keysRun struct {
 	st               keys.Store
+	alg              string // the ring's: keys.AlgRS256 or keys.AlgES256
 	again, publicURL string // again: the flags that name this store
 	cfg              keys.Config
 	now              func() time.Time
@@ -151,7 +170,7 @@ func (k keysRun) list() error {
 				pub = "no (since " + stamp(until) + ")"
 			}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", s.ID, s.State, s.Key.N.BitLen(), stamp(s.Created), retired, pub, stamp(s.Cert.NotAfter), s.Fingerprint())
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", s.ID, s.State, s.Bits(), stamp(s.Created), retired, pub, stamp(s.Cert.NotAfter), s.Fingerprint())
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -161,6 +180,9 @@ func (k keysRun) list() error {
 }
 
 func (k keysRun) rotate() error {
+	if k.alg == keys.AlgES256 {
+		return k.rotateES256()
+	}
 	s, err := keys.RotateStore(context.Background(), k.st, k.cfg, keys.Options{Now: k.now})
 	if err != nil {
 		if errors.Is(err, keys.ErrNextExists) {
@@ -186,7 +208,48 @@ Next steps:
      and give it to every other SAML service provider.
   3. Then make the new key sign:
        wardend keys promote %s
-`, s.ID, s.Key.N.BitLen(), stamp(s.Cert.NotAfter), s.Fingerprint(), k.cfg.ReloadInterval, k.cfg.ReloadInterval, metadata, k.again)
+`, s.ID, s.Bits(), stamp(s.Cert.NotAfter), s.Fingerprint(), k.cfg.ReloadInterval, k.cfg.ReloadInterval, metadata, k.again)
+	return nil
+}
+
+// rotateES256 makes the ES256 ring when there is none (its key current:
+// published, signing only once oidc.signing_algorithm is ES256), else a
+// next key. Only the JWKS publishes these keys; no metadata to upload.
+func (k keysRun) rotateES256() error {
+	ctx := context.Background()
+	s, err := keys.RotateStore(ctx, k.st, k.cfg, keys.Options{Now: k.now})
+	if errors.Is(err, keys.ErrNoRing) {
+		r, err := keys.OpenStore(ctx, k.st, k.cfg, keys.Options{Now: k.now})
+		if err != nil {
+			return err
+		}
+		s = r.Current()
+		fmt.Fprintf(k.out, `Created the ES256 key ring with key %s (EC P-256).
+It is published in <issuer>/oauth/keys by running replicas within %s,
+beside the RSA keys; it signs ID tokens and web-identity tokens once
+oidc.signing_algorithm is ES256.
+
+Next steps:
+  1. Wait until relying parties that cache the JWKS have it (5 minutes
+     for Warden's Cache-Control; AWS fetches an unknown kid itself).
+  2. Set oidc.signing_algorithm: ES256 and restart the replicas one by one.
+     RS256 tokens already issued keep verifying: the RSA keys stay published.
+`, s.ID, k.cfg.ReloadInterval)
+		return nil
+	}
+	if err != nil {
+		if errors.Is(err, keys.ErrNextExists) {
+			return fmt.Errorf("%w\n(run `wardend keys promote %s` once relying parties have the JWKS with it)", err, k.again)
+		}
+		return err
+	}
+	fmt.Fprintf(k.out, `Created next key %s (EC P-256).
+It is published in the JWKS (/oauth/keys) but does not sign yet; running
+replicas pick it up within %s.
+
+Next step: after at least 5 minutes (the JWKS's Cache-Control), make it sign:
+  wardend keys promote %s
+`, s.ID, k.cfg.ReloadInterval, k.again)
 	return nil
 }
 
@@ -204,7 +267,11 @@ func (k keysRun) promote() error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(k.out, "Promoted %s: it signs from now on (running replicas switch within %s).\n", cur.ID, k.cfg.ReloadInterval)
+	if k.alg == keys.AlgES256 {
+		fmt.Fprintf(k.out, "Promoted %s: it is the ES256 key that signs when oidc.signing_algorithm is ES256 (running replicas switch within %s).\n", cur.ID, k.cfg.ReloadInterval)
+	} else {
+		fmt.Fprintf(k.out, "Promoted %s: it signs from now on (running replicas switch within %s).\n", cur.ID, k.cfg.ReloadInterval)
+	}
 	for _, s := range after {
 		if s.State == keys.StatePrevious && slices.ContainsFunc(before, func(b keys.Signer) bool { return b.ID == s.ID && b.State == keys.StateCurrent }) {
 			fmt.Fprintf(k.out, "The previous key %s stays published until %s (publish_previous %s).\n", s.ID, stamp(s.RetiredAt.Add(k.cfg.PublishPrevious)), k.cfg.PublishPrevious)
@@ -214,6 +281,10 @@ func (k keysRun) promote() error {
 		if !slices.ContainsFunc(after, func(s keys.Signer) bool { return s.ID == b.ID }) {
 			fmt.Fprintf(k.out, "Removed key %s (retired %s, no longer published) and its files.\n", b.ID, stamp(b.RetiredAt))
 		}
+	}
+	if k.alg == keys.AlgES256 {
+		fmt.Fprintf(k.out, "\nCheck with: wardend keys list %s\n", k.again)
+		return nil
 	}
 	fmt.Fprintf(k.out, `
 Next step: sign in to AWS through Warden once. "Response signature invalid"

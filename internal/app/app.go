@@ -170,6 +170,13 @@ func Run(ctx context.Context, o Options) error {
 	cur := ring.Current()
 	log.Info("signing key", "kid", cur.ID, "fingerprint_sha256", cur.Fingerprint(), "published", len(ring.Published()), "store", ring.Where())
 	go ring.Watch(ctx, log)
+	// The ES256 ring of OIDC tokens: made at the first start that signs
+	// with it, else followed (published once `wardend keys rotate -alg
+	// ES256` made it).
+	tokenKeys, err := openTokenKeys(ctx, keyStore, o.Keys, o.OIDC.SigningAlgorithm, ring, o.Now, log)
+	if err != nil {
+		return fmt.Errorf("app: %w", err)
+	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -280,7 +287,7 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	oidcProvider, err := oidcop.New(o.OIDC, oidcop.Deps{
-		Keys:       ring,
+		Keys:       tokenKeys,
 		Store:      st,
 		Directory:  dir,
 		Users:      acc,
@@ -482,6 +489,35 @@ func (c appClock) Now() time.Time {
 }
 
 func (appClock) Sleep(ctx context.Context, d time.Duration) { web.SystemClock{}.Sleep(ctx, d) }
+
+// openTokenKeys opens the ES256 ring beside rsa's (made when alg is ES256,
+// else only loaded: empty until made), watches it, and signs OIDC tokens
+// with the ring of alg.
+func openTokenKeys(ctx context.Context, st keys.Store, cfg keys.Config, alg string, rsa *keys.Ring, now func() time.Time, log *slog.Logger) (*keys.TokenKeys, error) {
+	if alg == "" {
+		alg = keys.AlgRS256
+	}
+	ecStore, err := keys.ForAlg(st, keys.AlgES256)
+	if err != nil {
+		return nil, err
+	}
+	open := keys.LoadStore
+	if alg == keys.AlgES256 {
+		open = keys.OpenStore
+	}
+	ec, err := open(ctx, ecStore, cfg, keys.Options{Now: now})
+	if err != nil {
+		return nil, err
+	}
+	go ec.Watch(ctx, log)
+	tk, err := keys.NewTokenKeys(alg, rsa, ec)
+	if err != nil {
+		return nil, err
+	}
+	cur := tk.Current()
+	log.Info("token signing key", "alg", cur.Alg, "kid", cur.ID, "published", len(tk.Published()), "es256_store", ec.Where())
+	return tk, nil
+}
 
 // KeyStore is where the signing keys are kept by cfg (defaulted): keys.dir
 // (default <dataDir>/keys), or Redis under the store's key prefix, sealed

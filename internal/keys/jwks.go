@@ -23,14 +23,23 @@ func Thumbprint(pub *rsa.PublicKey) string {
 	return base64.RawURLEncoding.EncodeToString(tp)
 }
 
-// jwk is the public JWK of s (RFC 7517 section 4): RS256, "use":"sig",
+// thumbprint is Thumbprint of any public key go-jose knows (RSA, EC).
+func thumbprint(pub crypto.PublicKey) (string, error) {
+	tp, err := (&jose.JSONWebKey{Key: pub}).Thumbprint(crypto.SHA256)
+	if err != nil {
+		return "", fmt.Errorf("keys: thumbprint: %w", err)
+	}
+	return base64.RawURLEncoding.EncodeToString(tp), nil
+}
+
+// jwk is the public JWK of s (RFC 7517 section 4): "alg" s.Alg, "use":"sig",
 // kid = s.ID, x5c = its certificate, x5t#S256 = the certificate's SHA-256.
 func jwk(s Signer) jose.JSONWebKey {
 	sum := sha256.Sum256(s.Cert.Raw)
 	return jose.JSONWebKey{
-		Key:                         &s.Key.PublicKey,
+		Key:                         s.Public(),
 		KeyID:                       s.ID,
-		Algorithm:                   string(jose.RS256),
+		Algorithm:                   s.Alg,
 		Use:                         "sig",
 		Certificates:                []*x509.Certificate{s.Cert},
 		CertificateThumbprintSHA256: sum[:],

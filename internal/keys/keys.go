@@ -1,6 +1,9 @@
 // Package keys owns Warden's signing keys and their certificates.
 //
-// A Ring (ring.go) is the set of RSA keys in one directory (data_dir/keys):
+// A Ring (ring.go) is the set of keys of one algorithm in one store: the RSA
+// ring (RS256; SAML, and OIDC tokens by default) in data_dir/keys, and
+// beside it, from the first time it is needed, the EC P-256 ring (ES256;
+// OIDC tokens only, oidc.signing_algorithm: ES256). Each ring has
 // exactly one current key that signs, at most one next key that is
 // published (SAML metadata, JWKS) before it signs, and previous keys that
 // stay published for Config.PublishPrevious after they stopped signing, so
@@ -10,11 +13,20 @@
 // (temp file, fsync, rename) so that a crash leaves the previous ring usable.
 // Replicas sharing the directory follow changes through Ring.Watch.
 //
+// The ES256 ring is a second manifest beside the first (manifest-es256.json
+// in the directory, the Redis key suffixed ":es256"), so that the RSA ring's
+// files and format are those of earlier versions, and a wardend that knows
+// no ES256 ignores it. TokenKeys (tokens.go) signs OIDC tokens with the ring
+// of oidc.signing_algorithm and publishes both.
+//
 // Key IDs are RFC 7638 JWK thumbprints (base64url SHA-256), the "kid" of
 // the JWKS (jwks.go).
 package keys
 
 import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
@@ -45,16 +57,58 @@ const (
 	StatePrevious = "previous" // no longer signs; published until RetiredAt + PublishPrevious
 )
 
+// Signing algorithms, one ring each. AlgRS256 is the ring SAML needs (AWS
+// accepts only RSA there); AlgES256 signs OIDC tokens only.
+const (
+	AlgRS256 = "RS256"
+	AlgES256 = "ES256"
+)
+
 // Signer is one signing key and the certificate that publishes it.
 type Signer struct {
 	// ID is the RFC 7638 thumbprint of the public key (base64url SHA-256),
 	// used as the JWKS "kid".
-	ID        string
-	Key       *rsa.PrivateKey
+	ID  string
+	Alg string // AlgRS256 (Key is set) or AlgES256 (EC is set)
+	// Key is the RSA key of an RS256 signer; nil for ES256.
+	Key *rsa.PrivateKey
+	// EC is the P-256 key of an ES256 signer; nil for RS256.
+	EC        *ecdsa.PrivateKey
 	Cert      *x509.Certificate
 	Created   time.Time
 	State     string    // StateCurrent, StateNext or StatePrevious
 	RetiredAt time.Time // when a previous key stopped signing; zero otherwise
+}
+
+// Private is the private key, whichever the algorithm; nil for a zero
+// Signer.
+func (s Signer) Private() crypto.Signer {
+	switch {
+	case s.Key != nil:
+		return s.Key
+	case s.EC != nil:
+		return s.EC
+	}
+	return nil
+}
+
+// Public is the public key, whichever the algorithm.
+func (s Signer) Public() crypto.PublicKey {
+	if p := s.Private(); p != nil {
+		return p.Public()
+	}
+	return nil
+}
+
+// Bits is the key size: the RSA modulus, or 256 for P-256.
+func (s Signer) Bits() int {
+	switch {
+	case s.Key != nil:
+		return s.Key.N.BitLen()
+	case s.EC != nil:
+		return s.EC.Curve.Params().BitSize
+	}
+	return 0
 }
 
 // Fingerprint is the hex SHA-256 of the certificate's DER bytes (what
@@ -117,7 +171,7 @@ func LoadOrGenerate(dir string, o Options) (Signer, bool, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return Signer{}, false, fmt.Errorf("keys: %w", err)
 	}
-	s, kpem, cpem, err := newSigner(o, o.Bits, o.Validity)
+	s, kpem, cpem, err := newSigner(o, AlgRS256, o.Bits, o.Validity)
 	if err != nil {
 		return Signer{}, false, err
 	}
@@ -151,7 +205,8 @@ func pairExists(dir, kp, cp string) (bool, error) {
 
 func validSize(bits int) bool { return bits == 2048 || bits == 3072 || bits == 4096 }
 
-// loadPair reads a PKCS #8 RSA key and the certificate that must certify it.
+// loadPair reads a PKCS #8 RSA or P-256 key and the certificate that must
+// certify it.
 // The returned Signer has its ID set; Created, State and RetiredAt are the
 // caller's.
 func loadPair(kp, cp string) (Signer, error) { return loadPairFrom(os.ReadFile, kp, cp) }
@@ -174,9 +229,20 @@ func loadPairFrom(read func(string) ([]byte, error), kp, cp string) (Signer, err
 	if err != nil {
 		return Signer{}, fmt.Errorf("keys: %s: %w", kp, err)
 	}
-	key, ok := anyKey.(*rsa.PrivateKey)
-	if !ok {
-		return Signer{}, fmt.Errorf("keys: %s: not an RSA key (AWS requires RSA)", kp)
+	var s Signer
+	switch key := anyKey.(type) {
+	case *rsa.PrivateKey:
+		s = Signer{ID: Thumbprint(&key.PublicKey), Alg: AlgRS256, Key: key}
+	case *ecdsa.PrivateKey:
+		if key.Curve != elliptic.P256() {
+			return Signer{}, fmt.Errorf("keys: %s: an EC key on %s; only P-256 (ES256) is supported", kp, key.Curve.Params().Name)
+		}
+		s = Signer{Alg: AlgES256, EC: key}
+		if s.ID, err = thumbprint(&key.PublicKey); err != nil {
+			return Signer{}, fmt.Errorf("keys: %s: %w", kp, err)
+		}
+	default:
+		return Signer{}, fmt.Errorf("keys: %s: not an RSA or P-256 key (%T)", kp, anyKey)
 	}
 	cblk, _ := pem.Decode(cb)
 	if cblk == nil {
@@ -186,17 +252,33 @@ func loadPairFrom(read func(string) ([]byte, error), kp, cp string) (Signer, err
 	if err != nil {
 		return Signer{}, fmt.Errorf("keys: %s: %w", cp, err)
 	}
-	if !key.PublicKey.Equal(cert.PublicKey) {
+	if pub, ok := s.Public().(interface{ Equal(crypto.PublicKey) bool }); !ok || !pub.Equal(cert.PublicKey) {
 		return Signer{}, fmt.Errorf("keys: %s does not certify the key in %s", cp, kp)
 	}
-	return Signer{ID: Thumbprint(&key.PublicKey), Key: key, Cert: cert}, nil
+	s.Cert = cert
+	return s, nil
 }
 
-// newSigner generates a key of the given size and a self-signed certificate
+// newSigner generates a key for alg (RSA of bits, or P-256) and a
+// self-signed certificate
 // valid from an hour ago (clock skew) for validity, and returns both PEM
 // encodings (PKCS #8 "PRIVATE KEY", "CERTIFICATE").
-func newSigner(o Options, bits int, validity time.Duration) (Signer, []byte, []byte, error) {
-	key, err := rsa.GenerateKey(o.Rand, bits)
+func newSigner(o Options, alg string, bits int, validity time.Duration) (Signer, []byte, []byte, error) {
+	var (
+		key crypto.Signer
+		s   = Signer{Alg: alg}
+		err error
+	)
+	switch alg {
+	case AlgRS256:
+		s.Key, err = rsa.GenerateKey(o.Rand, bits)
+		key = s.Key
+	case AlgES256:
+		s.EC, err = ecdsa.GenerateKey(elliptic.P256(), o.Rand)
+		key = s.EC
+	default:
+		return Signer{}, nil, nil, fmt.Errorf("keys: algorithm %q not supported (%s, %s)", alg, AlgRS256, AlgES256)
+	}
 	if err != nil {
 		return Signer{}, nil, nil, fmt.Errorf("keys: generate: %w", err)
 	}
@@ -213,7 +295,7 @@ func newSigner(o Options, bits int, validity time.Duration) (Signer, []byte, []b
 		KeyUsage:              x509.KeyUsageDigitalSignature,
 		BasicConstraintsValid: true,
 	}
-	der, err := x509.CreateCertificate(o.Rand, tmpl, tmpl, &key.PublicKey, key)
+	der, err := x509.CreateCertificate(o.Rand, tmpl, tmpl, key.Public(), key)
 	if err != nil {
 		return Signer{}, nil, nil, fmt.Errorf("keys: certificate: %w", err)
 	}
@@ -225,7 +307,10 @@ func newSigner(o Options, bits int, validity time.Duration) (Signer, []byte, []b
 	if err != nil {
 		return Signer{}, nil, nil, fmt.Errorf("keys: %w", err)
 	}
-	s := Signer{ID: Thumbprint(&key.PublicKey), Key: key, Cert: cert, Created: now}
+	if s.ID, err = thumbprint(key.Public()); err != nil {
+		return Signer{}, nil, nil, err
+	}
+	s.Cert, s.Created = cert, now
 	return s, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pk}),
 		pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), nil
 }

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"strings"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -42,6 +43,7 @@ type RedisStore struct {
 	seal   cipher.AEAD
 	opens  []cipher.AEAD // current key first, then the previous ones
 	legacy Store         // a ring copied in when Redis holds none; may be nil
+	algo   string        // AlgRS256, or AlgES256 under key+":es256"
 }
 
 // NewRedisStore keeps the ring under key in c. kek seals; kek and previous
@@ -50,7 +52,7 @@ type RedisStore struct {
 // copied in, so an install moving to Redis keeps the key its relying
 // parties trust.
 func NewRedisStore(c redis.UniversalClient, key string, kek []byte, previous [][]byte, importFrom Store) (*RedisStore, error) {
-	s := &RedisStore{c: c, key: key, legacy: importFrom}
+	s := &RedisStore{c: c, key: key, legacy: importFrom, algo: AlgRS256}
 	for i, k := range append([][]byte{kek}, previous...) {
 		block, err := aes.NewCipher(k)
 		if err == nil && len(k) != AESKeySize {
@@ -70,6 +72,24 @@ func NewRedisStore(c redis.UniversalClient, key string, kek []byte, previous [][
 }
 
 func (s *RedisStore) String() string { return "redis key " + s.key }
+
+func (s *RedisStore) alg() string { return s.algo }
+
+func (s *RedisStore) withAlg(alg string) Store {
+	if alg == s.algo {
+		return s
+	}
+	c := *s
+	c.algo = alg
+	c.key = strings.TrimSuffix(s.key, ":es256")
+	if alg == AlgES256 {
+		c.key += ":es256"
+	}
+	if s.legacy != nil {
+		c.legacy = s.legacy.withAlg(alg)
+	}
+	return &c
+}
 
 func (s *RedisStore) sealBundle(b bundle) ([]byte, error) {
 	plain, err := json.Marshal(b)
@@ -109,7 +129,7 @@ func (s *RedisStore) parse(sealed []byte) (*ring, bool, error) {
 	if err != nil {
 		return nil, false, err
 	}
-	rg, err := parseBundle(b)
+	rg, err := parseBundle(b, s.algo)
 	if err != nil {
 		return nil, false, err
 	}
@@ -117,14 +137,14 @@ func (s *RedisStore) parse(sealed []byte) (*ring, bool, error) {
 	return rg, stale, nil
 }
 
-func parseBundle(b bundle) (*ring, error) {
+func parseBundle(b bundle, alg string) (*ring, error) {
 	return parseRing(b.Manifest, func(name string) ([]byte, error) {
 		d, ok := b.Files[name]
 		if !ok {
 			return nil, fmt.Errorf("%s: missing from the sealed ring", name)
 		}
 		return d, nil
-	})
+	}, alg)
 }
 
 func (s *RedisStore) get(ctx context.Context) ([]byte, error) {
@@ -157,6 +177,9 @@ func (s *RedisStore) load(ctx context.Context) (*ring, error) {
 
 func (s *RedisStore) reload(ctx context.Context, cur *ring) (*ring, error) {
 	sealed, err := s.get(ctx)
+	if errors.Is(err, ErrNoRing) && cur.src == nil {
+		return nil, nil // still no ring (LoadStore)
+	}
 	if errors.Is(err, ErrNoRing) {
 		// Redis lost the ring (flushed, or restarted without persistence):
 		// put back this replica's copy rather than let a start make a new
@@ -181,7 +204,7 @@ func (s *RedisStore) create(ctx context.Context, gen func() (Signer, []byte, []b
 	if err != nil {
 		return nil, err
 	}
-	if _, err := parseBundle(b); err != nil {
+	if _, err := parseBundle(b, s.algo); err != nil {
 		return nil, err
 	}
 	sealed, err := s.sealBundle(b)
@@ -201,7 +224,7 @@ func (s *RedisStore) initial(ctx context.Context, gen func() (Signer, []byte, []
 		rg, err := d.load(ctx)
 		switch {
 		case err == nil:
-			m, err := decodeManifest(rg.raw)
+			m, err := decodeManifest(rg.raw, d.manifest())
 			if err != nil {
 				return bundle{}, err
 			}
@@ -247,7 +270,7 @@ func (s *RedisStore) change(ctx context.Context, fn func(*manifest, func(string,
 			if err != nil {
 				return err
 			}
-			m, err := decodeManifest(b.Manifest)
+			m, err := decodeManifest(b.Manifest, manifestName(s.algo))
 			if err != nil {
 				return err
 			}
@@ -264,7 +287,7 @@ func (s *RedisStore) change(ctx context.Context, fn func(*manifest, func(string,
 			next := bundle{Manifest: raw, Files: files}
 			// checked before it is stored: a change never leaves a ring
 			// that does not load
-			rg, err := parseBundle(next)
+			rg, err := parseBundle(next, s.algo)
 			if err != nil {
 				return err
 			}

@@ -85,6 +85,20 @@ func Open(dir string, cfg Config, opts Options) (*Ring, error) {
 // OpenStore loads the ring kept in st, creating it on first start (once
 // among replicas starting together).
 func OpenStore(ctx context.Context, st Store, cfg Config, opts Options) (*Ring, error) {
+	return openStore(ctx, st, cfg, opts, true)
+}
+
+// LoadStore loads the ring kept in st without ever creating it: when st
+// holds none yet the ring is empty (no current key, nothing published), and
+// Watch takes it in once another process made it (the ES256 ring, made by
+// `wardend keys rotate -alg ES256` or by a replica that signs with it).
+func LoadStore(ctx context.Context, st Store, cfg Config, opts Options) (*Ring, error) {
+	return openStore(ctx, st, cfg, opts, false)
+}
+
+// openStore is OpenStore (create the ring when st holds none) and
+// LoadStore (an empty ring then).
+func openStore(ctx context.Context, st Store, cfg Config, opts Options, create bool) (*Ring, error) {
 	cfg.SetDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("keys: config: %w", err)
@@ -92,10 +106,13 @@ func OpenStore(ctx context.Context, st Store, cfg Config, opts Options) (*Ring, 
 	opts = opts.withDefaults()
 	r := &Ring{st: st, cfg: cfg, now: opts.Now}
 	rg, err := st.load(ctx)
-	if errors.Is(err, ErrNoRing) {
+	switch {
+	case errors.Is(err, ErrNoRing) && create:
 		// Read without the lock first: a read-only mount of an existing
 		// ring (a Kubernetes secret) needs no lock file.
-		rg, err = st.create(ctx, func() (Signer, []byte, []byte, error) { return newSigner(opts, cfg.Size, cfg.CertValidity) })
+		rg, err = st.create(ctx, func() (Signer, []byte, []byte, error) { return newSigner(opts, st.alg(), cfg.Size, cfg.CertValidity) })
+	case errors.Is(err, ErrNoRing):
+		rg, err = &ring{jwk: map[string][]byte{}}, nil
 	}
 	if err != nil {
 		return nil, err
@@ -104,8 +121,17 @@ func OpenStore(ctx context.Context, st Store, cfg Config, opts Options) (*Ring, 
 	return r, nil
 }
 
-// Current is the key that signs now.
-func (r *Ring) Current() Signer { return r.state.Load().signers[0] }
+// Alg is the algorithm of the ring's keys (AlgRS256 or AlgES256).
+func (r *Ring) Alg() string { return r.st.alg() }
+
+// Current is the key that signs now; a zero Signer (nil Private) while a
+// ring opened by LoadStore is still empty.
+func (r *Ring) Current() Signer {
+	if st := r.state.Load(); len(st.signers) > 0 {
+		return st.signers[0]
+	}
+	return Signer{}
+}
 
 // Next is the key that is published but does not sign yet, if any.
 func (r *Ring) Next() (Signer, bool) {
@@ -146,18 +172,25 @@ func IsPublished(s Signer, keep time.Duration, now time.Time) bool {
 	return s.State != StatePrevious || now.Before(s.RetiredAt.Add(keep))
 }
 
-// JWKS is the RFC 7517 JWK Set of Published(): {"keys":[...]}, each RS256,
-// "use":"sig", kid = the RFC 7638 thumbprint, x5c = the certificate.
+// JWKS is the RFC 7517 JWK Set of Published(): {"keys":[...]}, each with
+// "alg" the ring's, "use":"sig", kid = the RFC 7638 thumbprint, x5c = the
+// certificate.
 func (r *Ring) JWKS() []byte {
+	b, _ := r.appendJWKs([]byte(`{"keys":[`), false)
+	return append(b, "]}"...)
+}
+
+// appendJWKs appends the JWKs of Published() to b, comma-separated, with a
+// comma first when more; it reports whether it appended any.
+func (r *Ring) appendJWKs(b []byte, more bool) ([]byte, bool) {
 	st := r.state.Load()
-	b := []byte(`{"keys":[`)
-	for i, s := range published(st.signers, r.cfg.PublishPrevious, r.now()) {
-		if i > 0 {
+	for _, s := range published(st.signers, r.cfg.PublishPrevious, r.now()) {
+		if more {
 			b = append(b, ',')
 		}
-		b = append(b, st.jwk[s.ID]...)
+		b, more = append(b, st.jwk[s.ID]...), true
 	}
-	return append(b, "]}"...)
+	return b, more
 }
 
 // Watch re-reads the stored ring every ReloadInterval until ctx ends, so
@@ -204,8 +237,10 @@ func (r *Ring) reload(ctx context.Context) (bool, error) {
 // files through read: one current key, at most one next key, unique IDs,
 // plain file names, and each ID equal to the thumbprint of the key in its
 // file (a swapped file is an error, not a different key).
-func parseRing(raw []byte, read func(name string) ([]byte, error)) (*ring, error) {
-	m, err := decodeManifest(raw)
+// Every key must be of alg (an RSA key in the ES256 ring is an error).
+func parseRing(raw []byte, read func(name string) ([]byte, error), alg string) (*ring, error) {
+	manifestFile := manifestName(alg)
+	m, err := decodeManifest(raw, manifestFile)
 	if err != nil {
 		return nil, err
 	}
@@ -217,6 +252,9 @@ func parseRing(raw []byte, read func(name string) ([]byte, error)) (*ring, error
 		}
 		if s.ID != e.ID {
 			return nil, fmt.Errorf("keys: %s: key %s: %s holds a different key (%s)", manifestFile, e.ID, e.KeyFile, s.ID)
+		}
+		if s.Alg != alg {
+			return nil, fmt.Errorf("keys: %s: key %s: %s holds an %s key, not %s", manifestFile, e.ID, e.KeyFile, s.Alg, alg)
 		}
 		s.State, s.Created, s.RetiredAt = e.State, e.Created, e.RetiredAt
 		if st.jwk[s.ID], err = json.Marshal(jwk(s)); err != nil {
@@ -234,7 +272,8 @@ func parseRing(raw []byte, read func(name string) ([]byte, error)) (*ring, error
 	return st, nil
 }
 
-func decodeManifest(raw []byte) (manifest, error) {
+// decodeManifest checks raw; manifestFile names it in errors.
+func decodeManifest(raw []byte, manifestFile string) (manifest, error) {
 	var m manifest
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
@@ -337,7 +376,7 @@ func RotateStore(ctx context.Context, st Store, cfg Config, opts Options) (Signe
 			kpem, cpem []byte
 			err        error
 		)
-		if s, kpem, cpem, err = newSigner(opts, cfg.Size, cfg.CertValidity); err != nil {
+		if s, kpem, cpem, err = newSigner(opts, st.alg(), cfg.Size, cfg.CertValidity); err != nil {
 			return err
 		}
 		s.State = StateNext

@@ -298,7 +298,7 @@ func TestCrashSafety(t *testing.T) {
 		// a crash in the middle of writing the manifest, and one after a
 		// rotation wrote its key files but before the manifest named them
 		os.WriteFile(filepath.Join(dir, ".tmp-manifest.json-123"), []byte(`{"version":1,"ke`), 0o600)
-		s, kpem, cpem, err := newSigner(Options{}.withDefaults(), 2048, time.Hour*24)
+		s, kpem, cpem, err := newSigner(Options{}.withDefaults(), AlgRS256, 2048, time.Hour*24)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -27,44 +27,79 @@ type Store interface {
 	change(ctx context.Context, fn func(m *manifest, put func(name string, data []byte)) error) (*ring, error)
 	// String names the store in logs and messages.
 	String() string
+	// alg is the algorithm of the ring kept (AlgRS256 or AlgES256).
+	alg() string
+	// withAlg is the same place's ring of algorithm alg.
+	withAlg(alg string) Store
 }
 
-// Dir is the ring kept in a directory: manifest.json and one PEM file per
-// key and certificate, each written atomically.
-func Dir(dir string) Store { return dirStore(dir) }
+// ForAlg is the ring of algorithm alg kept where st keeps its ring: st
+// itself for AlgRS256; for AlgES256, manifest-es256.json in the same
+// directory, or the Redis key with ":es256" appended.
+func ForAlg(st Store, alg string) (Store, error) {
+	if alg != AlgRS256 && alg != AlgES256 {
+		return nil, fmt.Errorf("keys: algorithm %q not supported (%s, %s)", alg, AlgRS256, AlgES256)
+	}
+	return st.withAlg(alg), nil
+}
 
-type dirStore string
+// manifestName is the manifest of alg's ring in a directory.
+func manifestName(alg string) string {
+	if alg == AlgES256 {
+		return "manifest-es256.json"
+	}
+	return manifestFile
+}
 
-func (d dirStore) String() string { return string(d) }
+// Dir is the RSA ring kept in a directory: manifest.json and one PEM file
+// per key and certificate, each written atomically.
+func Dir(dir string) Store { return dirStore{dir: dir, algo: AlgRS256} }
+
+type dirStore struct{ dir, algo string }
+
+func (d dirStore) String() string {
+	if d.algo == AlgRS256 {
+		return d.dir
+	}
+	return filepath.Join(d.dir, manifestName(d.algo))
+}
+
+func (d dirStore) alg() string                     { return d.algo }
+func (d dirStore) withAlg(alg string) Store        { return dirStore{dir: d.dir, algo: alg} }
+func (d dirStore) manifest() string                { return manifestName(d.algo) }
+func (d dirStore) parse(raw []byte) (*ring, error) { return parseRing(raw, d.read, d.algo) }
 
 func (d dirStore) read(name string) ([]byte, error) {
-	return os.ReadFile(filepath.Join(string(d), name))
+	return os.ReadFile(filepath.Join(d.dir, name))
 }
 
 func (d dirStore) load(context.Context) (*ring, error) {
-	raw, err := d.read(manifestFile)
+	raw, err := d.read(d.manifest())
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("keys: %s: %w", d, ErrNoRing)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("keys: %w", err)
 	}
-	return parseRing(raw, d.read)
+	return d.parse(raw)
 }
 
 func (d dirStore) reload(_ context.Context, cur *ring) (*ring, error) {
-	raw, err := d.read(manifestFile)
+	raw, err := d.read(d.manifest())
+	if errors.Is(err, os.ErrNotExist) && cur.src == nil {
+		return nil, nil // still no ring (LoadStore)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("keys: %w", err)
 	}
 	if bytes.Equal(raw, cur.src) {
 		return nil, nil
 	}
-	return parseRing(raw, d.read)
+	return d.parse(raw)
 }
 
 func (d dirStore) create(ctx context.Context, gen func() (Signer, []byte, []byte, error)) (*ring, error) {
-	dir := string(d)
+	dir := d.dir
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("keys: %w", err)
 	}
@@ -78,9 +113,11 @@ func (d dirStore) create(ctx context.Context, gen func() (Signer, []byte, []byte
 		return rg, err // another replica created it meanwhile, or a real error
 	}
 	kp, cp := filepath.Join(dir, keyFile), filepath.Join(dir, certFile)
-	found, err := pairExists(dir, kp, cp)
-	if err != nil {
-		return nil, err
+	found := false
+	if d.algo == AlgRS256 { // the step-1 pair is RSA
+		if found, err = pairExists(dir, kp, cp); err != nil {
+			return nil, err
+		}
 	}
 	m := manifest{Version: 1}
 	if found {
@@ -109,15 +146,15 @@ func (d dirStore) create(ctx context.Context, gen func() (Signer, []byte, []byte
 	if err != nil {
 		return nil, err
 	}
-	if err := writeAtomic(dir, manifestFile, raw); err != nil {
+	if err := writeAtomic(dir, d.manifest(), raw); err != nil {
 		return nil, err
 	}
 	return d.load(ctx)
 }
 
 func (d dirStore) change(ctx context.Context, fn func(*manifest, func(string, []byte)) error) (*ring, error) {
-	dir := string(d)
-	if _, err := os.Stat(filepath.Join(dir, manifestFile)); errors.Is(err, os.ErrNotExist) {
+	dir := d.dir
+	if _, err := os.Stat(filepath.Join(dir, d.manifest())); errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("keys: %s: %w", dir, ErrNoRing)
 	}
 	unlock, err := lockDir(dir)
@@ -129,7 +166,7 @@ func (d dirStore) change(ctx context.Context, fn func(*manifest, func(string, []
 	if err != nil {
 		return nil, err
 	}
-	m, err := decodeManifest(rg.raw)
+	m, err := decodeManifest(rg.raw, d.manifest())
 	if err != nil {
 		return nil, err
 	}
@@ -150,7 +187,7 @@ func (d dirStore) change(ctx context.Context, fn func(*manifest, func(string, []
 	if err != nil {
 		return nil, err
 	}
-	if err := writeAtomic(dir, manifestFile, raw); err != nil {
+	if err := writeAtomic(dir, d.manifest(), raw); err != nil {
 		return nil, err
 	}
 	// The manifest no longer names them: removing the files is hygiene (no

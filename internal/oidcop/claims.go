@@ -111,11 +111,12 @@ func (p *Provider) setClaims(ctx context.Context, info *oidc.UserInfo, u identit
 }
 
 // SignJWT signs claims (marshalled with encoding/json) as a compact JWS
-// with RS256, the ring's current key and its kid (the web-identity token of
-// the token exchange). Timestamps in claims must be integers (item 30).
+// with oidc.signing_algorithm (RS256 or ES256), the current key of that
+// ring and its kid (the web-identity token of the token exchange).
+// Timestamps in claims must be integers (item 30).
 func (p *Provider) SignJWT(claims any) (string, error) {
 	cur := p.keys.Current()
-	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: cur.Key},
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.SignatureAlgorithm(cur.Alg), Key: cur.Private()},
 		(&jose.SignerOptions{}).WithType("JWT").WithHeader("kid", cur.ID))
 	if err != nil {
 		return "", fmt.Errorf("oidcop: signer: %w", err)
@@ -129,4 +130,16 @@ func (p *Provider) SignJWT(claims any) (string, error) {
 		return "", fmt.Errorf("oidcop: sign: %w", err)
 	}
 	return jws.CompactSerialize()
+}
+
+// signatureAlgorithms is every algorithm with a published key, the one
+// that signs first.
+func (p *Provider) signatureAlgorithms() []jose.SignatureAlgorithm {
+	out := []jose.SignatureAlgorithm{jose.SignatureAlgorithm(p.keys.Current().Alg)}
+	for _, k := range p.keys.Published() {
+		if a := jose.SignatureAlgorithm(k.Alg); !slices.Contains(out, a) {
+			out = append(out, a)
+		}
+	}
+	return out
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/wardenidp/warden/internal/awsfed"
+	"github.com/wardenidp/warden/internal/keys"
 	"github.com/wardenidp/warden/internal/store"
 )
 
@@ -62,6 +63,11 @@ type Config struct {
 	STSAudience string `yaml:"sts_audience"`
 	// DeviceLimits bounds the wrong user codes typed on /device.
 	DeviceLimits store.DeviceLimitConfig `yaml:"device_limits"`
+	// SigningAlgorithm signs ID tokens and web-identity tokens: RS256
+	// (default; the RSA ring SAML uses) or ES256 (the EC P-256 ring, made
+	// at the first start that asks for it). The JWKS publishes both rings
+	// either way, so a switch keeps earlier tokens verifiable.
+	SigningAlgorithm string `yaml:"signing_algorithm"`
 }
 
 // CLIClientID is the client ID of the built-in CLI client.
@@ -123,6 +129,9 @@ func (c *Config) SetDefaults() {
 	if c.STSAudience == "" {
 		c.STSAudience = awsfed.DefaultSTSAudience
 	}
+	if c.SigningAlgorithm == "" {
+		c.SigningAlgorithm = keys.AlgRS256
+	}
 	c.DeviceLimits.SetDefaults()
 	def := func(d *time.Duration, v time.Duration) {
 		if *d == 0 {
@@ -158,6 +167,9 @@ func (c Config) Validate() error {
 	}
 	if a := c.STSAudience; a == "" || len(a) > 255 {
 		add("sts_audience", "must be 1 to 255 characters (IAM's client ID list)")
+	}
+	if a := c.SigningAlgorithm; a != keys.AlgRS256 && a != keys.AlgES256 {
+		add("signing_algorithm", "must be %s or %s (got %q)", keys.AlgRS256, keys.AlgES256, a)
 	}
 	if err := c.DeviceLimits.Validate(); err != nil {
 		for _, e := range flattenErrors(err) {

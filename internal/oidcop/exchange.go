@@ -86,8 +86,8 @@ func (f AccessVerifierFunc) verifyForExchange(ctx context.Context, token string)
 	return f(ctx, token)
 }
 
-// jwtSigner signs claims as an RS256 JWT with the key ring's current key
-// and its kid (Provider.SignJWT).
+// jwtSigner signs claims as a JWT with oidc.signing_algorithm, the current
+// key of that ring and its kid (Provider.SignJWT).
 type jwtSigner interface {
 	SignJWT(claims any) (string, error)
 }
@@ -165,7 +165,7 @@ type ExchangeDeps struct {
 //     default when absent): a signed SAML Response (base64) for
 //     AssumeRoleWithSAML, from samlidp.STSResponse; token_type "N_A"
 //     (RFC 8693 §2.2.1: not an OAuth access token), expires_in ≤ 300;
-//   - urn:ietf:params:oauth:token-type:id_token: an RS256 ID token for
+//   - urn:ietf:params:oauth:token-type:id_token: an ID token (RS256 or ES256) for
 //     AssumeRoleWithWebIdentity, aud the STS audience, valid at most 5
 //     minutes, whose session tags name the role and its account
 //     (awsfed.TagRole, awsfed.TagAccount) besides the user's tag rules.

@@ -5,6 +5,9 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/wardenidp/warden/internal/keys"
 )
 
 // BenchmarkExchangeSAML: the SAML token exchange at the real token
@@ -22,7 +25,10 @@ func BenchmarkExchangeIDToken(b *testing.B) {
 }
 
 func benchExchange(b *testing.B, typ string) {
-	s := newXStack(b)
+	benchExchangeOn(b, newXStack(b), typ)
+}
+
+func benchExchangeOn(b *testing.B, s *xStack, typ string) {
 	tok := s.accessToken(b, "bob")
 	f := xForm(tok, typ, xProdRO)
 	f.Set("client_id", CLIClientID)
@@ -47,4 +53,38 @@ func benchExchange(b *testing.B, typ string) {
 		}
 	})
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "exchanges/s")
+}
+
+// BenchmarkSignWebIdentity: Provider.SignJWT of a web-identity token (its
+// claims as the exchange builds them) with RS256 (RSA-2048) and with
+// ES256 (P-256), side by side; one core.
+func BenchmarkSignWebIdentity(b *testing.B) {
+	now := time.Now()
+	c := webIdentityClaims{Issuer: xIssuer, Subject: strings.Repeat("s", 43), Audience: "sts.amazonaws.com",
+		Expiry: now.Add(5 * time.Minute).Unix(), IssuedAt: now.Unix(), NotBefore: now.Unix(), ID: strings.Repeat("j", 22),
+		AMR: []string{"pwd"}, ACR: "urn:warden:acr:password",
+		Tags: AWSTags{PrincipalTags: map[string][]string{"department": {"Apps"}, "warden-authn": {"password"}}, TransitiveTagKeys: []string{"department"}}}
+	for _, alg := range []string{keys.AlgRS256, keys.AlgES256} {
+		b.Run(alg, func(b *testing.B) {
+			p := &Provider{keys: xTokenKeys(b, alg)}
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := p.SignJWT(c); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "tokens/s")
+		})
+	}
+}
+
+// BenchmarkExchangeWebIdentityAlg: the whole exchange to a web-identity
+// token (as BenchmarkExchangeIDToken) with the Provider signing RS256 and
+// ES256, side by side in one run.
+func BenchmarkExchangeWebIdentityAlg(b *testing.B) {
+	for _, alg := range []string{keys.AlgRS256, keys.AlgES256} {
+		b.Run(alg, func(b *testing.B) {
+			benchExchangeOn(b, newXStackKeys(b, "", xTokenKeys(b, alg)), TokenTypeIDToken)
+		})
+	}
 }

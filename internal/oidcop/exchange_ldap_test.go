@@ -40,6 +40,12 @@ func newXStack(t testing.TB) *xStack { return newXStackOn(t, "") }
 // newXStackOn is newXStack on the Redis at redisAddr ("" = REDIS_ADDR),
 // with short timeouts when redisAddr is given (outage tests).
 func newXStackOn(t testing.TB, redisAddr string) *xStack {
+	return newXStackKeys(t, redisAddr, xKeyRing(t))
+}
+
+// newXStackKeys is newXStackOn with the Provider's token keys (SAML signs
+// with xKeyRing either way); the Provider signs with tk's algorithm.
+func newXStackKeys(t testing.TB, redisAddr string, tk KeyRing) *xStack {
 	t.Helper()
 	env := testenv.Require(t, "LDAP_URL", "LDAP_BASE_DN", "LDAP_BIND_DN", "LDAP_BIND_PW", "LDAP_GROUPS_DN",
 		"LDAP_ADMIN_DN", "LDAP_ADMIN_PW", "REDIS_ADDR")
@@ -80,7 +86,7 @@ func newXStackOn(t testing.TB, redisAddr string) *xStack {
 		t.Fatal(err)
 	}
 	t.Cleanup(idp.Close)
-	if s.p, err = New(Config{}, Deps{Keys: ring, Store: st, Directory: dir, Rules: rules, Audit: s.audit, Logger: logger,
+	if s.p, err = New(Config{SigningAlgorithm: tk.Current().Alg}, Deps{Keys: tk, Store: st, Directory: dir, Rules: rules, Audit: s.audit, Logger: logger,
 		PublicURL: public, SubjectKey: bytes.Repeat([]byte{5}, 32)}); err != nil {
 		t.Fatal(err)
 	}

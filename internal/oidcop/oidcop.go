@@ -6,7 +6,7 @@
 // the root):
 //
 //	GET  /.well-known/openid-configuration   discovery (OIDC Discovery 1.0 §4)
-//	GET  /oauth/keys                          JWKS: every published key of the ring (RS256)
+//	GET  /oauth/keys                          JWKS: every published key of both rings (RS256, ES256)
 //	GET  /oauth/authorize                     authorization endpoint (code flow only)
 //	GET  /oauth/callback?id=                  completes an auth request for the signed-in user
 //	POST /oauth/token                         token endpoint (authorization_code, refresh_token,
@@ -73,7 +73,9 @@ import (
 	"github.com/wardenidp/warden/internal/store"
 )
 
-// KeyRing is what the OP needs of the signing keys (keys.Ring).
+// KeyRing is what the OP needs of the signing keys (keys.TokenKeys, or a
+// keys.Ring for RS256 alone): Current signs with its Alg, Published and
+// JWKS cover every algorithm published.
 type KeyRing interface {
 	Current() keys.Signer
 	Published() []keys.Signer
@@ -186,8 +188,10 @@ func New(cfg Config, deps Deps) (*Provider, error) {
 	case len(deps.SubjectKey) < 32:
 		return nil, errors.New("oidcop: Deps.SubjectKey must have at least 32 bytes")
 	}
-	if cur := deps.Keys.Current(); cur.Key == nil {
+	if cur := deps.Keys.Current(); cur.Private() == nil {
 		return nil, errors.New("oidcop: the key ring has no current key")
+	} else if cur.Alg != cfg.SigningAlgorithm {
+		return nil, fmt.Errorf("oidcop: oidc.signing_algorithm is %s but the key ring signs with %s", cfg.SigningAlgorithm, cur.Alg)
 	}
 	if deps.Users == nil && deps.Directory != nil {
 		deps.Users = directoryChecker{deps.Directory}

@@ -2,7 +2,6 @@ package oidcop
 
 import (
 	"context"
-	"crypto/rsa"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/wardenidp/warden/internal/audit"
 	"github.com/wardenidp/warden/internal/identity"
+	"github.com/wardenidp/warden/internal/keys"
 	"github.com/wardenidp/warden/internal/store"
 )
 
@@ -569,39 +569,37 @@ func (s *storage) GetRefreshTokenInfo(ctx context.Context, clientID, token strin
 
 // ---- keys ----
 
-type signingKey struct {
-	id  string
-	key *rsa.PrivateKey
+// signingKey is the current key of the ring of oidc.signing_algorithm.
+type signingKey struct{ s keys.Signer }
+
+func (k signingKey) SignatureAlgorithm() jose.SignatureAlgorithm {
+	return jose.SignatureAlgorithm(k.s.Alg)
 }
+func (k signingKey) Key() any   { return k.s.Private() }
+func (k signingKey) ID() string { return k.s.ID }
 
-func (k signingKey) SignatureAlgorithm() jose.SignatureAlgorithm { return jose.RS256 }
-func (k signingKey) Key() any                                    { return k.key }
-func (k signingKey) ID() string                                  { return k.id }
+type publicKey struct{ s keys.Signer }
 
-type publicKey struct {
-	id  string
-	key *rsa.PublicKey
-}
-
-func (k publicKey) ID() string                         { return k.id }
-func (k publicKey) Algorithm() jose.SignatureAlgorithm { return jose.RS256 }
+func (k publicKey) ID() string                         { return k.s.ID }
+func (k publicKey) Algorithm() jose.SignatureAlgorithm { return jose.SignatureAlgorithm(k.s.Alg) }
 func (k publicKey) Use() string                        { return "sig" }
-func (k publicKey) Key() any                           { return k.key }
+func (k publicKey) Key() any                           { return k.s.Public() }
 
 func (s *storage) SigningKey(context.Context) (op.SigningKey, error) {
-	cur := s.p.keys.Current()
-	return signingKey{id: cur.ID, key: cur.Key}, nil
+	return signingKey{s.p.keys.Current()}, nil
 }
 
+// SignatureAlgorithms is every algorithm with a published key (discovery's
+// id_token_signing_alg_values_supported), the signing one first.
 func (s *storage) SignatureAlgorithms(context.Context) ([]jose.SignatureAlgorithm, error) {
-	return []jose.SignatureAlgorithm{jose.RS256}, nil
+	return s.p.signatureAlgorithms(), nil
 }
 
 func (s *storage) KeySet(context.Context) ([]op.Key, error) {
 	pub := s.p.keys.Published()
 	out := make([]op.Key, 0, len(pub))
 	for _, k := range pub {
-		out = append(out, publicKey{id: k.ID, key: &k.Key.PublicKey})
+		out = append(out, publicKey{k})
 	}
 	return out, nil
 }
