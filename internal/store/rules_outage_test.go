@@ -15,6 +15,7 @@ import (
 
 	"github.com/wardenidp/warden/internal/audit"
 	"github.com/wardenidp/warden/internal/store"
+	"github.com/wardenidp/warden/internal/testenv"
 )
 
 // dialCounter counts the connections a client opens (or tries to).
@@ -89,7 +90,7 @@ func TestRulesWatchOutage(t *testing.T) {
 	mustf(t, err, "save after restart")
 	// A hang guard, not a figure: the backoff is at most 5 s; a loaded
 	// machine may take many times that.
-	if v, took := w.next(t, 2*time.Minute); v != 1 {
+	if v, took := w.next(t, time.Until(testenv.HangGuard(t))); v != 1 {
 		t.Fatalf("after the outage Watch saw v%d, want v1", v)
 	} else {
 		t.Logf("v1 seen %v after the save", took)

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
+	"time"
 )
 
 // Require returns the values of the named environment variables, or skips
@@ -77,4 +78,18 @@ func join(s []string) string {
 		out += v
 	}
 	return out
+}
+
+// HangGuard is when a test that waits for something to happen (replicas
+// converging, a watch firing) should give up: 30 seconds before the test
+// binary's own -timeout, so that the failure names what never happened,
+// or in 10 minutes without one. It is never a figure: how long the wait
+// took belongs in a log line or a benchmark.
+func HangGuard(t testing.TB) time.Time {
+	if d, ok := t.(interface{ Deadline() (time.Time, bool) }); ok {
+		if end, ok := d.Deadline(); ok {
+			return end.Add(-30 * time.Second)
+		}
+	}
+	return time.Now().Add(10 * time.Minute)
 }
