@@ -21,6 +21,7 @@ PACKAGES=(
   chromium                                          # browser tests
   xmlsec1 python3-pysaml2                           # independent SAML verifiers
   awscli                                            # /usr/bin/aws (v2): STS plumbing against moto
+  fish                                              # the Access keys panel's fish form, run
   gcc libc6-dev                                     # go test -race needs cgo
   python3-venv python3-pip                          # moto_server via pip (below)
   stress-ng                                         # make test-under-load
