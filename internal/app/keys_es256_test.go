@@ -3,13 +3,9 @@ package app
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -25,13 +21,7 @@ import (
 // oidc.signing_algorithm ES256 signs with its current key while
 // publishing the same keys.
 func TestReplicasES256InRedis(t *testing.T) {
-	o := openLDAPOptions(t)
-	o.Redis.KeyPrefix += fmt.Sprintf("%d:", time.Now().UnixNano())
-	kek := filepath.Join(t.TempDir(), "keys.kek")
-	if err := os.WriteFile(kek, []byte(strings.Repeat("cd", 32)+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	o.Keys = keys.Config{Store: keys.StoreRedis, EncryptionKeyFile: kek}
+	o := redisKeysOptions(t)
 	var bases []string
 	for range 3 {
 		r := o

@@ -17,11 +17,9 @@ import (
 	"github.com/wardenidp/warden/internal/testenv"
 )
 
-// TestReplicasShareKeysInRedis: three wardend replicas, each with a data
-// directory of its own (no shared disk), keys.store redis. They publish and
-// sign with one ring; a rotation and a promotion made with `wardend keys`
-// (keys.RotateStore / PromoteStore, as the command does) reach all three.
-func TestReplicasShareKeysInRedis(t *testing.T) {
+// redisKeysOptions are openLDAPOptions with a key prefix of the test's own
+// and the key ring sealed in Redis (keys.store redis) under a new key.
+func redisKeysOptions(t *testing.T) Options {
 	o := openLDAPOptions(t)
 	o.Redis.KeyPrefix += fmt.Sprintf("%d:", time.Now().UnixNano())
 	kek := filepath.Join(t.TempDir(), "keys.kek")
@@ -29,6 +27,15 @@ func TestReplicasShareKeysInRedis(t *testing.T) {
 		t.Fatal(err)
 	}
 	o.Keys = keys.Config{Store: keys.StoreRedis, EncryptionKeyFile: kek}
+	return o
+}
+
+// TestReplicasShareKeysInRedis: three wardend replicas, each with a data
+// directory of its own (no shared disk), keys.store redis. They publish and
+// sign with one ring; a rotation and a promotion made with `wardend keys`
+// (keys.RotateStore / PromoteStore, as the command does) reach all three.
+func TestReplicasShareKeysInRedis(t *testing.T) {
+	o := redisKeysOptions(t)
 	var bases, dataDirs []string
 	for range 3 {
 		r := o
