@@ -16,9 +16,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
+	"net/url"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/wardenidp/warden/internal/audit"
@@ -58,8 +59,9 @@ func (c *Config) SetDefaults() {
 func (c Config) Validate() error {
 	var errs []error
 	if c.STSEndpoint != "" {
-		if !strings.HasPrefix(c.STSEndpoint, "https://") && !strings.HasPrefix(c.STSEndpoint, "http://127.0.0.1") &&
-			!strings.HasPrefix(c.STSEndpoint, "http://localhost") {
+		u, err := url.Parse(c.STSEndpoint)
+		loopback := err == nil && (u.Hostname() == "localhost" || net.ParseIP(u.Hostname()).IsLoopback())
+		if err != nil || u.Host == "" || u.User != nil || !(u.Scheme == "https" || u.Scheme == "http" && loopback) {
 			errs = append(errs, fmt.Errorf("sts_endpoint %q: want an https URL (http only on loopback)", c.STSEndpoint))
 		}
 	}

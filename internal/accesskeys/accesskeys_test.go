@@ -178,6 +178,9 @@ func TestConfig(t *testing.T) {
 		{Config{STSEndpoint: "https://sts.eu-west-1.amazonaws.com", STSRegion: "eu-west-1"}, true},
 		{Config{STSEndpoint: "http://127.0.0.1:5000"}, true},
 		{Config{STSEndpoint: "http://sts.example.com"}, false},
+		{Config{STSEndpoint: "http://127.0.0.1.evil.example"}, false},
+		{Config{STSEndpoint: "http://[::1]:5000"}, true},
+		{Config{STSEndpoint: "https://user:pw@sts.example.com"}, false},
 		{Config{STSRegion: "moon-1"}, false},
 	} {
 		c.cfg.SetDefaults()
