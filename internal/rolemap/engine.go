@@ -31,6 +31,8 @@ type Engine struct {
 	// hasEligible: some role or pattern rule is eligible. When not,
 	// Evaluate merges grants without looking for eligible hits.
 	hasEligible bool
+	// workloads by ID (workload.go).
+	workloads map[string]*CompiledWorkload
 }
 
 type account struct {

@@ -81,6 +81,8 @@ type RuleSet struct {
 	Grants   []GrantRule   `yaml:"grants" json:"grants"`
 	Patterns []PatternRule `yaml:"patterns" json:"patterns"`
 	Tags     TagRules      `yaml:"tags" json:"tags"`
+	// Workloads are the workload clients and their roles (workload.go).
+	Workloads []Workload `yaml:"workloads,omitempty" json:"workloads,omitempty"`
 }
 
 // Account is one AWS account of the catalogue. Only roles in catalogued

@@ -62,6 +62,7 @@ func build(rs RuleSet) (*Engine, []Problem) {
 	b.e.rankRoles()
 	b.patterns(rs.Patterns)
 	b.tags(rs.Tags)
+	b.workloads(rs.Workloads)
 	return b.e, b.problems
 }
 

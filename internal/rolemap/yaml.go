@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"reflect"
 	"slices"
 	"strconv"
@@ -114,6 +115,9 @@ func (w *walker) walk(n *yaml.Node, t reflect.Type, path string) {
 		return // null leaves the zero value
 	}
 	switch t.Kind() {
+	case reflect.Pointer:
+		w.walk(n, t.Elem(), path)
+		w.nodes--
 	case reflect.Struct:
 		if n.Kind != yaml.MappingNode {
 			w.add(path, n.Line, "must be a mapping (key: value), got %s", kindName(n))
@@ -306,6 +310,7 @@ func (rs RuleSet) Canonical() RuleSet {
 	for i := range c.Patterns {
 		sortMethods(c.Patterns[i].MFAMethods)
 	}
+	slices.SortStableFunc(c.Workloads, func(a, b Workload) int { return strings.Compare(a.ID, b.ID) })
 	slices.SortStableFunc(c.Tags.Attributes, func(a, b TagAttribute) int {
 		return cmp.Or(strings.Compare(a.Key, b.Key), strings.Compare(a.Attribute, b.Attribute))
 	})
@@ -329,6 +334,19 @@ func (rs RuleSet) clone() RuleSet {
 	}
 	for i := range c.Patterns {
 		c.Patterns[i].MFAMethods = cloneSlice(c.Patterns[i].MFAMethods)
+	}
+	c.Workloads = cloneSlice(rs.Workloads)
+	for i := range c.Workloads {
+		w := &c.Workloads[i]
+		w.Roles = cloneSlice(w.Roles)
+		if w.JWKS != nil {
+			w.JWKS = &WorkloadJWKS{Keys: cloneSlice(w.JWKS.Keys)}
+		}
+		if len(w.Tags) == 0 {
+			w.Tags = nil
+		} else {
+			w.Tags = maps.Clone(w.Tags)
+		}
 	}
 	return c
 }
