@@ -301,6 +301,9 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return fmt.Errorf("app: oidc: %w", err)
 	}
+	if err := oidcProvider.RegisterMetrics(reg); err != nil {
+		return fmt.Errorf("app: %w", err)
+	}
 	acc.SetGrants(oidcProvider)
 	oidcProvider.SetElevations(elev)
 	acc.SetElevations(elev)

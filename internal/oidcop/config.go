@@ -68,6 +68,9 @@ type Config struct {
 	// at the first start that asks for it). The JWKS publishes both rings
 	// either way, so a switch keeps earlier tokens verifiable.
 	SigningAlgorithm string `yaml:"signing_algorithm"`
+	// Workloads configures the workload clients of the rules
+	// (client_credentials; workload.go).
+	Workloads WorkloadConfig `yaml:"workloads"`
 }
 
 // CLIClientID is the client ID of the built-in CLI client.
@@ -133,6 +136,7 @@ func (c *Config) SetDefaults() {
 		c.SigningAlgorithm = keys.AlgRS256
 	}
 	c.DeviceLimits.SetDefaults()
+	c.Workloads.setDefaults()
 	def := func(d *time.Duration, v time.Duration) {
 		if *d == 0 {
 			*d = v
@@ -176,6 +180,7 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("device_limits.%w", e))
 		}
 	}
+	c.Workloads.problems(add)
 	if c.Issuer != "" {
 		if msg := issuerProblem(c.Issuer); msg != "" {
 			add("issuer", "%s", msg)

@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -70,6 +71,11 @@ type ExchangeSubject struct {
 	// for a grant whose sign-in gave one.
 	AMR      []string
 	AuthTime time.Time
+	// Workload is set for a workload's access token (client_credentials):
+	// the workload's ID; WorkloadMethod how it authenticated
+	// (WorkloadAuthKey, WorkloadAuthSecret). Username is then
+	// "workload:<ID>" and UserID empty.
+	Workload, WorkloadMethod string
 }
 
 // accessVerifier verifies the subject token: an access token that this
@@ -155,6 +161,11 @@ type ExchangeDeps struct {
 	Logger     *slog.Logger     // nil: discard
 	Clock      func() time.Time // nil: time.Now
 	Rand       io.Reader        // nil: crypto/rand (jti)
+
+	// workloadGate and workloadCount are the provider's per-workload rate
+	// limit and metrics (InstallTokenExchange); nil: none.
+	workloadGate  func(id string, now time.Time) (bool, time.Duration)
+	workloadCount func(id, step, result string)
 }
 
 // Exchanger answers the token-exchange grant of the token endpoint
@@ -259,6 +270,7 @@ type exchangeError struct {
 	err         error
 	auditResult string            // non-empty: audit the refusal with this result
 	extra       map[string]string // more members of the JSON answer
+	retryAfter  int               // seconds, for a 429
 }
 
 func (e *exchangeError) Error() string { return e.code + ": " + e.desc }
@@ -281,6 +293,9 @@ type exchangeRequest struct {
 	subjectToken, requestedType, clientID string
 	role                                  awsfed.RoleARN
 	roleARN                               string
+	// typeDefaulted: requested_token_type was absent (SAML2 for users;
+	// workloads get id_token).
+	typeDefaulted bool
 }
 
 // Handle is a gin handler of the grant that does not authenticate the
@@ -333,6 +348,9 @@ func (x *Exchanger) serve(w http.ResponseWriter, r *http.Request, clientIP, auth
 		if xerr.status == http.StatusUnauthorized {
 			h.Set("WWW-Authenticate", `Basic realm="warden"`)
 		}
+		if xerr.retryAfter > 0 {
+			h.Set("Retry-After", strconv.Itoa(xerr.retryAfter))
+		}
 		w.WriteHeader(xerr.status)
 		body := map[string]string{"error": xerr.code, "error_description": xerr.desc, "request_id": reqID}
 		for k, v := range xerr.extra {
@@ -378,6 +396,9 @@ func (x *Exchanger) issue(ctx context.Context, req exchangeRequest, ev *audit.Ev
 		xe := badRequest("subject_token is not a valid access token of this server (expired, revoked or foreign)")
 		xe.err, xe.auditResult = err, "invalid_subject_token"
 		return nil, xe
+	}
+	if sub.Workload != "" {
+		return x.issueWorkload(req, sub, ev)
 	}
 	ev.Actor = sub.Username
 	ev.Detail["client_id"] = sub.ClientID
@@ -538,8 +559,8 @@ type webIdentityClaims struct {
 	NotBefore      int64    `json:"nbf"`
 	ID             string   `json:"jti"`
 	AuthTime       int64    `json:"auth_time,omitempty"`
-	AMR            []string `json:"amr"`
-	ACR            string   `json:"acr"`
+	AMR            []string `json:"amr,omitempty"`
+	ACR            string   `json:"acr,omitempty"`
 	Tags           AWSTags  `json:"https://aws.amazon.com/tags"`
 	SourceIdentity string   `json:"https://aws.amazon.com/source_identity,omitempty"`
 }
@@ -668,7 +689,7 @@ func (x *Exchanger) parse(r *http.Request) (exchangeRequest, *exchangeError) {
 	req := exchangeRequest{subjectToken: p.token, requestedType: p.requested, clientID: p.clientID}
 	switch p.requested {
 	case "":
-		req.requestedType = TokenTypeSAML2
+		req.requestedType, req.typeDefaulted = TokenTypeSAML2, true
 	case TokenTypeSAML2, TokenTypeIDToken:
 	default:
 		return exchangeRequest{}, badRequest("requested_token_type must be " + TokenTypeSAML2 + " or " + TokenTypeIDToken)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/gin-gonic/gin"
 
@@ -32,6 +33,9 @@ func (p *Provider) InstallTokenExchange(cfg ExchangeConfig, deps ExchangeDeps) (
 		cfg.Issuer = p.Issuer()
 	}
 	deps.Access = AccessVerifierFunc(func(ctx context.Context, token string) (ExchangeSubject, error) {
+		if sub, ok, err := p.verifyWorkloadToken(token); ok {
+			return sub, err
+		}
 		ai, err := p.VerifyAccessToken(ctx, token)
 		switch {
 		case errors.Is(err, ErrInvalidToken):
@@ -45,6 +49,7 @@ func (p *Provider) InstallTokenExchange(cfg ExchangeConfig, deps ExchangeDeps) (
 			Expiry: ai.Expiry, TokenID: ai.TokenID, AMR: ai.AMR, AuthTime: ai.AuthTime}, nil
 	})
 	deps.Subjects, deps.Signer = p, p
+	deps.workloadGate, deps.workloadCount = p.wl.allow, p.wl.count
 	if deps.Users == nil && p.users != nil {
 		deps.Users = p.users
 	}
@@ -63,6 +68,13 @@ func (p *Provider) InstallTokenExchange(cfg ExchangeConfig, deps ExchangeDeps) (
 		return nil, err
 	}
 	p.SetTokenExchange(func(c *gin.Context) {
+		if strings.HasPrefix(c.Request.PostForm.Get("subject_token"), workloadTokenPrefix) {
+			// A workload's access token stands for the workload, which
+			// authenticated to get it; a client_id, when sent, must be
+			// the token's (issueWorkload).
+			x.serveClient(c, "")
+			return
+		}
 		clientID, ok := p.AuthenticateClient(c, GrantTypeTokenExchange)
 		if !ok {
 			return

@@ -151,6 +151,7 @@ type Provider struct {
 	rand       io.Reader
 	subKey     []byte
 	clients    map[string]*client
+	wl         *workloads
 
 	tokenExchange atomic.Pointer[gin.HandlerFunc]
 }
@@ -224,6 +225,10 @@ func New(cfg Config, deps Deps) (*Provider, error) {
 		p.clients[cc.ID] = newClient(cc, cfg.IDTokenLifetime)
 	}
 
+	var err error
+	if p.wl, err = newWorkloads(cfg.Workloads, p.derive("workload-access-token"), store.NewAssertionJTIs(deps.Store), p.log, p.now); err != nil {
+		return nil, fmt.Errorf("oidcop: workloads: %w", err)
+	}
 	var cryptoKey [32]byte
 	copy(cryptoKey[:], p.derive("oidc-token-seal"))
 	opCfg := &op.Config{

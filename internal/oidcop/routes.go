@@ -290,8 +290,9 @@ func checkForm(c *gin.Context) bool {
 			return false
 		}
 	}
-	// Only client secrets are supported for client authentication.
-	if c.Request.Form.Get("client_assertion") != "" || c.Request.Form.Get("client_assertion_type") != "" {
+	// Client assertions authenticate workloads (client_credentials) only.
+	if (c.Request.Form.Get("client_assertion") != "" || c.Request.Form.Get("client_assertion_type") != "") &&
+		c.Request.PostForm.Get("grant_type") != GrantTypeClientCredentials {
 		oauthError(c, http.StatusUnauthorized, "invalid_client", "client assertions are not supported")
 		return false
 	}
@@ -331,6 +332,8 @@ func (p *Provider) token(c *gin.Context) {
 		p.serveOP(c)
 	case string(oidc.GrantTypeDeviceCode):
 		p.devicePoll(c)
+	case GrantTypeClientCredentials:
+		p.clientCredentials(c)
 	case string(oidc.GrantTypeTokenExchange):
 		h := p.tokenExchange.Load()
 		if h == nil {
@@ -399,7 +402,7 @@ func (p *Provider) discovery(c *gin.Context) {
 	d := op.CreateDiscoveryConfig(r.Context(), p.op, p.op.Storage())
 	d.ResponseTypesSupported = []string{string(oidc.ResponseTypeCode)}
 	d.ResponseModesSupported = []string{"query"}
-	d.GrantTypesSupported = []oidc.GrantType{oidc.GrantTypeCode, oidc.GrantTypeRefreshToken, oidc.GrantTypeDeviceCode}
+	d.GrantTypesSupported = []oidc.GrantType{oidc.GrantTypeCode, oidc.GrantTypeRefreshToken, oidc.GrantTypeDeviceCode, oidc.GrantTypeClientCredentials}
 	if p.tokenExchange.Load() != nil {
 		d.GrantTypesSupported = append(d.GrantTypesSupported, oidc.GrantTypeTokenExchange)
 	}
@@ -409,8 +412,8 @@ func (p *Provider) discovery(c *gin.Context) {
 	d.RequestObjectSigningAlgValuesSupported = nil
 	d.IntrospectionEndpointAuthMethodsSupported = []oidc.AuthMethod{oidc.AuthMethodBasic, oidc.AuthMethodPost}
 	d.RevocationEndpointAuthMethodsSupported = []oidc.AuthMethod{oidc.AuthMethodBasic, oidc.AuthMethodPost, oidc.AuthMethodNone}
-	d.TokenEndpointAuthMethodsSupported = []oidc.AuthMethod{oidc.AuthMethodBasic, oidc.AuthMethodPost, oidc.AuthMethodNone}
-	d.TokenEndpointAuthSigningAlgValuesSupported = nil
+	d.TokenEndpointAuthMethodsSupported = []oidc.AuthMethod{oidc.AuthMethodBasic, oidc.AuthMethodPost, oidc.AuthMethodNone, oidc.AuthMethodPrivateKeyJWT}
+	d.TokenEndpointAuthSigningAlgValuesSupported = []string{"RS256", "ES256"}
 	d.IntrospectionEndpointAuthSigningAlgValuesSupported = nil
 	d.RevocationEndpointAuthSigningAlgValuesSupported = nil
 	b, err := json.Marshal(d)

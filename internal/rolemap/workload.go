@@ -42,9 +42,10 @@ const (
 
 // Workload is one workload client.
 type Workload struct {
-	// ID is the OAuth client_id: [a-z0-9-]{1,64}, unique among workloads
-	// (it cannot be the ID of an oidc.clients entry either; the config
-	// check refuses that).
+	// ID is the OAuth client_id: [a-z0-9-]{1,64}, unique among workloads.
+	// Only the client_credentials grant looks workloads up, so an ID equal
+	// to an oidc.clients entry's names two different clients of two
+	// different grants; better avoided.
 	ID          string `yaml:"id" json:"id"`
 	Description string `yaml:"description,omitempty" json:"description,omitempty"`
 	// Disabled refuses every token request of the workload, at once,
@@ -319,6 +320,36 @@ func parseJWK(k JWK) (jose.JSONWebKey, string) {
 		return jose.JSONWebKey{}, "not a public key"
 	}
 	return jk, ""
+}
+
+// ParseJWKS reads a JWKS document (a workload's jwks_url): the keys
+// usable for assertions, and what is wrong with the others (by index).
+func ParseJWKS(doc []byte) ([]jose.JSONWebKey, []string) {
+	var set struct {
+		Keys []json.RawMessage `json:"keys"`
+	}
+	if err := json.Unmarshal(doc, &set); err != nil {
+		return nil, []string{"not a JWKS document (JSON with a keys list)"}
+	}
+	if len(set.Keys) > 100 {
+		return nil, []string{fmt.Sprintf("%d keys; at most 100 are read", len(set.Keys))}
+	}
+	var keys []jose.JSONWebKey
+	var problems []string
+	for i, raw := range set.Keys {
+		var k JWK
+		if err := json.Unmarshal(raw, &k); err != nil {
+			problems = append(problems, fmt.Sprintf("keys[%d]: not a JWK", i))
+			continue
+		}
+		jk, msg := parseJWK(k)
+		if msg != "" {
+			problems = append(problems, fmt.Sprintf("keys[%d]: %s", i, msg))
+			continue
+		}
+		keys = append(keys, jk)
+	}
+	return keys, problems
 }
 
 func checkJWKSURL(s string) string {
