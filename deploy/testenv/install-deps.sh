@@ -20,6 +20,7 @@ PACKAGES=(
   openssl ca-certificates                           # test certificates
   chromium                                          # browser tests
   xmlsec1 python3-pysaml2                           # independent SAML verifiers
+  python3-jwcrypto                                  # independent client assertions (workloads)
   awscli                                            # /usr/bin/aws (v2): STS plumbing against moto
   fish                                              # the Access keys panel's fish form, run
   gcc libc6-dev                                     # go test -race needs cgo

@@ -15,6 +15,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -52,7 +54,7 @@ type wlFixture struct {
 	publishedKeyID string
 }
 
-func newWLFixture(t *testing.T) *wlFixture {
+func newWLFixture(t testing.TB) *wlFixture {
 	t.Helper()
 	f := &wlFixture{xStack: newXStackKeys(t, "", xTokenKeys(t, keys.AlgES256))}
 	f.tokenEndpoint = f.srv.URL + "/oauth/token"
@@ -95,7 +97,7 @@ func newWLFixture(t *testing.T) *wlFixture {
 	return f
 }
 
-func (f *wlFixture) setJWKS(t *testing.T, keys ...rolemap.JWK) {
+func (f *wlFixture) setJWKS(t testing.TB, keys ...rolemap.JWK) {
 	t.Helper()
 	doc, err := json.Marshal(rolemap.WorkloadJWKS{Keys: keys})
 	if err != nil {
@@ -106,7 +108,7 @@ func (f *wlFixture) setJWKS(t *testing.T, keys ...rolemap.JWK) {
 	f.jwksMu.Unlock()
 }
 
-func (f *wlFixture) storeRules(t *testing.T) {
+func (f *wlFixture) storeRules(t testing.TB) {
 	t.Helper()
 	e, err := rolemap.Compile(f.rs)
 	if err != nil {
@@ -117,7 +119,7 @@ func (f *wlFixture) storeRules(t *testing.T) {
 
 // assertion signs claims for client with key (go-jose, as a workload
 // would), kid in the header.
-func assertion(t *testing.T, alg jose.SignatureAlgorithm, key any, kid string, c jwt.Claims) string {
+func assertion(t testing.TB, alg jose.SignatureAlgorithm, key any, kid string, c jwt.Claims) string {
 	t.Helper()
 	opts := (&jose.SignerOptions{}).WithType("JWT")
 	if kid != "" {
@@ -435,4 +437,56 @@ func (f *wlFixture) successes() []string {
 		}
 	}
 	return out
+}
+
+// jwcrypto runs testdata/jwcrypto_assertion.py with Debian's python3 and
+// its python3-jwcrypto.
+func jwcrypto(t *testing.T, args ...string) string {
+	t.Helper()
+	if err := exec.Command("/usr/bin/python3", "-c", "import jwcrypto.jwt").Run(); err != nil {
+		msg := "/usr/bin/python3 cannot import jwcrypto (deploy/testenv/install-deps.sh installs python3-jwcrypto)"
+		if os.Getenv("CI") == "true" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	out, err := exec.Command("/usr/bin/python3", append([]string{"testdata/jwcrypto_assertion.py"}, args...)...).Output()
+	if err != nil {
+		t.Fatalf("jwcrypto %v: %v", args[0], err)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// TestWorkloadJWCrypto: keys made and assertions signed by jwcrypto
+// (Python), ES256 and RS256, registered as the JWKs jwcrypto exported:
+// accepted once each, refused when expired or replayed.
+func TestWorkloadJWCrypto(t *testing.T) {
+	f := newWLFixture(t)
+	for _, alg := range []string{"ES256", "RS256"} {
+		t.Run(alg, func(t *testing.T) {
+			var kp struct {
+				Private json.RawMessage `json:"private"`
+				Public  rolemap.JWK     `json:"public"`
+			}
+			if err := json.Unmarshal([]byte(jwcrypto(t, "keygen", alg)), &kp); err != nil {
+				t.Fatal(err)
+			}
+			id := "py-" + strings.ToLower(alg)
+			f.rs.Workloads = append(f.rs.Workloads, rolemap.Workload{ID: id, JWKS: &rolemap.WorkloadJWKS{Keys: []rolemap.JWK{kp.Public}},
+				Roles: []rolemap.WorkloadRole{{ARN: xStaging}}})
+			f.storeRules(t)
+			a := jwcrypto(t, "sign", string(kp.Private), id, f.tokenEndpoint)
+			access := f.accessToken(t, ccForm(id, a))
+			if code, x := f.webIdentity(t, access, xStaging); code != http.StatusOK {
+				t.Fatalf("exchange: %d %v", code, x)
+			}
+			if code, m, _ := f.clientCredentials(t, ccForm(id, a)); code != 401 || !strings.Contains(m["error_description"].(string), "jti already used") {
+				t.Fatalf("replay: %d %v", code, m)
+			}
+			old := jwcrypto(t, "sign", string(kp.Private), id, f.tokenEndpoint, "-120")
+			if code, m, _ := f.clientCredentials(t, ccForm(id, old)); code != 401 || !strings.Contains(m["error_description"].(string), "expired") {
+				t.Fatalf("expired: %d %v", code, m)
+			}
+		})
+	}
 }
