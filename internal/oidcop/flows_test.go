@@ -458,7 +458,8 @@ func TestTokenEndpointBadInput(t *testing.T) {
 	}{
 		{"no grant type", url.Values{}, basic, 400, "invalid_request"},
 		{"unknown grant type", url.Values{"grant_type": {"password"}}, basic, 400, "unsupported_grant_type"},
-		{"client credentials", url.Values{"grant_type": {"client_credentials"}}, basic, 400, "unsupported_grant_type"},
+		// client_credentials is for workloads (the rules), not oidc.clients
+		{"client credentials", url.Values{"grant_type": {"client_credentials"}}, basic, 401, "invalid_client"},
 		{"jwt bearer", url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:jwt-bearer"}, "assertion": {"x.y.z"}}, nil, 400, "unsupported_grant_type"},
 		{"wrong secret", url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {webRedirect}, "code_verifier": {verifier}}, []string{webClientID, "wrong-secret-0123456789"}, 401, "invalid_client"},
 		{"unknown client", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {"a.b"}}, []string{"nobody", "x"}, 401, "invalid_client"},
