@@ -1,8 +1,8 @@
 // Package admin is Warden's admin UI (/admin) and admin JSON API
-// (/admin/api/): the account catalogue and the group-to-role rules (list,
-// create, edit, delete, import, export, history, restore), a pattern tester,
-// "who gets what" for a user or a list of groups, live sessions with revoke,
-// and the audit log.
+// (/admin/api/): the account catalogue, the group-to-role rules and the
+// workload clients (list, create, edit, delete, import, export, history,
+// restore), a pattern tester, "who gets what" for a user, a list of groups
+// or a role, live sessions with revoke, and the audit log.
 //
 // It is a web.Mount: internal/web serves its routes behind the common
 // middleware, loads the session and checks CSRF on every unsafe method (a
@@ -181,6 +181,14 @@ func (a *Admin) routeTable() []route {
 		{method: "GET", path: "/admin/rules/patterns/:id/edit", handler: a.pagePatternEdit},
 		{method: "POST", path: "/admin/rules/patterns/:id", handler: a.postPatternUpdate, rulesChange: true},
 		{method: "POST", path: "/admin/rules/patterns/:id/delete", handler: a.postPatternDelete, rulesChange: true},
+		{method: "GET", path: "/admin/workloads", handler: a.pageWorkloads},
+		{method: "GET", path: "/admin/workloads/new", handler: a.pageNew(kindWorkload)},
+		{method: "POST", path: "/admin/workloads", handler: a.postWorkloadCreate, rulesChange: true},
+		{method: "GET", path: "/admin/workloads/:id/edit", handler: a.pageEdit(kindWorkload)},
+		{method: "POST", path: "/admin/workloads/:id", handler: a.postWorkloadUpdate, rulesChange: true},
+		{method: "POST", path: "/admin/workloads/:id/delete", handler: a.postWorkloadDelete, rulesChange: true},
+		{method: "POST", path: "/admin/workloads/:id/disable", handler: a.postWorkloadToggle(true), rulesChange: true},
+		{method: "POST", path: "/admin/workloads/:id/enable", handler: a.postWorkloadToggle(false), rulesChange: true},
 		{method: "GET", path: "/admin/tester", handler: a.pageTester},
 		{method: "GET", path: "/admin/whogets", handler: a.pageWhoGets},
 		{method: "POST", path: "/admin/whogets", handler: a.postWhoGets},
@@ -217,6 +225,11 @@ func (a *Admin) routeTable() []route {
 		{method: "GET", path: "/admin/api/patterns/:id", handler: a.apiGet(kindPattern), api: true},
 		{method: "PUT", path: "/admin/api/patterns/:id", handler: a.apiUpdate(kindPattern), api: true, rulesChange: true},
 		{method: "DELETE", path: "/admin/api/patterns/:id", handler: a.apiDelete(kindPattern), api: true, rulesChange: true},
+		{method: "GET", path: "/admin/api/workloads", handler: a.apiList(kindWorkload), api: true},
+		{method: "POST", path: "/admin/api/workloads", handler: a.apiCreate(kindWorkload), api: true, rulesChange: true},
+		{method: "GET", path: "/admin/api/workloads/:id", handler: a.apiGet(kindWorkload), api: true},
+		{method: "PUT", path: "/admin/api/workloads/:id", handler: a.apiUpdate(kindWorkload), api: true, rulesChange: true},
+		{method: "DELETE", path: "/admin/api/workloads/:id", handler: a.apiDelete(kindWorkload), api: true, rulesChange: true},
 		{method: "POST", path: "/admin/api/evaluate", handler: a.apiEvaluate, api: true},
 		{method: "POST", path: "/admin/api/test-group", handler: a.apiTestGroup, api: true},
 		{method: "GET", path: "/admin/api/sessions", handler: a.apiSessions, api: true},

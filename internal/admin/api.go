@@ -217,6 +217,8 @@ func (a *Admin) apiList(k kind) gin.HandlerFunc {
 			list = nonNil(cur.rs.Accounts)
 		case kindGrant:
 			list = nonNil(cur.rs.Grants)
+		case kindWorkload:
+			list = nonNil(cur.rs.Workloads)
 		default:
 			list = nonNil(cur.rs.Patterns)
 		}
@@ -258,6 +260,8 @@ func (a *Admin) decodeObject(c *gin.Context, k kind) (*object, bool) {
 		dst = &o.account
 	case kindGrant:
 		dst = &o.grant
+	case kindWorkload:
+		dst = &o.workload
 	default:
 		dst = &o.pattern
 	}
@@ -290,6 +294,12 @@ func (a *Admin) apiChange(c *gin.Context, k kind, id string, withBody bool, okSt
 			return
 		}
 	}
+	// A workload's client secret: ?generate_secret=true makes one and
+	// answers it this once (apiSecret, workloads.go).
+	secret, ok := a.apiSecret(c, k, o.obj)
+	if !ok {
+		return
+	}
 	ed, err := a.changeObject(c.Request.Context(), expected, o, changeMeta(c, c.Query("comment")))
 	object := id
 	if o.obj != nil {
@@ -305,6 +315,9 @@ func (a *Admin) apiChange(c *gin.Context, k kind, id string, withBody bool, okSt
 	out := gin.H{"version": ed.version.Version}
 	if ed.after != nil {
 		out[kindName[k]] = ed.after.value()
+	}
+	if secret != "" {
+		out["client_secret"] = secret
 	}
 	c.JSON(okStatus, out)
 }

@@ -31,6 +31,15 @@ import (
 // rules disagree a note says that only Warden enforces the requirement. (A
 // user's grant is the strictest of the rules that apply to that user; see
 // rolemap.Grant.)
+//
+// The roles of workloads (enabled or not: a disabled one may come back)
+// are listed too, with a session covering their max_session_seconds (AWS's
+// one hour when unset). A workload has no second factor, so the trust
+// policy of a role a workload gets never requires MFA; a note says so
+// when a grant rule requires it for the role. Workloads get their roles
+// through web identity only: without an OIDC issuer in o a note says that
+// they cannot.
+//
 // `wardend aws setup` uses it through AWSSetup.
 func AWSSetupAccounts(rs rolemap.RuleSet, o awsfed.SetupOptions) ([]awsfed.SetupAccount, []string) {
 	type mfaSeen struct {
@@ -84,20 +93,60 @@ func AWSSetupAccounts(rs rolemap.RuleSet, o awsfed.SetupOptions) ([]awsfed.Setup
 			acct.Roles = append(acct.Roles, awsfed.SetupRole{ARN: r.ARN, SessionSeconds: secs})
 		}
 	}
+	workloads := map[string][]string{} // role ARN → IDs of the workloads that get it
+	for _, w := range rs.Workloads {
+		for _, r := range w.Roles {
+			arn, err := awsfed.ParseRoleARN(r.ARN)
+			if err != nil {
+				notes = append(notes, fmt.Sprintf("workload %s: %v", w.ID, err))
+				continue
+			}
+			acct := byID[arn.Account]
+			if acct == nil {
+				notes = append(notes, fmt.Sprintf("workload %s: role %s is in no catalogued account", w.ID, r.ARN))
+				continue
+			}
+			if !slices.Contains(workloads[r.ARN], w.ID) {
+				workloads[r.ARN] = append(workloads[r.ARN], w.ID)
+			}
+			secs := r.MaxSessionSeconds
+			if secs <= 0 {
+				secs = 3600 // AWS's default DurationSeconds
+			}
+			if k, ok := seen[r.ARN]; ok {
+				acct.Roles[k].SessionSeconds = max(acct.Roles[k].SessionSeconds, secs)
+				continue
+			}
+			seen[r.ARN] = len(acct.Roles)
+			acct.Roles = append(acct.Roles, awsfed.SetupRole{ARN: r.ARN, SessionSeconds: secs})
+		}
+	}
+	if len(workloads) > 0 && o.Issuer == "" {
+		notes = append(notes, "workloads get their roles through web identity (AssumeRoleWithWebIdentity), but no OIDC issuer is set "+
+			"(oidc.issuer): the trust policies lack the web-identity statement, so AWS refuses the workloads")
+	}
 	for i := range out {
 		for j := range out[i].Roles {
 			r := &out[i].Roles[j]
-			m := mfa[r.ARN]
+			m, ws := mfa[r.ARN], workloads[r.ARN]
 			switch {
-			case m.all:
+			case m == nil || !m.some:
+			case m.all && len(ws) == 0:
 				r.RequireMFA = true
 				if !m.anyMethod {
 					r.MFAMethods = orderMethods(m.methods)
 				}
-			case m.some:
-				notes = append(notes, fmt.Sprintf("role %s requires MFA in %s but not in %s: its trust policy cannot require MFA "+
-					"(AWS would refuse the members of the groups that get it without), so only Warden enforces it",
-					r.ARN, ruleList("grant rule", m.with), ruleList("grant rule", m.without)))
+			default:
+				if len(m.without) > 0 {
+					notes = append(notes, fmt.Sprintf("role %s requires MFA in %s but not in %s: its trust policy cannot require MFA "+
+						"(AWS would refuse the members of the groups that get it without), so only Warden enforces it",
+						r.ARN, ruleList("grant rule", m.with), ruleList("grant rule", m.without)))
+				}
+				if len(ws) > 0 {
+					notes = append(notes, fmt.Sprintf("role %s requires MFA in %s, but %s also get%s it: its trust policy cannot require MFA "+
+						"(a workload has no second factor, so AWS would refuse it), so only Warden enforces it for users",
+						r.ARN, ruleList("grant rule", m.with), ruleList("workload", ws), map[bool]string{true: "s", false: ""}[len(ws) == 1]))
+				}
 			}
 		}
 	}
@@ -206,6 +255,9 @@ type awsSetupPage struct {
 	// Eligible holds the eligible badge (and its title) of roles that
 	// some grant rule names as eligible, by role ARN.
 	Eligible map[string]*badge
+	// Workloads names the workloads that get a role ("batch,
+	// orders-worker"), by role ARN.
+	Workloads map[string]string
 	// Downloads are the files offered for all accounts.
 	Downloads []awsDownload
 }
@@ -259,7 +311,17 @@ func (a *Admin) pageAWSSetup(c *gin.Context) {
 		a.storeFailed(c, err)
 		return
 	}
-	p := awsSetupPage{page: a.newPage("aws-setup"), Policies: map[string]string{}, Eligible: eligibleBadges(cur.rs), Downloads: awsDownloads}
+	p := awsSetupPage{page: a.newPage("aws-setup"), Policies: map[string]string{}, Eligible: eligibleBadges(cur.rs), Downloads: awsDownloads,
+		Workloads: map[string]string{}}
+	for _, w := range cur.rs.Workloads {
+		for _, r := range w.Roles {
+			if s := p.Workloads[r.ARN]; s != "" {
+				p.Workloads[r.ARN] = s + ", " + w.ID
+			} else {
+				p.Workloads[r.ARN] = w.ID
+			}
+		}
+	}
 	p.Current, p.Version = cur.version, cur.version.Version
 	o := a.awsSetup.p.Load()
 	if o != nil {

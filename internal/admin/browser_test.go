@@ -1,12 +1,9 @@
 package admin
 
 import (
-	"context"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/chromedp/chromedp"
 
@@ -36,73 +33,8 @@ func TestBrowserAdmin(t *testing.T) {
 	base := s.base
 	shots := artifactsDir(t)
 
-	newBrowser := func() (context.Context, func()) {
-		opts := []chromedp.ExecAllocatorOption{
-			chromedp.ExecPath(chromium),
-			chromedp.Headless,
-			chromedp.NoSandbox,
-			chromedp.DisableGPU,
-			chromedp.NoFirstRun,
-			chromedp.NoDefaultBrowserCheck,
-			chromedp.Flag("disable-background-networking", true),
-			chromedp.Flag("disable-component-update", true),
-			chromedp.Flag("disable-sync", true),
-			chromedp.Flag("disable-dev-shm-usage", true),
-			chromedp.UserDataDir(t.TempDir()),
-			chromedp.WindowSize(1280, 900),
-		}
-		actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-		bctx, cancelCtx := chromedp.NewContext(actx)
-		if err := chromedp.Do(bctx, chromedp.Navigate("about:blank")); err != nil {
-			t.Fatalf("start chromium: %v", err)
-		}
-		return bctx, func() { cancelCtx(); cancelAlloc() }
-	}
-	bctx, stop := newBrowser()
-	defer stop()
-
-	shot := func(name string) {
-		sctx, scancel := context.WithTimeout(bctx, 10*time.Second)
-		defer scancel()
-		png, err := chromedp.Run(sctx, chromedp.FullScreenshot(100))
-		if err != nil {
-			t.Logf("screenshot failed: %v", err)
-			return
-		}
-		p := filepath.Join(shots, "admin-"+strings.NewReplacer(" ", "-", "/", "-", `"`, "").Replace(name)+".png")
-		if err := os.WriteFile(p, png, 0o644); err != nil {
-			t.Logf("screenshot: %v", err)
-			return
-		}
-		t.Logf("screenshot of the failure saved to %s", p)
-	}
-	do := func(step string, actions ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		ctx, cancel := context.WithTimeout(bctx, 20*time.Second)
-		defer cancel()
-		if err := chromedp.Do(ctx, actions...); err != nil {
-			shot(step)
-			t.Fatalf("%s: %v", step, err)
-		}
-	}
-	get := func(step string, a chromedp.Action[string]) string {
-		t.Helper()
-		ctx, cancel := context.WithTimeout(bctx, 20*time.Second)
-		defer cancel()
-		v, err := chromedp.Run(ctx, a)
-		if err != nil {
-			shot(step)
-			t.Fatalf("%s: %v", step, err)
-		}
-		return v
-	}
-	check := func(step string, cond bool, format string, args ...any) {
-		t.Helper()
-		if !cond {
-			shot(step)
-			t.Fatalf(step+": "+format, args...)
-		}
-	}
+	br := newAdminBrowser(t, chromium, shots, "admin-")
+	do, get, check := br.do, br.get, br.check
 	type css = chromedp.CSS
 
 	signIn := func(user string) {
@@ -193,9 +125,7 @@ func TestBrowserAdmin(t *testing.T) {
 	check("audit entry", strings.Contains(au, "alice") && strings.Contains(au, "teams") && strings.Contains(au, "success"), "audit %q", au)
 
 	// Bob: 403 on the admin pages, no Admin link.
-	stop()
-	bctx, stop = newBrowser()
-	defer stop()
+	br.restart()
 	signIn("bob")
 	for _, p := range []string{"/admin", "/admin/rules", "/admin/whogets", "/admin/sessions", "/admin/audit", "/admin/api/rules"} {
 		do("bob opens "+p, chromedp.Navigate(base+p), chromedp.WaitReady(css("body")))

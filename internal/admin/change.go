@@ -19,15 +19,20 @@ const (
 	kindAccount kind = iota
 	kindGrant
 	kindPattern
+	kindWorkload
 )
 
 // key is the name of the kind's list in the rule set (and in problem paths).
-func (k kind) key() string { return [...]string{"accounts", "grants", "patterns"}[k] }
+func (k kind) key() string { return [...]string{"accounts", "grants", "patterns", "workloads"}[k] }
 
 // action is the audit action prefix.
-func (k kind) action() string { return [...]string{"rules.account", "rules.grant", "rules.pattern"}[k] }
+func (k kind) action() string {
+	return [...]string{"rules.account", "rules.grant", "rules.pattern", "rules.workload"}[k]
+}
 
-func (k kind) noun() string { return [...]string{"account", "grant rule", "pattern rule"}[k] }
+func (k kind) noun() string {
+	return [...]string{"account", "grant rule", "pattern rule", "workload"}[k]
+}
 
 // errNoObject: the ID is not in the current rule set.
 var errNoObject = errors.New("no such object")
@@ -46,12 +51,13 @@ func (e *problemsError) Error() string {
 	return "invalid rules: " + strings.Join(parts, "; ")
 }
 
-// object is one account, grant rule or pattern rule.
+// object is one account, grant rule, pattern rule or workload.
 type object struct {
-	kind    kind
-	account rolemap.Account
-	grant   rolemap.GrantRule
-	pattern rolemap.PatternRule
+	kind     kind
+	account  rolemap.Account
+	grant    rolemap.GrantRule
+	pattern  rolemap.PatternRule
+	workload rolemap.Workload
 }
 
 func (o object) id() string {
@@ -60,6 +66,8 @@ func (o object) id() string {
 		return o.account.ID
 	case kindGrant:
 		return o.grant.ID
+	case kindWorkload:
+		return o.workload.ID
 	}
 	return o.pattern.ID
 }
@@ -70,6 +78,8 @@ func (o object) value() any {
 		return o.account
 	case kindGrant:
 		return o.grant
+	case kindWorkload:
+		return o.workload
 	}
 	return o.pattern
 }
@@ -93,6 +103,8 @@ func find(rs *rolemap.RuleSet, k kind, id string) int {
 		return slices.IndexFunc(rs.Accounts, func(x rolemap.Account) bool { return x.ID == id })
 	case kindGrant:
 		return slices.IndexFunc(rs.Grants, func(x rolemap.GrantRule) bool { return x.ID == id })
+	case kindWorkload:
+		return slices.IndexFunc(rs.Workloads, func(x rolemap.Workload) bool { return x.ID == id })
 	}
 	return slices.IndexFunc(rs.Patterns, func(x rolemap.PatternRule) bool { return x.ID == id })
 }
@@ -104,6 +116,8 @@ func get(rs *rolemap.RuleSet, k kind, i int) object {
 		o.account = rs.Accounts[i]
 	case kindGrant:
 		o.grant = rs.Grants[i]
+	case kindWorkload:
+		o.workload = rs.Workloads[i]
 	default:
 		o.pattern = rs.Patterns[i]
 	}
@@ -125,6 +139,12 @@ func put(rs *rolemap.RuleSet, o object, i int) {
 		} else {
 			rs.Grants[i] = o.grant
 		}
+	case kindWorkload:
+		if i == len(rs.Workloads) {
+			rs.Workloads = append(rs.Workloads, o.workload)
+		} else {
+			rs.Workloads[i] = o.workload
+		}
 	default:
 		if i == len(rs.Patterns) {
 			rs.Patterns = append(rs.Patterns, o.pattern)
@@ -140,6 +160,8 @@ func remove(rs *rolemap.RuleSet, k kind, i int) {
 		rs.Accounts = slices.Delete(rs.Accounts, i, i+1)
 	case kindGrant:
 		rs.Grants = slices.Delete(rs.Grants, i, i+1)
+	case kindWorkload:
+		rs.Workloads = slices.Delete(rs.Workloads, i, i+1)
 	default:
 		rs.Patterns = slices.Delete(rs.Patterns, i, i+1)
 	}
@@ -151,16 +173,20 @@ func length(rs *rolemap.RuleSet, k kind) int {
 		return len(rs.Accounts)
 	case kindGrant:
 		return len(rs.Grants)
+	case kindWorkload:
+		return len(rs.Workloads)
 	}
 	return len(rs.Patterns)
 }
 
 // op is one edit of an object: create (o set, id ""), update (id and o),
-// delete (id, o nil).
+// delete (id, o nil). keepSecret (workloads) keeps the stored client
+// secret's hash of the object being updated, whatever obj says.
 type op struct {
-	kind kind
-	id   string
-	obj  *object
+	kind       kind
+	id         string
+	obj        *object
+	keepSecret bool
 }
 
 // edited is the outcome of a saved change.
@@ -184,6 +210,9 @@ func (a *Admin) changeObject(ctx context.Context, expected int64, o op, meta sto
 			}
 			b := get(rs, o.kind, i)
 			ed.before = &b
+			if o.keepSecret && o.obj != nil {
+				o.obj.workload.SecretSHA256 = b.workload.SecretSHA256
+			}
 		}
 		switch {
 		case o.obj == nil: // delete

@@ -21,6 +21,7 @@ var formFields = map[kind][]string{
 		"access", "max_duration", "approvers", "require_reason", "reason_pattern", "description"},
 	kindPattern: {"id", "pattern", "role_arn", "max_session_seconds", "require_mfa", "mfa_methods",
 		"access", "max_duration", "approvers", "require_reason", "reason_pattern", "description"},
+	kindWorkload: workloadFields,
 }
 
 // elevationFields are the form fields that apply to eligible roles only.
@@ -61,6 +62,8 @@ func formToObject(k kind, f url.Values) (object, map[string][]string) {
 	}
 	o := object{kind: k}
 	switch k {
+	case kindWorkload:
+		o.workload = workloadFromForm(f, fields, val)
 	case kindAccount:
 		o.account = rolemap.Account{ID: val("id"), Name: val("name"), Partition: val("partition"), SAMLProvider: val("saml_provider")}
 	case kindGrant:
@@ -220,6 +223,8 @@ func formMFA(f url.Values, fields map[string][]string) (bool, []string) {
 // objectToForm is the form of an existing object.
 func objectToForm(o object) map[string]string {
 	switch o.kind {
+	case kindWorkload:
+		return workloadToForm(o.workload)
 	case kindAccount:
 		a := o.account
 		p := a.Partition
@@ -349,7 +354,7 @@ func formValues(k kind, f url.Values) map[string]string {
 	for _, n := range formFields[k] {
 		out[n] = f.Get(n)
 	}
-	if k != kindAccount {
+	if k == kindGrant || k == kindPattern {
 		out["mfa_methods"] = strings.Join(f["mfa_methods"], ",")
 	}
 	return out
@@ -360,6 +365,9 @@ func formValues(k kind, f url.Values) map[string]string {
 func formField(k kind, rel string, msg string) (string, string) {
 	if rel == "" {
 		return "", msg
+	}
+	if k == kindWorkload {
+		return workloadFormField(rel, msg)
 	}
 	name, rest, _ := strings.Cut(rel, ".")
 	if i := strings.IndexByte(name, '['); i >= 0 {

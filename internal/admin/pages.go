@@ -42,14 +42,18 @@ type page struct {
 	Grants   []rolemap.GrantRule
 	Patterns []rolemap.PatternRule
 	Tags     rolemap.TagRules
-	Filter   string
-	Parts    []string // partitions
+	// Workloads are the workloads list (workloads.go) and its count.
+	Workloads []workloadView
+	Filter    string
+	Parts     []string // partitions
 
 	// tester and who gets what
 	Group     string
 	Username  string
 	GroupList string
 	Lookup    *lookupView
+	Role      string    // who gets a role (?role=)
+	RoleView  *roleView // its answer
 	TestGrant []rolemap.Grant
 	TestElig  []rolemap.Grant // eligible roles of the tested group
 	Tested    bool
@@ -88,6 +92,8 @@ var notices = map[string]string{
 	"restored": "Restored.",
 	"imported": "Imported.",
 	"revoked":  "Revoked.",
+	"disabled": "Disabled: its token requests are refused from now on.",
+	"enabled":  "Enabled.",
 }
 
 func (a *Admin) render(c *gin.Context, status int, name string, p page) {
@@ -112,6 +118,7 @@ func (a *Admin) pageOverview(c *gin.Context) {
 	p := a.newPage("overview")
 	p.Current, p.Version = cur.version, cur.version.Version
 	p.Accounts, p.Grants, p.Patterns, p.Tags = cur.rs.Accounts, cur.rs.Grants, cur.rs.Patterns, cur.rs.Tags
+	p.Workloads = workloadViews(cur.rs.Workloads)
 	a.render(c, http.StatusOK, "overview.html", p)
 }
 
@@ -159,14 +166,30 @@ func roleList(g rolemap.GrantRule) string {
 	return b.String()
 }
 
-var formPage = map[kind]string{kindAccount: "account_form.html", kindGrant: "grant_form.html", kindPattern: "pattern_form.html"}
-var kindName = map[kind]string{kindAccount: "account", kindGrant: "grant", kindPattern: "pattern"}
-var listPath = map[kind]string{kindAccount: "/admin/accounts", kindGrant: "/admin/rules", kindPattern: "/admin/rules"}
+var formPage = map[kind]string{kindAccount: "account_form.html", kindGrant: "grant_form.html", kindPattern: "pattern_form.html",
+	kindWorkload: "workload_form.html"}
+var kindName = map[kind]string{kindAccount: "account", kindGrant: "grant", kindPattern: "pattern", kindWorkload: "workload"}
+var listPath = map[kind]string{kindAccount: "/admin/accounts", kindGrant: "/admin/rules", kindPattern: "/admin/rules",
+	kindWorkload: "/admin/workloads"}
+
+// formPath is the page of the form of object id of k: its edit page, or
+// the new one for id "".
+func formPath(k kind, id string) string {
+	base := map[kind]string{kindAccount: "/admin/accounts/", kindGrant: "/admin/rules/grants/",
+		kindPattern: "/admin/rules/patterns/", kindWorkload: "/admin/workloads/"}[k]
+	if id == "" {
+		return base + "new"
+	}
+	return base + url.PathEscape(id) + "/edit"
+}
 
 func (a *Admin) formPage(k kind) page {
 	section := "rules"
-	if k == kindAccount {
+	switch k {
+	case kindAccount:
 		section = "accounts"
+	case kindWorkload:
+		section = "workloads"
 	}
 	p := a.newPage(section)
 	p.Kind = kindName[k]
@@ -257,6 +280,7 @@ func (a *Admin) postObject(c *gin.Context, k kind, id string, del bool) {
 	p.Version = expected
 	action := k.action() + ".create"
 	o := op{kind: k, id: id}
+	var secret string // a client secret generated for a workload, shown once
 	switch {
 	case del:
 		action = k.action() + ".delete"
@@ -265,6 +289,10 @@ func (a *Admin) postObject(c *gin.Context, k kind, id string, del bool) {
 			action = k.action() + ".update"
 		}
 		obj, fields := formToObject(k, f)
+		if k == kindWorkload {
+			secret, o.keepSecret = workloadSecret(f, id != "", &obj, fields)
+			scrubPrivateKeys(p.Form)
+		}
 		if len(fields) > 0 {
 			p.Fields = fields
 			a.record(c, action, firstNonEmpty(id, obj.id()), "invalid", "", "", nil)
@@ -291,6 +319,10 @@ func (a *Admin) postObject(c *gin.Context, k kind, id string, del bool) {
 	case err == nil:
 		a.record(c, action, object, "success", objectJSON(ed.before), objectJSON(ed.after),
 			map[string]string{"version": strconv.FormatInt(ed.version.Version, 10)})
+		if secret != "" {
+			a.showSecret(c, ed, secret)
+			return
+		}
 		done := map[bool]string{true: "saved", false: "created"}[id != ""]
 		if del {
 			done = "deleted"
@@ -299,6 +331,7 @@ func (a *Admin) postObject(c *gin.Context, k kind, id string, del bool) {
 	case errors.Is(err, store.ErrConflict):
 		a.record(c, action, object, "conflict", "", "", nil)
 		p.Conflict = true
+		p.Error = formPath(k, id) // the "reload" link (_admin.html)
 		a.render(c, http.StatusConflict, formPage[k], p)
 	case errors.Is(err, errNoObject):
 		a.record(c, action, object, "not_found", "", "", nil)

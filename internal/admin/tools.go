@@ -183,10 +183,15 @@ func (a *Admin) pageTester(c *gin.Context) {
 	a.render(c, http.StatusOK, "tester.html", p)
 }
 
-// pageWhoGets looks a user up (?username=).
+// pageWhoGets looks a user up (?username=), or a role (?role=: who may
+// get it, people and workloads; workloads.go).
 func (a *Admin) pageWhoGets(c *gin.Context) {
 	p := a.newPage("whogets")
 	p.Username = strings.TrimSpace(c.Query("username"))
+	if p.Role = strings.TrimSpace(c.Query("role")); p.Role != "" && p.Username == "" {
+		a.whoGetsRole(c, p)
+		return
+	}
 	if p.Username == "" {
 		a.render(c, http.StatusOK, "whogets.html", p)
 		return
