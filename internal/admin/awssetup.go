@@ -38,7 +38,7 @@ import (
 // policy of a role a workload gets never requires MFA; a note says so
 // when a grant rule requires it for the role. Workloads get their roles
 // through web identity only: without an OIDC issuer in o a note says that
-// they cannot.
+// they cannot; a role that only workloads get has no SAML statement.
 //
 // `wardend aws setup` uses it through AWSSetup.
 func AWSSetupAccounts(rs rolemap.RuleSet, o awsfed.SetupOptions) ([]awsfed.SetupAccount, []string) {
@@ -118,7 +118,7 @@ func AWSSetupAccounts(rs rolemap.RuleSet, o awsfed.SetupOptions) ([]awsfed.Setup
 				continue
 			}
 			seen[r.ARN] = len(acct.Roles)
-			acct.Roles = append(acct.Roles, awsfed.SetupRole{ARN: r.ARN, SessionSeconds: secs})
+			acct.Roles = append(acct.Roles, awsfed.SetupRole{ARN: r.ARN, SessionSeconds: secs, WebIdentityOnly: true})
 		}
 	}
 	if len(workloads) > 0 && o.Issuer == "" {

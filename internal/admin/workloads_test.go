@@ -589,6 +589,10 @@ func TestAWSSetupWorkloads(t *testing.T) {
 		if !strings.Contains(pol, "sts:AssumeRoleWithWebIdentity") || strings.Contains(pol, "WardenMFA") || r.MaxSessionDuration < r.SessionSeconds {
 			t.Errorf("role %s: %d/%d %s", r.ARN, r.SessionSeconds, r.MaxSessionDuration, pol)
 		}
+		// Nobody signs in to a role only workloads get: no SAML trust.
+		if saml := strings.Contains(pol, "sts:AssumeRoleWithSAML"); saml != (r.ARN != arnOrders) {
+			t.Errorf("role %s: SAML statement %v: %s", r.ARN, saml, pol)
+		}
 	}
 	// Without an issuer the workloads cannot get their roles: a note.
 	opts.Issuer = ""

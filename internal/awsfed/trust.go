@@ -292,6 +292,9 @@ type SetupRole struct {
 	// those rules accept together (nil: any of SetupOptions.MFAMethods).
 	RequireMFA bool
 	MFAMethods []string
+	// WebIdentityOnly: only workloads get the role, never a person, so
+	// its trust policy has no SAML statement (nobody signs in to it).
+	WebIdentityOnly bool
 }
 
 // SetupPattern is a pattern rule that may give roles in an account: the
@@ -501,9 +504,9 @@ func accountSetup(a SetupAccount, o SetupOptions, acs, thumbprint string) (Accou
 				" --client-id-list "+shellQuote(o.STSAudience)+" --thumbprint-list "+thumbprint)
 	}
 	// trust is the trust policy of role arn, with the MFA condition.
-	trust := func(arn RoleARN, requireMFA bool, methods []string) (doc PolicyDocument, tag string, values []string) {
+	trust := func(arn RoleARN, requireMFA, webIdentityOnly bool, methods []string) (doc PolicyDocument, tag string, values []string) {
 		doc = PolicyDocument{Version: "2012-10-17", Statement: []Statement{}}
-		if samlHere {
+		if samlHere && !webIdentityOnly {
 			doc.Statement = append(doc.Statement, SAMLTrustStatement(as.SAMLProviderARN, acs, o.SourceIdentity))
 		}
 		if o.Issuer != "" {
@@ -534,7 +537,7 @@ func accountSetup(a SetupAccount, o SetupOptions, acs, thumbprint string) (Accou
 		secs := o.SessionSeconds(r.SessionSeconds)
 		rs := RoleSetup{ARN: r.ARN, Name: arn.Name, Path: arn.Path, SessionSeconds: secs, MaxSessionDuration: MaxSessionDuration(secs),
 			PolicyFile: "trust-" + a.ID + "-" + arn.Name + ".json", RequireMFA: r.RequireMFA}
-		rs.TrustPolicy, rs.MFATag, rs.MFAMethods = trust(arn, r.RequireMFA, r.MFAMethods)
+		rs.TrustPolicy, rs.MFATag, rs.MFAMethods = trust(arn, r.RequireMFA, r.WebIdentityOnly, r.MFAMethods)
 		name, file, dur := shellQuote(arn.Name), shellQuote(rs.PolicyFile), strconv.Itoa(rs.MaxSessionDuration)
 		rs.Commands = []string{
 			"aws iam get-role" + region + " --role-name " + name + " >/dev/null 2>&1 || aws iam create-role" + region +
@@ -553,7 +556,7 @@ func accountSetup(a SetupAccount, o SetupOptions, acs, thumbprint string) (Accou
 		// The notes about a pattern rule's MFA come with the rule's own
 		// note (the caller's), not once per account.
 		n := len(as.Notes)
-		ps.TrustPolicy, ps.MFATag, ps.MFAMethods = trust(arn, p.RequireMFA, p.MFAMethods)
+		ps.TrustPolicy, ps.MFATag, ps.MFAMethods = trust(arn, p.RequireMFA, false, p.MFAMethods)
 		as.Notes = as.Notes[:n]
 		as.Patterns = append(as.Patterns, ps)
 	}
