@@ -64,6 +64,7 @@ var commands = []struct {
 	{"elevate", elevateCmd},
 	{"elevations", elevationsCmd},
 	{"status", statusCmd},
+	{"workload", workloadCmd},
 }
 
 // newRoot is the root command without subcommands.

@@ -260,6 +260,10 @@ type ExchangeResponse struct {
 	IssuedTokenType string `json:"issued_token_type"`
 	TokenType       string `json:"token_type"`
 	ExpiresIn       int64  `json:"expires_in"`
+	// MaxSessionSeconds, for a workload, is the role's
+	// max_session_seconds in the rules (a Warden extension; RFC 8693 §2.2.1
+	// allows more members): the longest session it should ask STS for.
+	MaxSessionSeconds int `json:"max_session_seconds,omitempty"`
 }
 
 // exchangeError is an OAuth error response: status, code and a fixed

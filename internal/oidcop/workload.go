@@ -616,5 +616,6 @@ func (x *Exchanger) issueWorkload(req exchangeRequest, sub ExchangeSubject, ev *
 	}
 	ev.Detail["jti"] = c.ID
 	ev.Detail["requested_token_type"] = TokenTypeIDToken
-	return &ExchangeResponse{AccessToken: tok, IssuedTokenType: TokenTypeIDToken, TokenType: "N_A", ExpiresIn: c.Expiry - c.IssuedAt}, nil
+	return &ExchangeResponse{AccessToken: tok, IssuedTokenType: TokenTypeIDToken, TokenType: "N_A", ExpiresIn: c.Expiry - c.IssuedAt,
+		MaxSessionSeconds: grant.SessionSeconds}, nil
 }

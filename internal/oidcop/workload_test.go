@@ -198,7 +198,7 @@ func TestWorkloadTokens(t *testing.T) {
 	f := newWLFixture(t)
 	access := f.accessToken(t, ccForm(wlID, assertion(t, jose.ES256, f.ec, "ec-2026", f.claims(wlID, nil))))
 	code, x := f.webIdentity(t, access, xStaging)
-	if code != http.StatusOK || x["issued_token_type"] != TokenTypeIDToken {
+	if code != http.StatusOK || x["issued_token_type"] != TokenTypeIDToken || x["max_session_seconds"] != float64(3600) {
 		t.Fatalf("exchange: %d %v", code, x)
 	}
 	tok := x["access_token"].(string)
