@@ -17,6 +17,8 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -1260,6 +1262,8 @@ func TestWorkloadAgainstWardendE2E(t *testing.T) {
 		t.Fatal(err)
 	}
 	o, pw := apptest.RealOptions(t, rules)
+	logs := &syncBuffer{}
+	o.Logger = slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	idp := &wdIdP{base: apptest.Start(t, o), pw: pw}
 
 	auth := []string{"--idp", idp.base, "--client-id", "e2e-worker", "--key", keyFile}
@@ -1411,6 +1415,30 @@ func TestWorkloadAgainstWardendE2E(t *testing.T) {
 		t.Logf("%s: %v", tc.name, err)
 		if !errors.As(err, &we) || we.Code != tc.code || !strings.HasPrefix(err.Error(), tc.want) || we.RequestID == "" {
 			t.Errorf("%s: %v (want %s, %q…, a request ID)", tc.name, err, tc.code, tc.want)
+		}
+	}
+	// wardend's log has the issuances (client ID and IP) and never a
+	// token, the key's assertion or the secret; /metrics counts them per
+	// workload.
+	tok, _ := os.ReadFile(tokenFile)
+	for _, secretText := range []string{string(tok), secret, sdkCreds.SecretAccessKey, "wl1."} {
+		if strings.Contains(logs.String(), secretText) {
+			t.Errorf("wardend logged a secret (%.12s…)", secretText)
+		}
+	}
+	if !strings.Contains(logs.String(), `"action":"workload.token"`) || !strings.Contains(logs.String(), `"client_ip":"127.0.0.1"`) {
+		t.Errorf("no workload.token audit line with the client IP in wardend's log")
+	}
+	resp, err := http.Get(idp.base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{`warden_workload_tokens_total{client="e2e-worker",result="success",step="access_token"}`,
+		`warden_workload_tokens_total{client="e2e-worker",result="success",step="web_identity"}`} {
+		if !strings.Contains(string(metrics), want) {
+			t.Errorf("/metrics (%d) lacks %s", resp.StatusCode, want)
 		}
 	}
 }
