@@ -305,12 +305,6 @@ func (p *Provider) clientCredentials(c *gin.Context) {
 		refuse(http.StatusUnauthorized, "invalid_client", "this workload is disabled", "disabled", nil)
 		return
 	}
-	if ok, wait := p.wl.allow(id, now); !ok {
-		secs := max(1, int(math.Ceil(wait.Seconds())))
-		c.Header("Retry-After", strconv.Itoa(secs))
-		refuse(http.StatusTooManyRequests, "slow_down", fmt.Sprintf("too many token requests for this workload; retry in %d s", secs), "rate_limited", nil)
-		return
-	}
 	tok := workloadToken{ID: id, Method: method, Expiry: now.Add(p.cfg.Workloads.TokenLifetime)}
 	if method == WorkloadAuthSecret {
 		sum := sha256.Sum256([]byte(secret))
@@ -341,6 +335,14 @@ func (p *Provider) clientCredentials(c *gin.Context) {
 		}
 		tok.JTI, tok.KeyID = claims.ID, claims.KeyID
 		ev.Detail["kid"] = claims.KeyID
+	}
+	// The limit counts authenticated requests only: someone who merely
+	// knows a workload's ID cannot use up its bucket.
+	if ok, wait := p.wl.allow(id, now); !ok {
+		secs := max(1, int(math.Ceil(wait.Seconds())))
+		c.Header("Retry-After", strconv.Itoa(secs))
+		refuse(http.StatusTooManyRequests, "slow_down", fmt.Sprintf("too many token requests for this workload; retry in %d s", secs), "rate_limited", nil)
+		return
 	}
 	sealed, err := p.wl.seal(tok, p.rand)
 	if err != nil {

@@ -424,6 +424,16 @@ func TestWorkloadRateLimit(t *testing.T) {
 	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
 		t.Fatalf("exchange past the limit: %d", resp.StatusCode)
 	}
+	// Requests that fail authentication do not count: a stranger who
+	// knows the ID cannot use up the secret workload's bucket.
+	f.p.wl.mu.Lock()
+	clear(f.p.wl.limiters)
+	f.p.wl.mu.Unlock()
+	for range 5 {
+		if code, _, _ := f.clientCredentials(t, url.Values{"grant_type": {"client_credentials"}, "client_id": {wlSecret}, "client_secret": {f.secret + "x"}}); code != 401 {
+			t.Fatalf("wrong secret: %d", code)
+		}
+	}
 	f.accessToken(t, url.Values{"grant_type": {"client_credentials"}, "client_id": {wlSecret}, "client_secret": {f.secret}})
 }
 
