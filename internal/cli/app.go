@@ -48,6 +48,10 @@ type App struct {
 	// executable is os.Executable (nil); tests replace it to place
 	// `profile add` elsewhere.
 	executable func() (string, error)
+	// after is time.After (nil); tests replace it, with Now, by a fake
+	// clock, so that `workload token-file`'s schedule is checked without
+	// waiting for it.
+	after func(time.Duration) <-chan time.Time
 }
 
 // NewApp returns the App of a real process: os streams, the wall clock, an

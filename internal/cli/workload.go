@@ -911,14 +911,16 @@ func (a *App) keepTokenFile(ctx context.Context, w *workloadClient, role, path s
 		return nil
 	}
 	retry := time.Duration(0)
+	after := a.after
+	if after == nil {
+		after = time.After
+	}
 	for {
-		t := time.NewTimer(next)
 		select {
 		case <-ctx.Done():
-			t.Stop()
 			a.logTokenFile("stopping; %s stays until its token expires at %s", path, expires.UTC().Format(time.RFC3339))
 			return nil
-		case <-t.C:
+		case <-after(next):
 		}
 		tok, ttl, err := w.roleToken(ctx, role)
 		if err == nil {
