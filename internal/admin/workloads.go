@@ -25,6 +25,7 @@ import (
 	"strings"
 
 	"github.com/gin-gonic/gin"
+	yaml "go.yaml.in/yaml/v3"
 
 	"github.com/wardenidp/warden/internal/awsfed"
 	"github.com/wardenidp/warden/internal/rolemap"
@@ -170,7 +171,7 @@ var (
 	privateMembers = []string{"d", "p", "q", "dp", "dq", "qi", "oth", "k"}
 )
 
-const keysUsage = `Paste a JWKS (JSON with "keys"), one JWK (JSON), or one or more PEM public keys (-----BEGIN PUBLIC KEY-----).`
+const keysUsage = `Paste a JWKS (JSON with "keys"), one JWK (JSON), the jwks block that warden workload keygen prints (YAML), or one or more PEM public keys (-----BEGIN PUBLIC KEY-----).`
 
 // parseKeys reads the keys field: a JWKS, a JWK, a JSON array of JWKs, or
 // PEM blocks (PUBLIC KEY, RSA PUBLIC KEY or CERTIFICATE; a line "kid: NAME"
@@ -188,7 +189,34 @@ func parseKeys(text string) (keys []rolemap.JWK, problems []string, private bool
 	case strings.Contains(text, "-----BEGIN "):
 		return parsePEMKeys(text)
 	}
+	if js, ok := yamlKeys(text); ok {
+		return parseJWKs(js)
+	}
 	return nil, []string{keysUsage}, strings.Contains(text, "PRIVATE KEY")
+}
+
+// yamlKeys turns the YAML that `warden workload keygen` prints ("jwks:"
+// with "keys:" under it), or a bare "keys:" mapping, into JSON for
+// parseJWKs.
+func yamlKeys(text string) (string, bool) {
+	if len(text) > 64<<10 {
+		return "", false
+	}
+	var doc map[string]any
+	if err := yaml.Unmarshal([]byte(text), &doc); err != nil {
+		return "", false
+	}
+	if inner, ok := doc["jwks"].(map[string]any); ok && len(doc) == 1 {
+		doc = inner
+	}
+	if _, ok := doc["keys"]; !ok {
+		return "", false
+	}
+	b, err := json.Marshal(doc)
+	if err != nil {
+		return "", false
+	}
+	return string(b), true
 }
 
 // scrubPrivateKeys empties the keys field of a form to show again when it

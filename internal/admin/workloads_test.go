@@ -649,6 +649,11 @@ func TestParseKeys(t *testing.T) {
 		{"text before", "hello\n" + pemPublic(t, &testECKey.PublicKey), 0, "there is text before it"},
 		{"text after", pemPublic(t, &testECKey.PublicKey) + "bye", 1, "text after the last PEM block"},
 		{"other block", string(pem.EncodeToMemory(&pem.Block{Type: "OPENSSH PUBLIC KEY", Bytes: []byte{1}})), 0, `type "OPENSSH PUBLIC KEY"`},
+		// What `warden workload keygen` prints.
+		{"keygen's YAML", "# the workload's public key\njwks:\n  keys:\n    - kty: EC\n      kid: " + ec.Kid + "\n      crv: P-256\n      x: " + ec.X +
+			"\n      \"y\": " + ec.Y + "\n", 1, ""},
+		{"YAML keys", "keys:\n  - {kty: EC, crv: P-256, x: " + ec.X + ", \"y\": " + ec.Y + "}\n", 1, ""},
+		{"YAML without keys", "name: x\n", 0, "Paste a JWKS"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			keys, problems, _ := parseKeys(tc.text)
@@ -657,6 +662,9 @@ func TestParseKeys(t *testing.T) {
 				t.Errorf("%d keys %v, problems %q; want %d, %q", len(keys), keys, problems, tc.n, tc.problem)
 			}
 		})
+	}
+	if _, _, private := parseKeys("jwks:\n  keys:\n    - {kty: EC, crv: P-256, x: " + ec.X + ", \"y\": " + ec.Y + ", d: " + ec.X + "}\n"); !private {
+		t.Error("a private key in YAML was not recognised as one")
 	}
 	keys, _, _ := parseKeys(pemPublic(t, &testECKey.PublicKey) + "kid: second\n" + pemPublic(t, &testRSAKey.PublicKey))
 	if len(keys) != 2 || keys[0].Kid != ec.Kid || keys[1].Kid != "second" {
