@@ -27,6 +27,15 @@ func TestSignInLimitPerADAccount(t *testing.T) {
 	o.Directory.ApplyPreset()
 	o.Directory.SetDefaults()
 	o.LoginLimits.MaxFailuresPerUser = 3
+	// The counters are fixed windows aligned on the clock: a run that
+	// straddles the end of one would see its count start again. An hour's
+	// window, and a start that is not in its last 30 seconds, keep the
+	// whole test inside one window however slow the machine is.
+	o.LoginLimits.Window = time.Hour
+	if left := time.Hour - time.Duration(time.Now().UnixNano()%int64(time.Hour)); left < 30*time.Second {
+		t.Logf("waiting %s for the next login-limit window", left.Round(time.Second))
+		time.Sleep(left + time.Second)
+	}
 	// Counters outlive the test (their window): a prefix of this run's own.
 	o.Redis.KeyPrefix = fmt.Sprintf("warden-apptest-limit-ad-%d:", time.Now().UnixNano())
 	base := startApp(t, o)
