@@ -142,7 +142,7 @@ func watchRulesMetered(ctx context.Context, rules ruleSource, holder *rolemap.Ho
 		}
 		holder.Store(e)
 		g.set(false, v.Version)
-		log.Info("rules loaded", "version", v.Version, "accounts", len(rs.Accounts), "grants", len(rs.Grants), "patterns", len(rs.Patterns))
+		log.Info("rules loaded", "version", v.Version, "accounts", len(rs.Accounts), "grants", len(rs.Grants), "patterns", len(rs.Patterns), "workloads", len(rs.Workloads))
 		return nil
 	}
 	rules.WatchLoad(ctx, load)
