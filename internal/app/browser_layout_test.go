@@ -402,6 +402,8 @@ func TestBrowserLayout(t *testing.T) {
 			shots = []layoutShot{shot("admin-rules.png"), phoneShot("admin-rules-phone.png")}
 		case "/admin/aws-setup":
 			shots = []layoutShot{{"admin-aws-setup.png", layoutDesktop, 1000}} // the first account
+		case "/admin/workloads/new":
+			shots = []layoutShot{shot("admin-workload-new.png")}
 		}
 		if strings.HasPrefix(p.path, "/admin/tester") {
 			shots = []layoutShot{shot("admin-tester.png")}
