@@ -28,32 +28,10 @@ func ensureDir(dir string) error {
 // file in the same directory and a rename, so that a reader sees the old
 // content or the new, never a part. The directory is created 0700.
 func WriteFileAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	if err := ensureDir(dir); err != nil {
+	if err := ensureDir(filepath.Dir(path)); err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("cache: %w", err)
-	}
-	tmp := f.Name()
-	defer func() { _ = os.Remove(tmp) }() // no-op after the rename
-	if err := f.Chmod(0o600); err != nil {
-		f.Close()
-		return fmt.Errorf("cache: %w", err)
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return fmt.Errorf("cache: %w", err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("cache: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("cache: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
+	if err := writeFileReplace(path, data); err != nil {
 		return fmt.Errorf("cache: %w", err)
 	}
 	return nil

@@ -979,9 +979,9 @@ func (a *App) logTokenFile(format string, args ...any) {
 
 // writeFileReplace replaces path with data, mode 0600, atomically: a
 // temporary file in the same directory, then a rename, so that a reader
-// sees the old content or the new, never a part. Unlike WriteFileAtomic
-// it leaves the directory alone (it may be a volume shared with another
-// container).
+// sees the old content or the new, never a part. It leaves the directory
+// alone (a token file's may be a volume shared with another container);
+// WriteFileAtomic also makes it, private, for the cache.
 func writeFileReplace(path string, data []byte) error {
 	dir, base := filepath.Split(path)
 	if dir == "" {

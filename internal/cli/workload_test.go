@@ -44,6 +44,7 @@ import (
 	"github.com/wardenidp/warden/internal/app/apptest"
 	"github.com/wardenidp/warden/internal/oidcop"
 	"github.com/wardenidp/warden/internal/rolemap"
+	"github.com/wardenidp/warden/internal/store/storetest"
 	"github.com/wardenidp/warden/internal/testenv"
 )
 
@@ -153,25 +154,6 @@ func TestLoadWorkloadKey(t *testing.T) {
 
 // ---- assertion ----
 
-type memJTIs struct {
-	mu   sync.Mutex
-	seen map[string]bool
-}
-
-func (m *memJTIs) First(_ context.Context, clientID, jti string, _ time.Time) (bool, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.seen == nil {
-		m.seen = map[string]bool{}
-	}
-	k := clientID + "\x00" + jti
-	if m.seen[k] {
-		return false, nil
-	}
-	m.seen[k] = true
-	return true, nil
-}
-
 // registered is the public key as the rules hold it (the JWK that keygen
 // prints), as wardend parses it.
 func registered(t testing.TB, pub crypto.PublicKey, kid string) jose.JSONWebKey {
@@ -247,7 +229,7 @@ func TestWorkloadAssertion(t *testing.T) {
 				jtis[c.ID] = true
 				// And wardend's own verifier takes it, with the key as the
 				// rules register it.
-				got, err := oidcop.VerifyClientAssertion(context.Background(), raw, wlID, []jose.JSONWebKey{reg}, []string{aud}, now, &memJTIs{})
+				got, err := oidcop.VerifyClientAssertion(context.Background(), raw, wlID, []jose.JSONWebKey{reg}, []string{aud}, now, &storetest.MemJTIs{})
 				if err != nil || got.KeyID != reg.KeyID {
 					t.Errorf("oidcop.VerifyClientAssertion: %v (kid %q)", err, got.KeyID)
 				}
@@ -268,7 +250,7 @@ type fakeWardend struct {
 	keys   []jose.JSONWebKey
 	secret string
 	roles  []string
-	jtis   memJTIs
+	jtis   storetest.MemJTIs
 
 	mu sync.Mutex
 	// expiresIn is that of role tokens; < 0: leave expires_in out.
@@ -918,7 +900,7 @@ func TestWorkloadKeygen(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, err := oidcop.VerifyClientAssertion(context.Background(), as, wlID, wl.Keys, []string{"https://idp/oauth/token"}, time.Now(), &memJTIs{}); err != nil {
+			if _, err := oidcop.VerifyClientAssertion(context.Background(), as, wlID, wl.Keys, []string{"https://idp/oauth/token"}, time.Now(), &storetest.MemJTIs{}); err != nil {
 				t.Errorf("wardend's verifier with the compiled rules: %v", err)
 			}
 

@@ -9,34 +9,14 @@ import (
 	"crypto/rsa"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/wardenidp/warden/internal/store/storetest"
 )
-
-// memJTIs is an in-memory JTICache (the real one is Redis's,
-// store.AssertionJTIs, tested against the real server).
-type memJTIs struct {
-	mu   sync.Mutex
-	seen map[string]bool
-}
-
-func (m *memJTIs) First(_ context.Context, clientID, jti string, _ time.Time) (bool, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.seen == nil {
-		m.seen = map[string]bool{}
-	}
-	k := clientID + "\x00" + jti
-	if m.seen[k] {
-		return false, nil
-	}
-	m.seen[k] = true
-	return true, nil
-}
 
 // FuzzClientAssertion: whatever the client_assertion, the check never
 // panics, and nothing but the claims a registered key signed is ever
@@ -69,7 +49,7 @@ func FuzzClientAssertion(f *testing.F) {
 	f.Add("a.b.c")
 	f.Add("")
 	f.Fuzz(func(t *testing.T, raw string) {
-		c, err := VerifyClientAssertion(context.Background(), raw, client, keys, []string{aud}, now, &memJTIs{})
+		c, err := VerifyClientAssertion(context.Background(), raw, client, keys, []string{aud}, now, &storetest.MemJTIs{})
 		if err != nil {
 			return
 		}
@@ -86,7 +66,7 @@ func FuzzClientAssertion(f *testing.F) {
 func FuzzWorkloadToken(f *testing.F) {
 	var cfg WorkloadConfig
 	cfg.setDefaults()
-	w, err := newWorkloads(cfg, bytes.Repeat([]byte{3}, 32), &memJTIs{}, slog.New(slog.DiscardHandler), time.Now)
+	w, err := newWorkloads(cfg, bytes.Repeat([]byte{3}, 32), &storetest.MemJTIs{}, slog.New(slog.DiscardHandler), time.Now)
 	if err != nil {
 		f.Fatal(err)
 	}
