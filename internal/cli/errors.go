@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"net/url"
+	"strings"
 	"syscall"
 
 	"github.com/aws/smithy-go"
@@ -143,15 +145,43 @@ func federationProblem(err error, flagGiven bool) error {
 // idpProblem turns a failed call to the IdP into one line (the IdP URL is
 // the configured one).
 func idpProblem(what, endpoint string, err error) error {
+	return unreachable(what, "the IdP", endpoint, "the IdP URL (warden configure --idp-url)", err)
+}
+
+// unreachable is idpProblem naming the server who and the setting to
+// check, fix.
+func unreachable(what, who, endpoint, fix string, err error) error {
 	var uerr *url.Error
 	if errors.As(err, &uerr) {
 		err = uerr.Err // "Get \"https://…\": " says nothing the line does not
 	}
 	if why, ok := netReason(err); ok {
-		return &adviceError{msg: fmt.Sprintf("%s: cannot reach the IdP at %s (%s): check your network and proxy, or the IdP URL (warden configure --idp-url)",
-			what, hostOf(endpoint), why), err: err}
+		return &adviceError{msg: fmt.Sprintf("%s: cannot reach %s at %s (%s): check your network and proxy, or %s",
+			what, who, hostOf(endpoint), why, fix), err: err}
 	}
 	return fmt.Errorf("%s at %s: %w", what, hostOf(endpoint), err)
+}
+
+// postForm posts form to a token endpoint (auth, when not nil, adds the
+// client authentication) and reads the answer, at most 1 MiB. A network
+// error is returned as it is, for idpProblem or unreachable.
+func (a *App) postForm(ctx context.Context, endpoint string, form url.Values, auth func(*http.Request)) (int, http.Header, []byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(form.Encode()))
+	if err != nil {
+		return 0, nil, nil, err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Accept", "application/json")
+	if auth != nil {
+		auth(req)
+	}
+	resp, err := a.HTTP.Do(req)
+	if err != nil {
+		return 0, nil, nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	return resp.StatusCode, resp.Header, body, err
 }
 
 // stsMessage is the message of STS's error answer, "" for none.

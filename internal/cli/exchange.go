@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/xml"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -115,24 +114,9 @@ func (a *App) exchange(ctx context.Context, tokenEndpoint, accessToken, roleARN,
 	} else {
 		form.Set("requested_token_type", tokenTypeSAML2)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, tokenEndpoint, strings.NewReader(form.Encode()))
+	status, _, body, err := a.postForm(ctx, tokenEndpoint, form, nil)
 	if err != nil {
-		return "", fmt.Errorf("token exchange: %w", err)
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("Accept", "application/json")
-	resp, err := a.HTTP.Do(req)
-	if err != nil {
-		var uerr *url.Error
-		if errors.As(err, &uerr) {
-			err = uerr.Err
-		}
 		return "", idpProblem("token exchange", tokenEndpoint, err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return "", fmt.Errorf("token exchange: %w", err)
 	}
 	var r struct {
 		AccessToken      string   `json:"access_token"`
@@ -144,8 +128,8 @@ func (a *App) exchange(ctx context.Context, tokenEndpoint, accessToken, roleARN,
 		Elevated         flexBool `json:"elevated"`
 	}
 	jerr := json.Unmarshal(body, &r)
-	if resp.StatusCode != http.StatusOK || r.Error != "" {
-		return "", &ExchangeError{Status: resp.StatusCode, Code: r.Error, Description: oneLine(r.ErrorDescription), RoleARN: roleARN,
+	if status != http.StatusOK || r.Error != "" {
+		return "", &ExchangeError{Status: status, Code: r.Error, Description: oneLine(r.ErrorDescription), RoleARN: roleARN,
 			MFAMethods: strings.Fields(r.MFAMethods), Eligible: bool(r.Eligible), Elevated: bool(r.Elevated)}
 	}
 	want := tokenTypeSAML2

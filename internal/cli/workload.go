@@ -422,8 +422,8 @@ func (w *workloadClient) discovery(ctx context.Context) (Discovery, error) {
 	}
 	d, err := w.a.fetchDiscovery(ctx, w.idp)
 	if err != nil {
-		if why, ok := netReason(err); ok {
-			return Discovery{}, &adviceError{msg: fmt.Sprintf("discovery: cannot reach wardend at %s (%s): check your network and proxy, or --idp", hostOf(w.idp), why), err: err}
+		if _, ok := netReason(err); ok {
+			return Discovery{}, unreachable("discovery", "wardend", w.idp, "--idp", err)
 		}
 		return Discovery{}, err
 	}
@@ -542,38 +542,21 @@ func (w *workloadClient) post(ctx context.Context, endpoint string, form url.Val
 	if exchange {
 		step = "token exchange"
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(form.Encode()))
-	if err != nil {
-		return tokenAnswer{}, fmt.Errorf("%s: %w", step, err)
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("Accept", "application/json")
+	var auth func(*http.Request)
 	if !exchange && !w.withKey {
 		// RFC 6749 §2.3.1: each part form-urlencoded before Basic.
-		req.SetBasicAuth(url.QueryEscape(w.id), url.QueryEscape(w.secret))
+		auth = func(r *http.Request) { r.SetBasicAuth(url.QueryEscape(w.id), url.QueryEscape(w.secret)) }
 	}
-	resp, err := w.a.HTTP.Do(req)
+	status, hdr, body, err := w.a.postForm(ctx, endpoint, form, auth)
 	if err != nil {
-		var uerr *url.Error
-		if errors.As(err, &uerr) {
-			err = uerr.Err
-		}
-		if why, ok := netReason(err); ok {
-			return tokenAnswer{}, &adviceError{msg: fmt.Sprintf("%s: cannot reach wardend at %s (%s): check your network and proxy, or --idp", step, hostOf(endpoint), why), err: err}
-		}
-		return tokenAnswer{}, fmt.Errorf("%s at %s: %w", step, hostOf(endpoint), err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return tokenAnswer{}, fmt.Errorf("%s: %w", step, err)
+		return tokenAnswer{}, unreachable(step, "wardend", endpoint, "--idp", err)
 	}
 	var ans tokenAnswer
 	jerr := json.Unmarshal(body, &ans)
-	if resp.StatusCode != http.StatusOK || ans.Error != "" {
-		e := &WorkloadError{Exchange: exchange, Status: resp.StatusCode, Code: ans.Error, Description: oneLine(ans.ErrorDescription),
+	if status != http.StatusOK || ans.Error != "" {
+		e := &WorkloadError{Exchange: exchange, Status: status, Code: ans.Error, Description: oneLine(ans.ErrorDescription),
 			RequestID: oneLine(ans.RequestID), ClientID: w.id, RoleARN: role, Credential: w.keyLabel}
-		if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && s > 0 {
+		if s, err := strconv.Atoi(hdr.Get("Retry-After")); err == nil && s > 0 {
 			e.RetryAfter = time.Duration(s) * time.Second
 		}
 		return tokenAnswer{}, e
