@@ -1294,13 +1294,8 @@ func TestWorkloadAgainstWardendE2E(t *testing.T) {
 
 	auth := []string{"--idp", idp.base, "--client-id", "e2e-worker", "--key", keyFile}
 
-	// The server side of workloads may not be there yet: a wardend that
-	// does not know the grant says so, and only that skips.
 	_, _, err = runCLI(a, append([]string{"workload", "token", "--role", wdReadOnly}, auth...)...)
 	var we *WorkloadError
-	if errors.As(err, &we) && !we.Exchange && we.Code == "unsupported_grant_type" {
-		t.Skipf("wardend does not support the client_credentials grant yet (%v): the workload end to end test runs once it does", err)
-	}
 	if err != nil {
 		t.Fatalf("workload token: %v", err)
 	}

@@ -319,7 +319,7 @@ func (p *Provider) clientCredentials(c *gin.Context) {
 		}
 		tok.JTI = jti
 	} else {
-		keys, err := p.workloadKeys(ctx, wl, assertionKid(assertion))
+		keys, err := p.workloadKeys(ctx, wl, assertion)
 		if err != nil {
 			refuse(http.StatusServiceUnavailable, "temporarily_unavailable", "the workload's published keys (jwks_url) could not be read; try again", "jwks_unavailable", err)
 			return
@@ -366,14 +366,14 @@ func (p *Provider) clientCredentials(c *gin.Context) {
 	c.Abort()
 }
 
-// workloadKeys are the keys an assertion of wl may verify with: the
-// inline ones, or the jwks_url document (fetched again when kid is not in
-// it).
-func (p *Provider) workloadKeys(ctx context.Context, wl *rolemap.CompiledWorkload, kid string) ([]jose.JSONWebKey, error) {
+// workloadKeys are the keys the assertion of wl may verify with: the
+// inline ones, or the jwks_url document (fetched again when the
+// assertion's kid is not in it).
+func (p *Provider) workloadKeys(ctx context.Context, wl *rolemap.CompiledWorkload, assertion string) ([]jose.JSONWebKey, error) {
 	if wl.JWKSURL == "" {
 		return wl.Keys, nil
 	}
-	return p.wl.fetcher.keys(ctx, wl.JWKSURL, kid)
+	return p.wl.fetcher.keys(ctx, wl.JWKSURL, assertionKid(assertion))
 }
 
 // unverifiedIssuer reads the iss of a JWT without verifying it: only to
