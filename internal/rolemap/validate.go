@@ -147,6 +147,27 @@ func (b *builder) ruleID(path, id string) {
 	}
 }
 
+// roleARN checks the role ARN at path (roles[j] of a list): its grammar,
+// a catalogued account of the right partition, and not listed twice in
+// seen (which it joins), where says where ("in this rule").
+func (b *builder) roleARN(path, arn string, j int, seen map[string]int, where string) (awsfed.RoleARN, bool) {
+	a, err := awsfed.ParseRoleARN(arn)
+	if err != nil {
+		b.add(path+".arn", "%v", err)
+		return a, false
+	}
+	if msg := checkAccount(a, b.e.accounts); msg != "" {
+		b.add(path+".arn", "%s", msg)
+		return a, false
+	}
+	if k, dup := seen[arn]; dup {
+		b.add(path+".arn", "role listed twice %s (also roles[%d])", where, k)
+		return a, false
+	}
+	seen[arn] = j
+	return a, true
+}
+
 func checkSeconds(s int) string {
 	if s == 0 || s >= MinSessionSeconds && s <= MaxSessionSeconds {
 		return ""
@@ -370,20 +391,10 @@ func (b *builder) grants(list []GrantRule) {
 			}
 			requireMFA, methods := b.mfa(rpath, r.RequireMFA, r.MFAMethods)
 			el := b.eligibility(rpath, roleElig(r))
-			a, err := awsfed.ParseRoleARN(r.ARN)
-			if err != nil {
-				b.add(rpath+".arn", "%v", err)
+			a, ok := b.roleARN(rpath, r.ARN, j, inRule, "in this rule")
+			if !ok {
 				continue
 			}
-			if msg := checkAccount(a, b.e.accounts); msg != "" {
-				b.add(rpath+".arn", "%s", msg)
-				continue
-			}
-			if k, dup := inRule[r.ARN]; dup {
-				b.add(rpath+".arn", "role listed twice in this rule (also roles[%d])", k)
-				continue
-			}
-			inRule[r.ARN] = j
 			if key != "" {
 				sk := key + "\x00" + r.ARN
 				if prev, ok := seen[sk]; ok && prev.seconds != r.MaxSessionSeconds {

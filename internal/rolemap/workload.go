@@ -394,20 +394,10 @@ func (b *builder) workloadRoles(path string, roles []WorkloadRole) []WorkloadGra
 		if msg := checkSeconds(r.MaxSessionSeconds); msg != "" {
 			b.add(rpath+".max_session_seconds", "%s", msg)
 		}
-		a, err := awsfed.ParseRoleARN(r.ARN)
-		if err != nil {
-			b.add(rpath+".arn", "%v", err)
+		a, ok := b.roleARN(rpath, r.ARN, j, seen, "for this workload")
+		if !ok {
 			continue
 		}
-		if msg := checkAccount(a, b.e.accounts); msg != "" {
-			b.add(rpath+".arn", "%s", msg)
-			continue
-		}
-		if k, dup := seen[r.ARN]; dup {
-			b.add(rpath+".arn", "role listed twice for this workload (also roles[%d])", k)
-			continue
-		}
-		seen[r.ARN] = j
 		acc := b.e.accounts[a.Account]
 		out = append(out, WorkloadGrant{RoleARN: r.ARN, AccountID: a.Account, AccountName: acc.name,
 			Partition: a.Partition, RoleName: a.Name, SessionSeconds: r.MaxSessionSeconds})
